@@ -1,1 +1,364 @@
-//! Configuration.
+//! One typed [`Config`], layered from defaults, an optional TOML file and `LATCHKEY_*`
+//! environment variables (later layers win), then validated in one step that names the bad
+//! setting. Nothing else in the crate reads the environment.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf};
+
+use secrecy::SecretString;
+
+/// Every setting: its file key (the env var is `LATCHKEY_` + the key upper-cased) and meaning.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("listen", "address to listen on (default 127.0.0.1:8080)"),
+    (
+        "data_dir",
+        "directory for the SQLite file and master key file (default ./latchkey-data)",
+    ),
+    (
+        "database_url",
+        "sqlite://PATH or postgres://… (default sqlite://DATA_DIR/latchkey.db)",
+    ),
+    (
+        "master_key",
+        "base64 of 32 bytes; wins over master_key_file",
+    ),
+    (
+        "master_key_file",
+        "file holding the base64 master key (default DATA_DIR/master.key)",
+    ),
+    ("log_format", "json (default) or pretty"),
+    (
+        "log_level",
+        "tracing filter, e.g. info or latchkey=debug (default info)",
+    ),
+    (
+        "body_limit",
+        "largest accepted request body in bytes (default 102400)",
+    ),
+    (
+        "public_url",
+        "external base URL used in pagination links (default: from the Host header)",
+    ),
+];
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub master_key: MasterKeySource,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub body_limit: usize,
+    pub public_url: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Clone)]
+pub enum MasterKeySource {
+    /// Base64 text from `LATCHKEY_MASTER_KEY` or the file's `master_key`.
+    Inline(SecretString),
+    File(PathBuf),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A setting that could not be used; `Display` names it the way the user wrote it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database.redacted())
+            .field("master_key", &self.master_key)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("body_limit", &self.body_limit)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline([redacted])"),
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+impl DatabaseUrl {
+    /// The URL without any password, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("redacted"));
+                    }
+                    parsed.to_string()
+                }
+                Err(_) => "postgres://[unparseable]".to_owned(),
+            },
+        }
+    }
+}
+
+/// Where each raw value came from, so an error names the setting as the user wrote it.
+struct Raw {
+    values: BTreeMap<&'static str, (String, String)>,
+}
+
+impl Raw {
+    fn take(&mut self, key: &'static str) -> Option<(String, String)> {
+        self.values.remove(key)
+    }
+}
+
+fn err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the given environment.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw = Raw {
+            values: BTreeMap::new(),
+        };
+        if let Some(path) = file {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err(&shown, format!("cannot read config file: {e}")))?;
+            let table: toml::Table =
+                toml::from_str(&text).map_err(|e| err(&shown, format!("not valid TOML: {e}")))?;
+            for (key, value) in table {
+                let Some(&(known, _)) = SETTINGS.iter().find(|(k, _)| *k == key) else {
+                    return Err(err(&format!("{key} (in {shown})"), "unknown setting"));
+                };
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(err(
+                            &format!("{key} (in {shown})"),
+                            format!("expected a string or number, found {}", other.type_str()),
+                        ));
+                    }
+                };
+                raw.values
+                    .insert(known, (text, format!("{key} (in {shown})")));
+            }
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("LATCHKEY_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if let Some(&(known, _)) = SETTINGS.iter().find(|(k, _)| *k == key) {
+                raw.values.insert(known, (value, name));
+            }
+        }
+        Self::from_raw(raw)
+    }
+
+    /// Defaults only: what `latchkey serve` uses with no configuration at all.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::load(None, std::iter::empty())
+    }
+
+    fn from_raw(mut raw: Raw) -> Result<Self, ConfigError> {
+        let listen = match raw.take("listen") {
+            Some((v, name)) => v.parse().map_err(|_| {
+                err(
+                    &name,
+                    format!("{v:?} is not an address like 127.0.0.1:8080"),
+                )
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let data_dir = match raw.take("data_dir") {
+            Some((v, name)) if v.trim().is_empty() => return Err(err(&name, "must not be empty")),
+            Some((v, _)) => PathBuf::from(v),
+            None => PathBuf::from("./latchkey-data"),
+        };
+        let database = match raw.take("database_url") {
+            Some((v, name)) => parse_database_url(&v).map_err(|m| err(&name, m))?,
+            None => DatabaseUrl::Sqlite(data_dir.join("latchkey.db")),
+        };
+        let inline = raw.take("master_key");
+        let file = raw.take("master_key_file");
+        let master_key = match (inline, file) {
+            (Some((v, name)), _) => {
+                crate::crypto::keyring::MasterKey::from_base64(v.trim())
+                    .map_err(|_| err(&name, "must be the base64 encoding of exactly 32 bytes"))?;
+                MasterKeySource::Inline(SecretString::from(v.trim().to_owned()))
+            }
+            (None, Some((v, name))) if v.trim().is_empty() => {
+                return Err(err(&name, "must not be empty"));
+            }
+            (None, Some((v, _))) => MasterKeySource::File(PathBuf::from(v)),
+            (None, None) => MasterKeySource::File(data_dir.join("master.key")),
+        };
+        let log_format = match raw.take("log_format") {
+            Some((v, name)) => match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => return Err(err(&name, format!("{v:?} is not one of json, pretty"))),
+            },
+            None => LogFormat::Json,
+        };
+        let log_level = match raw.take("log_level") {
+            Some((v, name)) => {
+                tracing_subscriber::EnvFilter::try_new(&v)
+                    .map_err(|e| err(&name, format!("{v:?} is not a log filter: {e}")))?;
+                v
+            }
+            None => "info".to_owned(),
+        };
+        let body_limit = match raw.take("body_limit") {
+            Some((v, name)) => match v.parse::<usize>() {
+                Ok(n) if (1024..=64 * 1024 * 1024).contains(&n) => n,
+                _ => {
+                    return Err(err(
+                        &name,
+                        format!("{v:?} is not a byte count in 1024..=67108864"),
+                    ));
+                }
+            },
+            None => 100 * 1024,
+        };
+        let public_url = match raw.take("public_url") {
+            Some((v, name)) => {
+                let parsed = url::Url::parse(&v)
+                    .map_err(|_| err(&name, format!("{v:?} is not an absolute URL")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(err(&name, "must be an http or https URL"));
+                }
+                Some(v.trim_end_matches('/').to_owned())
+            }
+            None => None,
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            database,
+            master_key,
+            log_format,
+            log_level,
+            body_limit,
+            public_url,
+        })
+    }
+}
+
+fn parse_database_url(v: &str) -> Result<DatabaseUrl, String> {
+    if let Some(path) = v
+        .strip_prefix("sqlite://")
+        .or_else(|| v.strip_prefix("sqlite:"))
+    {
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            return Err(
+                "sqlite URL needs a file path, e.g. sqlite://./latchkey-data/latchkey.db".into(),
+            );
+        }
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+    }
+    if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+        url::Url::parse(v).map_err(|_| "not a valid postgres URL".to_owned())?;
+        return Ok(DatabaseUrl::Postgres(v.to_owned()));
+    }
+    Err("must start with sqlite:// or postgres://".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            c.database,
+            DatabaseUrl::Sqlite(PathBuf::from("./latchkey-data/latchkey.db"))
+        );
+        assert!(matches!(c.master_key, MasterKeySource::File(ref p) if p.ends_with("master.key")));
+        assert_eq!(c.body_limit, 102_400);
+    }
+
+    #[test]
+    fn env_overrides_file_and_errors_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nbody_limit = 2048\n").unwrap();
+        let c = Config::load(Some(&path), env(&[("LATCHKEY_LISTEN", "127.0.0.1:9100")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.body_limit, 2048);
+
+        let e = Config::load(None, env(&[("LATCHKEY_LISTEN", "nowhere")])).unwrap_err();
+        assert_eq!(e.setting, "LATCHKEY_LISTEN");
+        let e =
+            Config::load(Some(&path), env(&[("LATCHKEY_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert_eq!(e.setting, "LATCHKEY_DATABASE_URL");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.setting.starts_with("lisen"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_master_key_is_named_but_never_echoed() {
+        let e =
+            Config::load(None, env(&[("LATCHKEY_MASTER_KEY", "c2VjcmV0LXNob3J0")])).unwrap_err();
+        assert_eq!(e.setting, "LATCHKEY_MASTER_KEY");
+        assert!(!e.to_string().contains("c2VjcmV0LXNob3J0"));
+    }
+
+    #[test]
+    fn debug_hides_the_master_key_and_database_password() {
+        let key = crate::crypto::keyring::MasterKey::generate().unwrap();
+        let b64 = secrecy::ExposeSecret::expose_secret(&key.to_base64()).to_owned();
+        let c = Config::load(
+            None,
+            env(&[
+                ("LATCHKEY_MASTER_KEY", &b64),
+                ("LATCHKEY_DATABASE_URL", "postgres://u:hunter2@localhost/db"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(&b64));
+        assert!(!shown.contains("hunter2"));
+    }
+}

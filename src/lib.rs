@@ -1,6 +1,159 @@
-//! Latchkey: builds the server from a [`config::Config`].
+//! Latchkey: a self-hosted credentials service.
+//!
+//! This crate root builds the server: [`Config`] → [`open`] (store, keyring, service) →
+//! [`Server`] (router) → [`Server::run`] on a listener until a shutdown signal. `main.rs` is a
+//! thin CLI over these; tests build the same server on port 0.
+//!
+//! Layout (dependencies point downward only): `api` → `core` → `crypto`, `store`.
+
 pub mod api;
 pub mod config;
 pub mod core;
 pub mod crypto;
 pub mod store;
+
+use std::{future::Future, net::SocketAddr, sync::OnceLock};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use config::{DatabaseUrl, MasterKeySource};
+use core::{Latchkey, OpenError};
+use crypto::keyring::MasterKey;
+use store::Store;
+
+/// Why the server could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("master key: {0}")]
+    MasterKey(#[from] crypto::keyring::KeyError),
+    #[error("cannot open the database at {url}: {source}")]
+    Database {
+        url: String,
+        source: store::StoreError,
+    },
+    #[error("{0}")]
+    Open(#[from] OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Loads the master key the config points at; `true` when a new key file was just created.
+pub fn master_key(config: &Config) -> Result<(MasterKey, bool), StartError> {
+    Ok(match &config.master_key {
+        MasterKeySource::Inline(b64) => (MasterKey::from_base64(b64.expose_secret())?, false),
+        MasterKeySource::File(path) => MasterKey::load_or_create_file(path)?,
+    })
+}
+
+/// Opens the store named by the config, migrates it and unlocks the keyring.
+pub async fn open(config: &Config) -> Result<Latchkey, StartError> {
+    let (master, created) = master_key(config)?;
+    if created && let MasterKeySource::File(path) = &config.master_key {
+        tracing::warn!(
+                path = %path.display(),
+                "no master key was configured: generated one and wrote it to this file (mode 0600). \
+                 Back it up; without it the sealed secrets cannot be read. Set LATCHKEY_MASTER_KEY in production."
+        );
+    }
+    let store = match &config.database {
+        DatabaseUrl::Sqlite(path) => Store::sqlite(path).await,
+        DatabaseUrl::Postgres(url) => Store::postgres(url).await,
+    }
+    .map_err(|source| StartError::Database {
+        url: config.database.redacted(),
+        source,
+    })?;
+    Ok(Latchkey::open(store, &master).await?)
+}
+
+/// The process-wide Prometheus recorder (a recorder can be installed once per process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A server ready to run: the service and its router.
+pub struct Server {
+    latchkey: Latchkey,
+    router: axum::Router,
+}
+
+impl Server {
+    pub fn new(latchkey: Latchkey, config: &Config) -> Self {
+        let state = api::AppState {
+            latchkey: latchkey.clone(),
+            public_url: config.public_url.as_deref().map(Into::into),
+            metrics: metrics_handle(),
+        };
+        Self {
+            router: api::router(state, config.body_limit),
+            latchkey,
+        }
+    }
+
+    pub fn latchkey(&self) -> &Latchkey {
+        &self.latchkey
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.latchkey.store().close().await;
+        Ok(())
+    }
+}
+
+/// Binds the configured address.
+pub async fn bind(config: &Config) -> Result<TcpListener, StartError> {
+    TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

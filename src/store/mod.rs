@@ -1,1 +1,188 @@
-//! SQL storage.
+//! SQL storage on SQLite (embedded default) and PostgreSQL, behind one [`Store`].
+//!
+//! Every query is written once, with `$n` placeholders that both engines accept, and runs
+//! inside a [`Tx`]; the [`on_conn!`] macro compiles the same body against each engine's
+//! connection type. Engine differences stay here: the migration folders, how a write
+//! transaction begins (`BEGIN IMMEDIATE` on SQLite, so a read-then-write never fails with
+//! `SQLITE_BUSY`), and how errors are classified. Rows are plain data; the domain lives in
+//! `core`. This module depends on nothing else in the crate.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, Postgres, Sqlite, SqlitePool, Transaction,
+    postgres::PgPoolOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+pub mod audit;
+pub mod keys;
+pub mod orgs;
+pub mod tines;
+pub mod tokens;
+
+pub use audit::*;
+pub use orgs::*;
+pub use tines::*;
+pub use tokens::*;
+
+/// Runs `$body` with `$c` bound to the transaction's connection, whichever engine it is.
+macro_rules! on_conn {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_conn;
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated; carries the constraint or index name when known.
+    #[error("unique constraint violated")]
+    Conflict(Option<String>),
+    #[error("foreign key constraint violated")]
+    ForeignKey,
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let Some(db) = e.as_database_error() {
+            if db.is_unique_violation() {
+                return Self::Conflict(db.constraint().map(str::to_owned));
+            }
+            if db.is_foreign_key_violation() {
+                return Self::ForeignKey;
+            }
+        }
+        Self::Database(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl Store {
+    /// Opens (creating if needed) an SQLite file in WAL mode with foreign keys on.
+    pub async fn sqlite(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Self::Sqlite(pool))
+    }
+
+    pub async fn postgres(url: &str) -> Result<Self> {
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self::Postgres(pool))
+    }
+
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Self::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A transaction that will write: on SQLite it takes the write lock up front.
+    pub async fn write(&self) -> Result<Tx> {
+        Ok(match self {
+            Self::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A transaction that only reads (a consistent snapshot for list + count).
+    pub async fn read(&self) -> Result<Tx> {
+        Ok(match self {
+            Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
+            Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
+        };
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Self::Sqlite(t) => t.commit().await?,
+            Self::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn meta_get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        let sql = "SELECT value FROM meta WHERE key = $1";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(key)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    pub async fn meta_put(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        let sql = "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+        on_conn!(self, |c| {
+            sqlx::query(sql).bind(key).bind(value).execute(c).await?;
+        });
+        Ok(())
+    }
+}

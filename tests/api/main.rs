@@ -1,0 +1,12 @@
+//! Black-box tests of the running server. Every test runs on SQLite and, when
+//! `LATCHKEY_TEST_DATABASE_URL` is set, on PostgreSQL (see `helpers::both_engines!`).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod native;
+mod ops;
+mod startup;
+mod tines;

@@ -1,0 +1,303 @@
+//! Latchkey's own API: organizations, management tokens and the audit log.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    both_engines,
+    helpers::{TestApp, assert_absent, logs},
+};
+
+fn assert_native_error(status: StatusCode, body: &Value, want: StatusCode) {
+    assert_eq!(status, want, "{body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(body["error"]["details"].is_array(), "{body}");
+}
+
+async fn organizations(app: TestApp) {
+    let (status, org) = app
+        .post(
+            "/v1/organizations",
+            &app.admin,
+            json!({"name": "The Blue Brand"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{org}");
+    let id = org["id"].as_str().unwrap();
+    assert_eq!(id.len(), 10);
+    assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(org["slug"], "the-blue-brand");
+    assert!(org["created_at"].as_str().unwrap().ends_with('Z'));
+    let (status, e) = app
+        .post(
+            "/v1/organizations",
+            &app.admin,
+            json!({"name": "the blue brand!"}),
+        )
+        .await;
+    assert_native_error(status, &e, StatusCode::CONFLICT);
+    let (status, e) = app.post("/v1/organizations", &app.admin, json!({})).await;
+    assert_native_error(status, &e, StatusCode::BAD_REQUEST);
+    let (status, e) = app
+        .post("/v1/organizations", &app.admin, json!({"name": 5}))
+        .await;
+    assert_native_error(status, &e, StatusCode::BAD_REQUEST);
+    assert_eq!(e["error"]["details"][0]["field"], "name");
+
+    let (_, list) = app.get("/v1/organizations", &app.admin).await;
+    assert!(
+        list["organizations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == id)
+    );
+    let (status, got) = app
+        .get(&format!("/v1/organizations/{id}"), &app.admin)
+        .await;
+    assert_eq!((status, &got), (StatusCode::OK, &org));
+
+    // An organization token sees itself only and cannot create organizations.
+    let (other_id, other_token) = app.org_with("admin").await;
+    let (_, mine) = app.get("/v1/organizations", &other_token).await;
+    assert_eq!(mine["organizations"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["organizations"][0]["id"], other_id);
+    let (status, e) = app
+        .get(&format!("/v1/organizations/{id}"), &other_token)
+        .await;
+    assert_native_error(status, &e, StatusCode::NOT_FOUND);
+    let (status, e) = app
+        .post("/v1/organizations", &other_token, json!({"name": "x"}))
+        .await;
+    assert_native_error(status, &e, StatusCode::FORBIDDEN);
+}
+
+async fn tokens_are_shown_once_and_revocable(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let (status, created) = app
+        .post(
+            "/v1/tokens",
+            &admin,
+            json!({"name": "ci", "role": "editor"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("lk_") && token.len() == 46, "{token}");
+    assert_eq!(created["organization_id"], org.as_str());
+    assert_eq!(created["role"], "editor");
+
+    let (status, list) = app.get("/v1/tokens", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["tokens"].as_array().unwrap().len(), 2);
+    assert_absent(&list.to_string(), &token, "the token list");
+    assert!(
+        list["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("token").is_none())
+    );
+
+    let (status, _) = app.get("/api/v1/teams", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .delete(
+            &format!("/v1/tokens/{}", created["id"].as_str().unwrap()),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get("/api/v1/teams", &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Editors cannot mint; other organizations' tokens are not found; bad input is named.
+    let editor = app.token(&org, "editor", None).await;
+    let (status, e) = app
+        .post("/v1/tokens", &editor, json!({"name": "x", "role": "admin"}))
+        .await;
+    assert_native_error(status, &e, StatusCode::FORBIDDEN);
+    let (_, other_admin) = app.org_with("admin").await;
+    let (_, theirs) = app.get("/v1/tokens", &other_admin).await;
+    let their_id = theirs["tokens"][0]["id"].as_str().unwrap();
+    let (status, e) = app.delete(&format!("/v1/tokens/{their_id}"), &admin).await;
+    assert_native_error(status, &e, StatusCode::NOT_FOUND);
+    let (status, e) = app
+        .post(
+            "/v1/tokens",
+            &admin,
+            json!({"organization_id": "nope000000", "name": "x", "role": "viewer"}),
+        )
+        .await;
+    assert_native_error(status, &e, StatusCode::NOT_FOUND);
+    let (status, e) = app
+        .post("/v1/tokens", &admin, json!({"name": "x", "role": "owner"}))
+        .await;
+    assert_native_error(status, &e, StatusCode::BAD_REQUEST);
+    let (status, e) = app
+        .post(
+            "/v1/tokens",
+            &admin,
+            json!({"name": "x", "role": "viewer", "team_id": 424242}),
+        )
+        .await;
+    assert_native_error(status, &e, StatusCode::NOT_FOUND);
+    let (status, e) = app
+        .post(
+            "/v1/tokens",
+            &admin,
+            json!({"name": "x", "role": "server_admin"}),
+        )
+        .await;
+    assert_native_error(status, &e, StatusCode::UNPROCESSABLE_ENTITY);
+
+    assert_absent(&app.raw_database().await, &token, "the database");
+    assert_absent(&logs(), &token, "the log");
+}
+
+async fn audit_log_records_and_verifies(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let team = app.team(&admin, "Ops").await;
+    let (_, cred) = app
+        .post(
+            "/api/v1/user_credentials",
+            &admin,
+            json!({"name": "a", "mode": "TEXT", "team_id": team, "value": "audit-secret"}),
+        )
+        .await;
+    app.put(
+        &format!("/api/v1/user_credentials/{}", cred["id"]),
+        &admin,
+        json!({"name": "a", "mode": "TEXT", "value": "audit-secret-2"}),
+    )
+    .await;
+    app.delete(&format!("/api/v1/user_credentials/{}", cred["id"]), &admin)
+        .await;
+    let (status, _) = app
+        .get(
+            "/api/v1/teams",
+            "lk_wrongwrongwrongwrongwrongwrongwrongwrongwrong",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, page) = app.get("/v1/audit_events", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let events = page["audit_events"].as_array().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user_credential.delete",
+            "user_credential.update",
+            "user_credential.create",
+            "team.create",
+            "token.create",
+            "organization.create"
+        ]
+    );
+    let event = &events[0];
+    for field in [
+        "id",
+        "at",
+        "organization_id",
+        "actor",
+        "action",
+        "target_type",
+        "target_id",
+        "outcome",
+        "request_id",
+        "ip",
+        "prev_hash",
+        "hash",
+    ] {
+        assert!(event.get(field).is_some(), "{field} missing from {event}");
+    }
+    assert_eq!(event["organization_id"], org.as_str());
+    assert_eq!(event["target_id"], cred["id"].to_string());
+    assert_eq!(event["outcome"], "success");
+    assert_eq!(event["ip"], "127.0.0.1");
+    assert!(event["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(events[0]["prev_hash"], events[1]["hash"]);
+    assert_absent(&page.to_string(), "audit-secret", "audit events");
+
+    // Filters and cursor pagination.
+    let (_, filtered) = app
+        .get("/v1/audit_events?action=user_credential.update", &admin)
+        .await;
+    assert_eq!(filtered["audit_events"].as_array().unwrap().len(), 1);
+    let (_, by_target) = app
+        .get(
+            &format!(
+                "/v1/audit_events?target_type=user_credential&target_id={}",
+                cred["id"]
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(by_target["audit_events"].as_array().unwrap().len(), 3);
+    let (_, first) = app.get("/v1/audit_events?limit=4", &admin).await;
+    assert_eq!(first["audit_events"].as_array().unwrap().len(), 4);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(&format!("/v1/audit_events?limit=4&after={cursor}"), &admin)
+        .await;
+    assert_eq!(second["audit_events"].as_array().unwrap().len(), 2);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (status, e) = app.get("/v1/audit_events?limit=0", &admin).await;
+    assert_native_error(status, &e, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, e) = app.get("/v1/audit_events?limit=x", &admin).await;
+    assert_native_error(status, &e, StatusCode::BAD_REQUEST);
+
+    // The failed login went to the server chain; editors cannot read the log.
+    let editor = app.token(&org, "editor", None).await;
+    let (status, _) = app.get("/v1/audit_events", &editor).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    use latchkey::core::audit::{Verification, verify};
+    assert!(matches!(
+        verify(app.latchkey.store()).await.unwrap(),
+        Verification::Intact { .. }
+    ));
+    // Tamper with one row: verification names it.
+    let victim = events[2]["id"].as_str().unwrap();
+    app.execute_sql(&format!(
+        "UPDATE audit_events SET actor = 'someone-else' WHERE id = '{victim}'"
+    ))
+    .await;
+    match verify(app.latchkey.store()).await.unwrap() {
+        Verification::Broken {
+            chain, event_id, ..
+        } => {
+            assert_eq!(chain, org);
+            assert_eq!(event_id.as_deref(), Some(victim));
+        }
+        other => panic!("tampering not detected: {other:?}"),
+    }
+}
+
+async fn audit_chain_detects_a_deleted_event(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    app.team(&admin, "One").await;
+    app.team(&admin, "Two").await;
+    let (_, page) = app.get("/v1/audit_events?action=team.create", &admin).await;
+    let first = page["audit_events"][1]["id"].as_str().unwrap().to_owned();
+    app.execute_sql(&format!("DELETE FROM audit_events WHERE id = '{first}'"))
+        .await;
+    use latchkey::core::audit::{Verification, verify};
+    match verify(app.latchkey.store()).await.unwrap() {
+        Verification::Broken { chain, .. } => assert_eq!(chain, org),
+        other => panic!("deletion not detected: {other:?}"),
+    }
+}
+
+both_engines!(
+    organizations,
+    tokens_are_shown_once_and_revocable,
+    audit_log_records_and_verifies,
+    audit_chain_detects_a_deleted_event
+);

@@ -1,0 +1,108 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{both_engines, helpers::TestApp};
+
+async fn health_ready_metrics(app: TestApp) {
+    let (status, body) = app
+        .request(reqwest::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = app
+        .request(reqwest::Method::GET, "/readyz", None, None)
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready"})));
+
+    let (_, token) = app.org_with("admin").await;
+    let team = app.team(&token, "Ops").await;
+    app.get(&format!("/api/v1/teams/{team}"), &token).await;
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(text.contains("latchkey_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/api/v1/teams/{id}\""), "{text}");
+    assert!(
+        !text.contains(&format!("/api/v1/teams/{team}\"")),
+        "ids must not become labels"
+    );
+    assert!(!text.contains(&token));
+
+    // Request ids come back; unknown routes answer in JSON.
+    let res = app
+        .client
+        .get(format!("{}/nowhere", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+async fn docs_are_served(app: TestApp) {
+    let (status, doc) = app
+        .request(reqwest::Method::GET, "/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let res = app
+        .client
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("swagger"));
+}
+
+both_engines!(health_ready_metrics, docs_are_served);
+
+/// Every route the router serves is in the OpenAPI document, and the document is stable.
+#[test]
+fn openapi_covers_every_route_and_matches_the_snapshot() {
+    let doc = latchkey::api::openapi();
+    let paths: Vec<&String> = doc.paths.paths.keys().collect();
+    for expected in [
+        "/v1/organizations",
+        "/v1/organizations/{id}",
+        "/v1/tokens",
+        "/v1/tokens/{id}",
+        "/v1/audit_events",
+        "/api/v1/teams",
+        "/api/v1/teams/{id}",
+        "/api/v1/folders",
+        "/api/v1/folders/{id}",
+        "/api/v1/user_credentials",
+        "/api/v1/user_credentials/{id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(
+            paths.iter().any(|p| *p == expected),
+            "{expected} is not documented"
+        );
+    }
+    for item in doc.paths.paths.values() {
+        for op in [&item.get, &item.post, &item.put, &item.delete, &item.patch]
+            .into_iter()
+            .flatten()
+        {
+            assert!(op.responses.responses.keys().len() >= 1);
+        }
+    }
+    insta::assert_json_snapshot!("openapi", serde_json::to_value(&doc).unwrap());
+}

@@ -1,0 +1,255 @@
+//! Start-up, restart and the command line, as an operator meets them.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{
+    both_engines,
+    helpers::{TestApp, master_key_b64},
+};
+
+async fn restart_keeps_everything(mut app: TestApp) {
+    let (_, token) = app.org_with("admin").await;
+    let team = app.team(&token, "Ops").await;
+    let (_, cred) = app
+        .post(
+            "/api/v1/user_credentials",
+            &token,
+            json!({"name": "a", "mode": "TEXT", "team_id": team, "value": "v"}),
+        )
+        .await;
+    app.restart().await;
+    let (status, again) = app
+        .get(&format!("/api/v1/user_credentials/{}", cred["id"]), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, cred);
+    // The sealed secret still opens: an update that keeps it succeeds.
+    let (status, body) = app
+        .put(
+            &format!("/api/v1/user_credentials/{}", cred["id"]),
+            &token,
+            json!({"name": "a", "mode": "TEXT"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn a_wrong_master_key_stops_start_up(mut app: TestApp) {
+    app.stop().await;
+    let mut env: Vec<(String, String)> = vec![("LATCHKEY_MASTER_KEY".into(), master_key_b64())];
+    let url = match &app.engine {
+        crate::helpers::Engine::Sqlite(path) => format!("sqlite://{}", path.display()),
+        crate::helpers::Engine::Postgres { url, .. } => url.clone(),
+    };
+    env.push(("LATCHKEY_DATABASE_URL".into(), url));
+    let config = latchkey::Config::load(None, env).unwrap();
+    let error = latchkey::open(&config)
+        .await
+        .err()
+        .expect("a wrong master key must not open the store");
+    assert!(
+        error.to_string().contains("master key does not match"),
+        "{error}"
+    );
+}
+
+both_engines!(restart_keeps_everything, a_wrong_master_key_stops_start_up);
+
+fn latchkey(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+/// Starts `latchkey serve` and returns the child, its address and what it printed to stdout.
+fn serve(dir: &std::path::Path) -> (Child, String, String) {
+    let mut child = latchkey(dir)
+        .arg("serve")
+        .env("LATCHKEY_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let mut addr = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+            && event["message"] == "latchkey listening"
+        {
+            addr = event["addr"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("the server did not start:\n{log}"));
+    (child, addr, log)
+}
+
+fn stop(mut child: Child) -> String {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn first_run_from_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, log) = serve(dir.path());
+    assert!(
+        log.contains("generated one and wrote it"),
+        "a warning about the new key file: {log}"
+    );
+    let data = dir.path().join("latchkey-data");
+    assert!(data.join("latchkey.db").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("master.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let out = stop(child);
+    let token = out.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        token.starts_with("lk_"),
+        "the admin token is printed once to stdout: {out}"
+    );
+    assert!(
+        !log.contains(&token),
+        "the admin token never reaches the log"
+    );
+
+    // Restart: no second token, the first one still works.
+    let (child, addr, log) = serve(dir.path());
+    assert!(!log.contains("generated one"));
+    let orgs = client
+        .get(format!("http://{addr}/v1/organizations"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orgs.status(), StatusCode::OK);
+    let out = stop(child);
+    assert!(!out.contains("lk_"), "{out}");
+
+    // The CLI mints tokens and verifies the audit log offline.
+    let minted = latchkey(dir.path())
+        .args(["token", "create", "--admin"])
+        .output()
+        .unwrap();
+    assert!(minted.status.success());
+    assert!(
+        String::from_utf8(minted.stdout)
+            .unwrap()
+            .trim()
+            .starts_with("lk_")
+    );
+    let verified = latchkey(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(verified.status.success());
+    assert!(
+        String::from_utf8(verified.stdout)
+            .unwrap()
+            .contains("intact")
+    );
+    let migrated = latchkey(dir.path()).arg("migrate").output().unwrap();
+    assert!(migrated.status.success());
+
+    // A different master key is refused with a clear message.
+    let wrong = latchkey(dir.path())
+        .arg("migrate")
+        .env("LATCHKEY_MASTER_KEY", master_key_b64())
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("master key does not match"));
+    let _ = Duration::ZERO;
+}
+
+#[test]
+fn bad_settings_exit_2_and_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("LATCHKEY_LISTEN", "not-an-address"),
+        ("LATCHKEY_DATABASE_URL", "mysql://localhost/x"),
+        ("LATCHKEY_MASTER_KEY", "dG9vLXNob3J0"),
+        ("LATCHKEY_LOG_FORMAT", "xml"),
+        ("LATCHKEY_BODY_LIMIT", "lots"),
+    ] {
+        let out = latchkey(dir.path())
+            .arg("serve")
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name), "{name}: {stderr}");
+        if name == "LATCHKEY_MASTER_KEY" {
+            assert!(!stderr.contains(value));
+        }
+    }
+    std::fs::write(
+        dir.path().join("latchkey.toml"),
+        "listen = 5\nunknown_thing = 1\n",
+    )
+    .unwrap();
+    let out = latchkey(dir.path())
+        .args(["--config", "latchkey.toml", "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !dir.path().join("latchkey-data").exists(),
+        "nothing is created when the config is bad"
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["token", "create", "--help"],
+        &["audit", "verify", "--help"],
+    ] {
+        let out = latchkey(dir.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
