@@ -122,8 +122,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
         let inner = e.into_inner();
+        // serde names a missing field (never a value): report it as that field.
+        let text = inner.to_string();
+        if let Some(name) = text
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            let field = if path == "." {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("{field} is required"),
+            )
+            .with_field(field);
+        }
+        if path.is_empty() {
+            path = ".".to_owned();
+        }
         // serde's message can quote the offending value; a secret field's value must not
         // come back, so only its category is named.
         let message = match inner.classify() {

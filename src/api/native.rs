@@ -17,6 +17,7 @@ use super::{
 };
 use crate::core::{
     audit::{AuditEventView, AuditQuery},
+    authn::Verification,
     orgs::{NewOrganization, OrganizationView},
     tokens::{CreatedToken, NewToken, TokenView},
 };
@@ -43,6 +44,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(delete_token))
         .routes(routes!(list_audit_events))
+        .routes(routes!(authenticate))
 }
 
 /// Unknown paths answer 404 in the native envelope.
@@ -192,4 +194,25 @@ async fn list_audit_events(
         audit_events,
         next_cursor,
     }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct AuthenticateRequest {
+    /// The `Authorization` header value the platform received, or a bare token.
+    authorization: String,
+}
+
+/// Verify a credential Latchkey issued (the hot path). Not valid is a 200 with a reason.
+#[utoipa::path(post, path = "/v1/authenticate", tag = "native", request_body = AuthenticateRequest,
+    responses((status = 200, body = Verification)), security(("bearer" = [])))]
+async fn authenticate(
+    State(s): State<AppState>,
+    Auth(ctx, ..): Caller,
+    Json(input, ..): Json<Native, AuthenticateRequest>,
+) -> Result<axum::Json<Verification>> {
+    Ok(axum::Json(
+        s.latchkey
+            .verify_credential(&ctx, &input.authorization)
+            .await?,
+    ))
 }

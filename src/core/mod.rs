@@ -15,6 +15,7 @@ use crate::{
 };
 
 pub mod audit;
+pub mod authn;
 pub mod host_pattern;
 pub mod orgs;
 pub mod tines;

@@ -295,7 +295,50 @@ async fn audit_chain_detects_a_deleted_event(app: TestApp) {
     }
 }
 
+async fn authenticate_needs_a_management_token_and_reports_malformed_input(app: TestApp) {
+    let (_, token) = app.org_with("viewer").await;
+    let body = json!({"authorization": "Bearer not-a-jwt"});
+    let (status, e) = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/authenticate",
+            None,
+            Some(body.clone()),
+        )
+        .await;
+    assert_native_error(status, &e, StatusCode::UNAUTHORIZED);
+    let (status, verdict) = app.post("/v1/authenticate", &token, body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(verdict, json!({"valid": false, "code": "malformed"}));
+    for garbage in ["", "Basic !!!", "Digest abc"] {
+        let (_, verdict) = app
+            .post(
+                "/v1/authenticate",
+                &token,
+                json!({"authorization": garbage}),
+            )
+            .await;
+        assert_eq!(
+            verdict,
+            json!({"valid": false, "code": "malformed"}),
+            "{garbage}"
+        );
+    }
+    let (status, e) = app.post("/v1/authenticate", &token, json!({})).await;
+    assert_native_error(status, &e, StatusCode::BAD_REQUEST);
+    assert_eq!(e["error"]["details"][0]["field"], "authorization");
+    let (status, e) = app
+        .post(
+            "/v1/authenticate",
+            &app.admin,
+            json!({"authorization": "x"}),
+        )
+        .await;
+    assert_native_error(status, &e, StatusCode::FORBIDDEN);
+}
+
 both_engines!(
+    authenticate_needs_a_management_token_and_reports_malformed_input,
     organizations,
     tokens_are_shown_once_and_revocable,
     audit_log_records_and_verifies,

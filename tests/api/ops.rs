@@ -81,6 +81,7 @@ fn openapi_covers_every_route_and_matches_the_snapshot() {
         "/v1/tokens",
         "/v1/tokens/{id}",
         "/v1/audit_events",
+        "/v1/authenticate",
         "/api/v1/teams",
         "/api/v1/teams/{id}",
         "/api/v1/folders",
