@@ -108,22 +108,45 @@ impl Server {
         &self.latchkey
     }
 
-    /// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
+    /// Serves on `listener` until `shutdown` completes, then drains in-flight requests and
+    /// writes what is still pending (credential `lastUsedAt` stamps).
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let latchkey = self.latchkey.clone();
+        let flusher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                if let Err(e) = latchkey.flush_usage().await {
+                    tracing::warn!(error = %e, "could not record credential use");
+                }
+            }
+        });
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        let _ = stop.send(true);
+        let _ = flusher.await;
+        if let Err(e) = self.latchkey.flush_usage().await {
+            tracing::warn!(error = %e, "could not record credential use at shutdown");
+        }
         self.latchkey.store().close().await;
-        Ok(())
+        served
     }
 }
+
+/// How often pending `lastUsedAt` stamps are written: one batch instead of a write per use.
+const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Binds the configured address.
 pub async fn bind(config: &Config) -> Result<TcpListener, StartError> {

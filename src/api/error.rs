@@ -71,6 +71,9 @@ impl From<CoreError> for ApiError {
             CoreError::Conflict { field, message } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message).with_field(field)
             }
+            CoreError::LimitExceeded { field, message } => {
+                Self::new(StatusCode::BAD_REQUEST, "limit_exceeded", message).with_field(field)
+            }
             CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Self::new(
@@ -86,6 +89,11 @@ impl From<CoreError> for ApiError {
 /// A product's error envelope.
 pub trait Surface: Send + Sync + 'static {
     fn render(error: &ApiError) -> serde_json::Value;
+
+    /// The status this surface answers with (some products use 400 where others use 422).
+    fn status(error: &ApiError) -> StatusCode {
+        error.status
+    }
 }
 
 /// An error of surface `S`: handlers return `Result<_, Error<S>>` and `?` converts.
@@ -111,6 +119,6 @@ impl<S: Surface> std::fmt::Debug for Error<S> {
 
 impl<S: Surface> IntoResponse for Error<S> {
     fn into_response(self) -> Response {
-        (self.0.status, axum::Json(S::render(&self.0))).into_response()
+        (S::status(&self.0), axum::Json(S::render(&self.0))).into_response()
     }
 }

@@ -27,6 +27,12 @@ fn request_meta(parts: &Parts) -> RequestMeta {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ci| ci.0.ip().to_string()),
+        external_id: parts
+            .headers
+            .get("x-ping-external-transaction-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_owned),
     }
 }
 
@@ -54,6 +60,7 @@ impl<S: Surface> FromRequestParts<AppState> for Auth<S> {
                 principal,
                 request_id: meta.request_id,
                 ip: meta.ip,
+                external_id: meta.external_id,
             },
             PhantomData,
         ))
@@ -142,7 +149,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             )
             .with_field(field);
         }
-        if path.is_empty() {
+        // "." is the root, "?" an unknown position (a syntax error): neither is a field.
+        if path.is_empty() || path == "?" {
             path = ".".to_owned();
         }
         // serde's message can quote the offending value; a secret field's value must not

@@ -27,6 +27,7 @@ pub mod error;
 pub mod extract;
 pub mod native;
 pub mod ops;
+pub mod pingone;
 pub mod tines;
 
 /// What every handler can reach.
@@ -48,6 +49,7 @@ pub struct AppState {
     modifiers(&BearerAuth),
     tags(
         (name = "native", description = "Latchkey's own organizations, management tokens and audit log"),
+        (name = "pingone", description = "PingOne: environments, gateways and gateway credentials"),
         (name = "tines", description = "Tines: teams, folders and user credentials"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )
@@ -76,6 +78,8 @@ impl utoipa::Modify for BearerAuth {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(native::routes())
+        .nest("/v1", pingone::routes())
+        .merge(pingone::public_routes())
         .merge(tines::routes())
         .merge(ops::routes())
 }
@@ -89,7 +93,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let (api, doc) = routes().split_for_parts();
     let doc = Arc::new(doc);
-    api.merge(ops::docs_router(doc))
+    api.merge(pingone::unversioned())
+        .merge(ops::docs_router(doc))
         .fallback(native::not_found)
         .layer(middleware::from_fn(track_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -103,6 +108,20 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(CatchPanicLayer::custom(ops::panic_response))
         .with_state(state)
+}
+
+/// The external base URL for links in responses: the configured one, else from `Host`.
+pub fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    match &state.public_url {
+        Some(url) => url.to_string(),
+        None => {
+            let host = headers
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    }
 }
 
 /// Counts and times requests, labelled by route template (never by id, token or query).

@@ -5,7 +5,7 @@
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -114,16 +114,7 @@ fn meta<T>(
     filters: &[(&str, Option<i64>)],
     p: &Paged<T>,
 ) -> Meta {
-    let base = match &s.public_url {
-        Some(url) => url.to_string(),
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
-            format!("http://{host}")
-        }
-    };
+    let base = super::base_url(s, headers);
     let link = |page: i64| {
         let mut query = form_urlencoded::Serializer::new(String::new());
         for (name, value) in filters {

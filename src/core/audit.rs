@@ -28,6 +28,7 @@ pub struct Event<'a> {
     pub outcome: Outcome,
     pub request_id: Option<&'a str>,
     pub ip: Option<&'a str>,
+    pub external_id: Option<&'a str>,
 }
 
 impl<'a> Event<'a> {
@@ -48,6 +49,7 @@ impl<'a> Event<'a> {
             outcome: Outcome::Success,
             request_id: ctx.request_id.as_deref(),
             ip: ctx.ip.as_deref(),
+            external_id: ctx.external_id.as_deref(),
         }
     }
 
@@ -61,6 +63,7 @@ impl<'a> Event<'a> {
             outcome: Outcome::Failure,
             request_id: meta.request_id.as_deref(),
             ip: meta.ip.as_deref(),
+            external_id: meta.external_id.as_deref(),
         }
     }
 }
@@ -86,6 +89,7 @@ pub async fn append(tx: &mut Tx, event: Event<'_>) -> Result<(), StoreError> {
         .to_owned(),
         request_id: event.request_id.map(str::to_owned),
         ip: event.ip.map(str::to_owned),
+        external_id: event.external_id.map(str::to_owned),
         prev_hash,
         hash: String::new(),
     };
@@ -94,8 +98,10 @@ pub async fn append(tx: &mut Tx, event: Event<'_>) -> Result<(), StoreError> {
 }
 
 /// SHA-256 over an unambiguous encoding (a JSON array) of every field but the hash itself.
+/// Fields added after the first release join the array only when set, so events written
+/// before them keep verifying.
 fn hash(row: &AuditRow) -> String {
-    let fields = serde_json::json!([
+    let mut fields = serde_json::json!([
         row.id,
         row.chain,
         row.seq,
@@ -110,6 +116,9 @@ fn hash(row: &AuditRow) -> String {
         row.ip,
         row.prev_hash,
     ]);
+    if let (Some(external_id), Some(array)) = (&row.external_id, fields.as_array_mut()) {
+        array.push(serde_json::json!({ "external_id": external_id }));
+    }
     let d = digest::digest(&digest::SHA256, fields.to_string().as_bytes());
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -127,6 +136,8 @@ pub struct AuditEventView {
     pub outcome: String,
     pub request_id: Option<String>,
     pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -144,6 +155,7 @@ impl From<AuditRow> for AuditEventView {
             outcome: r.outcome,
             request_id: r.request_id,
             ip: r.ip,
+            external_id: r.external_id,
             prev_hash: r.prev_hash,
             hash: r.hash,
         }

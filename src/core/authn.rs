@@ -143,12 +143,12 @@ impl Latchkey {
     }
 
     /// A JWT, routed by its header to the family that can check it.
-    async fn verify_jwt(
-        &self,
-        _token: &str,
-        _header: &jsonwebtoken::Header,
-    ) -> Result<Verification> {
-        Ok(Verification::invalid("unknown_key"))
+    async fn verify_jwt(&self, token: &str, header: &jsonwebtoken::Header) -> Result<Verification> {
+        match header.kid.as_deref() {
+            // Keys of our own signing sets: gateway credentials and their access tokens.
+            Some(kid) => self.verify_issued_jwt(token, kid).await,
+            None => Ok(Verification::invalid("malformed")),
+        }
     }
 }
 

@@ -617,7 +617,9 @@ mod tests {
         assert!(serde_json::from_str::<HostPattern>("\"*.com\"").is_err());
     }
 
-    const LABEL: &str = "[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?";
+    // No "--": IDNA (and so the URL parser) refuses labels like "ab--cd", which would make
+    // the generated URL, not the pattern, fail.
+    const LABEL: &str = "[a-z0-9]{1,4}(-[a-z0-9]{1,4}){0,2}";
 
     fn domain() -> impl Strategy<Value = String> {
         (prop::collection::vec(LABEL, 1..4), "[a-z]{2,6}")

@@ -16,8 +16,11 @@ use crate::{
 
 pub mod audit;
 pub mod authn;
+pub mod cache;
 pub mod host_pattern;
 pub mod orgs;
+pub mod pingone;
+pub mod signing;
 pub mod tines;
 pub mod tokens;
 pub mod types;
@@ -45,6 +48,12 @@ pub enum CoreError {
     Invalid { field: String, message: String },
     #[error("{message}")]
     Conflict { field: String, message: String },
+    /// A count limit (e.g. credentials per gateway) would be exceeded; nothing was created.
+    #[error("{message}")]
+    LimitExceeded {
+        field: &'static str,
+        message: String,
+    },
     /// Details are logged where this is rendered, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -100,6 +109,8 @@ pub struct Ctx {
     pub principal: Principal,
     pub request_id: Option<String>,
     pub ip: Option<String>,
+    /// The client's own transaction id, recorded with audit events.
+    pub external_id: Option<String>,
 }
 
 /// Request metadata known before authentication (for failed-login events).
@@ -107,6 +118,7 @@ pub struct Ctx {
 pub struct RequestMeta {
     pub request_id: Option<String>,
     pub ip: Option<String>,
+    pub external_id: Option<String>,
 }
 
 /// Why start-up could not open the service.
@@ -128,6 +140,7 @@ pub struct Latchkey {
     store: Store,
     keyring: Arc<Keyring>,
     pepper: Arc<Pepper>,
+    caches: Arc<cache::Caches>,
 }
 
 const PEPPER_KEY: &str = "token_pepper";
@@ -174,6 +187,7 @@ impl Latchkey {
             store,
             keyring: Arc::new(keyring),
             pepper: Arc::new(pepper),
+            caches: Arc::default(),
         })
     }
 

@@ -111,6 +111,11 @@ impl Latchkey {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// Whether an organization exists (for public routes such as JWK Sets).
+    pub async fn organization_exists(&self, id: &str) -> Result<bool> {
+        Ok(self.store.read().await?.organization(id).await?.is_some())
+    }
+
     pub async fn organization(&self, ctx: &Ctx, id: &str) -> Result<OrganizationView> {
         if !ctx.principal.is_server_admin() && ctx.principal.organization_id.as_deref() != Some(id)
         {

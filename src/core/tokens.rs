@@ -3,12 +3,15 @@
 //! A token is shown once, in the response that creates it; only its HMAC-SHA256 under the
 //! server pepper is stored, and a presented token is checked in constant time against it.
 
+use std::time::Instant;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{
     CoreError, Ctx, Latchkey, RequestMeta, Result,
     audit::{self, Event},
+    cache::TOKEN_TTL,
     in_tx, iso8601, now_ms,
 };
 use crate::{
@@ -201,14 +204,20 @@ impl Latchkey {
         let found = match presented {
             Some(token) if looks_like_management_token(token) => {
                 let hash = self.pepper.hash(token);
+                // The hot path: a recently seen token answers from memory.
+                if let Some((principal, at)) = self.caches.tokens.get(&hash)
+                    && at.elapsed() < TOKEN_TTL
+                {
+                    return Ok(principal);
+                }
                 match self.store.read().await?.token_by_hash(&hash).await? {
-                    Some((row, stored)) if self.pepper.verify(token, &stored) => Some(row),
+                    Some((row, stored)) if self.pepper.verify(token, &stored) => Some((hash, row)),
                     _ => None,
                 }
             }
             _ => None,
         };
-        let Some(row) = found else {
+        let Some((hash, row)) = found else {
             let mut tx = self.store.write().await?;
             audit::append(
                 &mut tx,
@@ -218,12 +227,16 @@ impl Latchkey {
             tx.commit().await?;
             return Err(CoreError::Unauthenticated);
         };
-        Ok(Principal {
+        let principal = Principal {
             role: Role::parse_stored(&row.role)?,
             token_id: row.id,
             organization_id: row.organization_id,
             team_id: row.team_id,
-        })
+        };
+        self.caches
+            .tokens
+            .put(hash, (principal.clone(), Instant::now()));
+        Ok(principal)
     }
 
     /// Mints a token. Server admins may mint for any organization; organization admins for
@@ -321,6 +334,7 @@ impl Latchkey {
                 outcome: audit::Outcome::Success,
                 request_id: None,
                 ip: None,
+                external_id: None,
             };
             audit::append(tx, event).await?;
             Ok(Some(token))
@@ -371,6 +385,8 @@ impl Latchkey {
             .await?;
             Ok(())
         })
-        .await
+        .await?;
+        self.caches.forget_token(id);
+        Ok(())
     }
 }

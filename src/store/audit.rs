@@ -16,6 +16,8 @@ pub struct AuditRow {
     pub outcome: String,
     pub request_id: Option<String>,
     pub ip: Option<String>,
+    /// The client's own transaction id (`X-Ping-External-Transaction-ID`), when it sent one.
+    pub external_id: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -47,8 +49,8 @@ impl Tx {
 
     pub async fn audit_append(&mut self, row: &AuditRow) -> Result<()> {
         let insert = "INSERT INTO audit_events (id, chain, seq, at, organization_id, actor, action, \
-                      target_type, target_id, outcome, request_id, ip, prev_hash, hash) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+                      target_type, target_id, outcome, request_id, ip, prev_hash, hash, external_id) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
         let head = "UPDATE audit_heads SET head = $1 WHERE chain = $2";
         on_conn!(self, |c| {
             sqlx::query(insert)
@@ -66,6 +68,7 @@ impl Tx {
                 .bind(&row.ip)
                 .bind(&row.prev_hash)
                 .bind(&row.hash)
+                .bind(&row.external_id)
                 .execute(&mut *c)
                 .await?;
             sqlx::query(head)

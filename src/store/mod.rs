@@ -18,11 +18,13 @@ use sqlx::{
 pub mod audit;
 pub mod keys;
 pub mod orgs;
+pub mod pingone;
 pub mod tines;
 pub mod tokens;
 
 pub use audit::*;
 pub use orgs::*;
+pub use pingone::*;
 pub use tines::*;
 pub use tokens::*;
 

@@ -8,5 +8,6 @@ mod helpers;
 
 mod native;
 mod ops;
+mod pingone;
 mod startup;
 mod tines;

@@ -1,0 +1,674 @@
+//! The PingOne surface: environments, gateways, gateway credentials, their verification and
+//! the token exchange.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    both_engines,
+    helpers::{TestApp, assert_absent, logs},
+};
+
+fn assert_ping_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{body}"
+    );
+    assert!(body["message"].is_string(), "{body}");
+}
+
+/// An environment and an LDAP gateway in a new organization: (token, env id, gateway id, org id).
+async fn gateway(app: &TestApp) -> (String, String, String, String) {
+    let (org, token) = app.org_with("admin").await;
+    let (status, env) = app
+        .post(
+            "/v1/environments",
+            &token,
+            json!({"name": "Production", "region": "EU"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{env}");
+    let env_id = env["id"].as_str().unwrap().to_owned();
+    let (status, gw) = app
+        .post(
+            &format!("/v1/environments/{env_id}/gateways"),
+            &token,
+            json!({"name": "LDAP West", "type": "LDAP", "enabled": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{gw}");
+    (token, env_id, gw["id"].as_str().unwrap().to_owned(), org)
+}
+
+async fn verify(app: &TestApp, token: &str, authorization: &str) -> Value {
+    let (status, verdict) = app
+        .post(
+            "/v1/authenticate",
+            token,
+            json!({ "authorization": authorization }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    verdict
+}
+
+/// Seed 000's request as curl sends it: POST, JSON content type, no body.
+async fn seed_post(app: &TestApp, token: &str, env: &str, gw: &str) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .post(format!(
+            "{}/v1/environments/{env}/gateways/{gw}/credentials",
+            app.base
+        ))
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        if res.status() == StatusCode::CREATED {
+            Some("no-store")
+        } else {
+            None
+        }
+    );
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
+    let (token, env, gw, org) = gateway(&app).await;
+    let (status, created) = seed_post(&app, &token, &env, &gw).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let keys: Vec<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys.len(), 3, "{created}");
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().to_string(), id);
+    assert!(created["createdAt"].as_str().unwrap().ends_with('Z'));
+    let jwt = created["credential"].as_str().unwrap();
+
+    // Verify with a standard JWT library against the published JWK Set.
+    let header = jsonwebtoken::decode_header(jwt).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    let kid = header.kid.unwrap();
+    let (status, jwks) = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/environments/{env}/jwks"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    let jwk = set.find(&kid).expect("the kid is published");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.required_spec_claims.clear();
+    validation.validate_aud = false;
+    let claims =
+        jsonwebtoken::decode::<Value>(jwt, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap()
+            .claims;
+    assert_eq!(claims["jti"], id);
+    assert_eq!(claims["environmentId"], env);
+    assert_eq!(claims["gatewayId"], gw);
+    assert_eq!(claims["gatewayType"], "LDAP");
+    assert_eq!(claims["gatewayName"], "LDAP West");
+    assert_eq!(claims["organizationId"], org);
+    assert_eq!(claims["targetClusterEnvironment"], "PROD");
+    assert_eq!(claims["targetGeography"], "EU");
+    assert!(claims["aud"].as_str().unwrap().contains(&gw));
+    assert!(claims["iss"].is_string());
+    assert!(claims["iat"].as_i64().unwrap() > 1_700_000_000);
+    assert!(
+        claims.get("exp").is_none(),
+        "validity is the record's existence"
+    );
+    let (_, same) = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/.well-known/jwks.json?organization={org}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(same, jwks);
+
+    // Reads never show the JWT; the verify path knows it.
+    let (status, one) = app
+        .get(
+            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        one,
+        json!({"id": id, "createdAt": created["createdAt"], "lastUsedAt": null})
+    );
+    let verdict = verify(&app, &token, &format!("Bearer {jwt}")).await;
+    assert_eq!(
+        verdict,
+        json!({"valid": true, "principal": {"type": "gateway_credential", "organization_id": org,
+            "environment_id": env, "gateway_id": gw, "credential_id": id}})
+    );
+    let (_, one) = app
+        .get(
+            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
+            &token,
+        )
+        .await;
+    assert!(
+        one["lastUsedAt"].as_str().is_some(),
+        "use is recorded: {one}"
+    );
+
+    // The JWT is in no database row, log line or audit event.
+    assert_absent(&app.raw_database().await, jwt, "the database");
+    assert_absent(&logs(), jwt, "the log");
+    let (_, events) = app.get("/v1/audit_events", &token).await;
+    assert_absent(&events.to_string(), jwt, "audit events");
+    assert_eq!(
+        events["audit_events"][0]["action"],
+        "gateway_credential.create"
+    );
+}
+
+async fn five_per_gateway_sequential_and_concurrent(app: TestApp) {
+    let (token, env, gw, _) = gateway(&app).await;
+    for _ in 0..5 {
+        let (status, _) = seed_post(&app, &token, &env, &gw).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, e) = seed_post(&app, &token, &env, &gw).await;
+    assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
+    assert_eq!(e["details"][0]["code"], "LIMIT_EXCEEDED");
+    assert_eq!(e["details"][0]["target"], "credentials");
+    assert!(e["details"][0]["message"].as_str().unwrap().contains('5'));
+
+    let (_, list) = app
+        .get(
+            &format!("/v1/environments/{env}/gateways/{gw}/credentials"),
+            &token,
+        )
+        .await;
+    assert_eq!(list["count"], 5);
+    assert_eq!(list["size"], 5);
+    assert!(
+        list["_links"]["self"]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/environments/{env}/gateways/{gw}/credentials"))
+    );
+    for c in list["_embedded"]["credentials"].as_array().unwrap() {
+        assert!(c.get("credential").is_none());
+    }
+
+    // Ten at once against a fresh gateway: exactly five win.
+    let (status, gw2) = app
+        .post(
+            &format!("/v1/environments/{env}/gateways"),
+            &token,
+            json!({"name": "RADIUS", "type": "RADIUS", "enabled": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let gw2 = gw2["id"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!(
+                "{}/v1/environments/{env}/gateways/{gw2}/credentials",
+                app.base
+            ),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::BAD_REQUEST => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(created, 5);
+    let (_, list) = app
+        .get(
+            &format!("/v1/environments/{env}/gateways/{gw2}/credentials"),
+            &token,
+        )
+        .await;
+    assert_eq!(list["count"], 5);
+}
+
+async fn revocation_tampering_and_other_organizations(app: TestApp) {
+    let (token, env, gw, _) = gateway(&app).await;
+    let (_, created) = seed_post(&app, &token, &env, &gw).await;
+    let jwt = created["credential"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap();
+    let verdict = verify(&app, &token, &jwt).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+
+    // One byte changed in the signature.
+    let mut bytes = jwt.clone().into_bytes();
+    let i = bytes.len() - 10;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).unwrap();
+    assert_eq!(
+        verify(&app, &token, &tampered).await,
+        json!({"valid": false, "code": "bad_signature"})
+    );
+    // An unknown kid.
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.kid = Some("nope".into());
+    let forged = jsonwebtoken::encode(
+        &header,
+        &json!({"jti": id}),
+        &jsonwebtoken::EncodingKey::from_secret(b"x"),
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&app, &token, &forged).await,
+        json!({"valid": false, "code": "unknown_key"})
+    );
+
+    // Another organization's credential is not valid for this one, and its ids are 404 here.
+    let (other_token, other_env, other_gw, _) = gateway(&app).await;
+    let (_, theirs) = seed_post(&app, &other_token, &other_env, &other_gw).await;
+    let their_jwt = theirs["credential"].as_str().unwrap();
+    assert_eq!(
+        verify(&app, &token, their_jwt).await,
+        json!({"valid": false, "code": "wrong_organization"})
+    );
+    assert_eq!(verify(&app, &other_token, their_jwt).await["valid"], true);
+    for path in [
+        format!("/v1/environments/{other_env}"),
+        format!("/v1/environments/{other_env}/gateways"),
+        format!("/v1/environments/{other_env}/gateways/{other_gw}"),
+        format!("/v1/environments/{other_env}/gateways/{other_gw}/credentials"),
+        format!(
+            "/v1/environments/{other_env}/gateways/{other_gw}/credentials/{}",
+            theirs["id"].as_str().unwrap()
+        ),
+    ] {
+        let (status, e) = app.get(&path, &token).await;
+        assert_ping_error(status, &e, StatusCode::NOT_FOUND, "NOT_FOUND");
+        if !path.ends_with("/gateways") && !path.ends_with("/credentials") {
+            let (status, _) = app.delete(&path, &token).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+    let (status, _) = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/environments/{other_env}/gateways/{other_gw}/credentials"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Delete: the very next verification says revoked.
+    let (status, _) = app
+        .delete(
+            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        verify(&app, &token, &jwt).await,
+        json!({"valid": false, "code": "revoked"})
+    );
+    let (status, _) = app
+        .get(
+            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Deleting a gateway revokes all its credentials.
+    let (_, a) = seed_post(&app, &token, &env, &gw).await;
+    let (_, b) = seed_post(&app, &token, &env, &gw).await;
+    for c in [&a, &b] {
+        assert_eq!(
+            verify(&app, &token, c["credential"].as_str().unwrap()).await["valid"],
+            true
+        );
+    }
+    let (status, _) = app
+        .delete(&format!("/v1/environments/{env}/gateways/{gw}"), &token)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for c in [&a, &b] {
+        assert_eq!(
+            verify(&app, &token, c["credential"].as_str().unwrap()).await["code"],
+            "revoked"
+        );
+    }
+}
+
+async fn token_exchange(app: TestApp) {
+    let (token, env, gw, org) = gateway(&app).await;
+    let (_, created) = seed_post(&app, &token, &env, &gw).await;
+    let jwt = created["credential"].as_str().unwrap();
+    let exchange = |subject: String, env: String| {
+        let client = app.client.clone();
+        let url = format!("{}/{env}/as/token", app.base);
+        async move {
+            let res = client
+                .post(url)
+                .form(&[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("subject_token", subject.as_str()),
+                    ("subject_token_type", "pingone_gateway_credential"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.headers()["cache-control"], "no-store");
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = exchange(jwt.to_owned(), env.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 300);
+    let access = body["access_token"].as_str().unwrap();
+    let (_, jwks) = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/environments/{env}/jwks"),
+            None,
+            None,
+        )
+        .await;
+    let set: JwkSet = serde_json::from_value(jwks).unwrap();
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    let claims = jsonwebtoken::decode::<Value>(
+        access,
+        &DecodingKey::from_jwk(set.find(&header.kid.unwrap()).unwrap()).unwrap(),
+        &{
+            let mut v = Validation::new(Algorithm::RS256);
+            v.set_audience(&[&gw]);
+            v
+        },
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
+    let verdict = verify(&app, &token, &format!("Bearer {access}")).await;
+    assert_eq!(verdict["principal"]["type"], "gateway_access_token");
+    assert_eq!(verdict["principal"]["organization_id"], org);
+    assert_eq!(verdict["principal"]["credential_id"], created["id"]);
+
+    // Wrong inputs get OAuth errors.
+    let (status, body) = exchange("garbage".into(), env.clone()).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}))
+    );
+    let (status, body) = exchange(jwt.to_owned(), uuid::Uuid::new_v4().to_string()).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}))
+    );
+    let res = app
+        .client
+        .post(format!("{}/{env}/as/token", app.base))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "unsupported_grant_type"})
+    );
+    let res = app
+        .client
+        .post(format!("{}/{env}/as/token", app.base))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", jwt),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_request"})
+    );
+
+    // A revoked subject cannot be exchanged; an expired access token is refused.
+    app.delete(
+        &format!(
+            "/v1/environments/{env}/gateways/{gw}/credentials/{}",
+            created["id"].as_str().unwrap()
+        ),
+        &token,
+    )
+    .await;
+    let (status, body) = exchange(jwt.to_owned(), env.clone()).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}))
+    );
+    let expired = expired_access_token(&app, &org).await;
+    assert_eq!(
+        verify(&app, &token, &expired).await,
+        json!({"valid": false, "code": "expired"})
+    );
+}
+
+/// An access token signed by the organization's own key, but expired a minute ago.
+async fn expired_access_token(app: &TestApp, org: &str) -> String {
+    let key = app.latchkey.signing_key(org).await.unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    key.sign(&json!({"iss": "x", "sub": "c", "aud": "g", "iat": now - 400, "exp": now - 60, "jti": "j",
+        "tokenUse": "gateway_access", "environmentId": "e", "gatewayId": "g", "organizationId": org}))
+        .unwrap()
+}
+
+async fn environments_and_gateways(app: TestApp) {
+    let (org, token) = app.org_with("admin").await;
+    let (status, env) = app
+        .post(
+            "/v1/environments",
+            &token,
+            json!({"name": "Staging", "description": "pre-prod"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for f in [
+        "id",
+        "name",
+        "description",
+        "region",
+        "createdAt",
+        "updatedAt",
+    ] {
+        assert!(env.get(f).is_some(), "{f} in {env}");
+    }
+    assert_eq!(env["region"], "NA");
+    let env_id = env["id"].as_str().unwrap();
+    let (_, list) = app.get("/v1/environments", &token).await;
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["_embedded"]["environments"][0]["id"], env_id);
+    // The same routes answer without /v1, as PingOne's {{apiPath}} ends in /v1.
+    let (status, same) = app.get(&format!("/environments/{env_id}"), &token).await;
+    assert_eq!((status, &same), (StatusCode::OK, &env));
+
+    let gws = format!("/v1/environments/{env_id}/gateways");
+    let (status, e) = app
+        .post(
+            &gws,
+            &token,
+            json!({"name": "x", "type": "SMTP", "enabled": true}),
+        )
+        .await;
+    assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
+    assert_eq!(e["details"][0]["target"], "type");
+    let (status, e) = app
+        .post(&gws, &token, json!({"type": "LDAP", "enabled": true}))
+        .await;
+    assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
+    assert_eq!(e["details"][0]["code"], "REQUIRED_VALUE");
+    let (status, e) = app
+        .post(
+            &gws,
+            &token,
+            json!({"name": "x", "type": "LDAP", "enabled": "yes"}),
+        )
+        .await;
+    assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
+    let res = app
+        .client
+        .post(format!("{}{gws}", app.base))
+        .bearer_auth(&token)
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    assert_ping_error(
+        status,
+        &res.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    );
+
+    let (status, gw) = app
+        .post(
+            &gws,
+            &token,
+            json!({"name": "PF", "type": "PING_FEDERATE", "enabled": false, "description": "d"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(gw["environment"]["id"], env_id);
+    assert_eq!(gw["enabled"], false);
+    let (status, e) = app
+        .post(
+            &gws,
+            &token,
+            json!({"name": "PF", "type": "LDAP", "enabled": true}),
+        )
+        .await;
+    assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
+    assert_eq!(e["details"][0]["code"], "UNIQUENESS_VIOLATION");
+
+    let gw_path = format!("{gws}/{}", gw["id"].as_str().unwrap());
+    let (status, updated) = app
+        .put(
+            &gw_path,
+            &token,
+            json!({"name": "PF-2", "type": "PING_FEDERATE", "enabled": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (
+            updated["name"].as_str(),
+            updated["enabled"].as_bool(),
+            updated["description"].as_str()
+        ),
+        (Some("PF-2"), Some(true), Some(""))
+    );
+    let (status, e) = app
+        .put(
+            &gw_path,
+            &token,
+            json!({"name": "PF-2", "type": "LDAP", "enabled": true}),
+        )
+        .await;
+    assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
+    let (_, list) = app.get(&gws, &token).await;
+    assert_eq!(list["_embedded"]["gateways"][0]["name"], "PF-2");
+
+    // Viewers read but cannot change; unknown tokens are ACCESS_FAILED.
+    let viewer = app.token(&org, "viewer", None).await;
+    let (status, _) = app.get(&gw_path, &viewer).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, e) = app
+        .request(
+            reqwest::Method::POST,
+            &format!("{gw_path}/credentials"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_ping_error(status, &e, StatusCode::FORBIDDEN, "ACCESS_FAILED");
+    let (status, e) = app
+        .request(reqwest::Method::GET, "/v1/environments", None, None)
+        .await;
+    assert_ping_error(status, &e, StatusCode::UNAUTHORIZED, "ACCESS_FAILED");
+
+    // The client's transaction id reaches the audit event.
+    let res = app
+        .client
+        .post(format!("{}{gw_path}/credentials", app.base))
+        .bearer_auth(&token)
+        .header("X-Ping-External-Transaction-ID", "txn-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let (_, events) = app
+        .get("/v1/audit_events?action=gateway_credential.create", &token)
+        .await;
+    assert_eq!(events["audit_events"][0]["external_id"], "txn-42");
+    use latchkey::core::audit::{Verification, verify};
+    assert!(matches!(
+        verify(app.latchkey.store()).await.unwrap(),
+        Verification::Intact { .. }
+    ));
+
+    let (status, _) = app
+        .delete(&format!("/v1/environments/{env_id}"), &token)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get(&gw_path, &token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+both_engines!(
+    seed_000_credential_is_a_verifiable_jwt,
+    five_per_gateway_sequential_and_concurrent,
+    revocation_tampering_and_other_organizations,
+    token_exchange,
+    environments_and_gateways,
+);
