@@ -4,8 +4,9 @@
 //! Each map is bounded (cleared when it outgrows its limit; it refills from the store).
 //! Locks are `std` locks held for a map operation only, never across an `.await`.
 //! A deleted credential leaves a tombstone: ids are never reused, so a tombstone stays true,
-//! and a concurrent reader that loaded the row just before the delete cannot resurrect it
-//! (readers only fill empty slots).
+//! and a concurrent reader that loaded the row just before the delete cannot resurrect it.
+//! Live entries expire after a second, which bounds how long a delete made on another node
+//! goes unseen here.
 
 use std::{
     collections::HashMap,
@@ -19,9 +20,10 @@ use crate::crypto::signing::{SigningKey, VerifyingKey};
 use super::Principal;
 
 const MAX_ENTRIES: usize = 100_000;
-/// How long a management token's principal is trusted without asking the store. A token
-/// deleted on this node is dropped at once; another node sees it within this time.
+/// How long a live token or credential is trusted without asking the store again. A delete
+/// on this node takes effect at once; on another node within this time.
 pub const TOKEN_TTL: Duration = Duration::from_secs(1);
+pub const CREDENTIAL_TTL: Duration = Duration::from_secs(1);
 
 /// A map that forgets everything when it grows past its bound.
 pub struct Bounded<K, V> {
@@ -62,6 +64,21 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
         }
     }
 
+    /// Stores what a reader loaded, unless `keep` says the present entry must stay.
+    pub fn refill(&self, key: K, value: V, keep: impl Fn(&V) -> bool) -> V {
+        let Ok(mut map) = self.map.write() else {
+            return value;
+        };
+        if let Some(present) = map.get(&key).filter(|v| keep(v)) {
+            return present.clone();
+        }
+        if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+            map.clear();
+        }
+        map.insert(key, value.clone());
+        value
+    }
+
     pub fn retain(&self, keep: impl FnMut(&K, &mut V) -> bool) {
         if let Ok(mut map) = self.map.write() {
             map.retain(keep);
@@ -77,6 +94,14 @@ pub struct LiveGatewayCredential {
     pub gateway_id: String,
 }
 
+/// What this node knows of a gateway credential id.
+#[derive(Debug, Clone)]
+pub enum CredentialSlot {
+    Live(Arc<LiveGatewayCredential>, Instant),
+    /// Deleted (or never issued): final, since ids are never reused.
+    Revoked,
+}
+
 /// A key that verifies, with the organization it belongs to.
 pub struct Verifier {
     pub organization_id: String,
@@ -89,8 +114,8 @@ pub struct Caches {
     pub signers: Bounded<(String, &'static str), Arc<SigningKey>>,
     /// kid → verifier; `None` caches an unknown kid.
     pub verifiers: Bounded<String, Option<Arc<Verifier>>>,
-    /// credential id → live record; `None` is a tombstone (deleted or never existed).
-    pub gateway_credentials: Bounded<String, Option<Arc<LiveGatewayCredential>>>,
+    /// credential id → what we know of it.
+    pub gateway_credentials: Bounded<String, CredentialSlot>,
     /// token hash → principal and when it was loaded.
     pub tokens: Bounded<[u8; 32], (Principal, Instant)>,
     /// credential id → last use (epoch ms) not yet written.
@@ -119,12 +144,100 @@ impl Caches {
     /// Marks credentials as revoked on this node, at once.
     pub fn revoke_gateway_credentials(&self, ids: impl IntoIterator<Item = String>) {
         for id in ids {
-            self.gateway_credentials.put(id, None);
+            self.gateway_credentials.put(id, CredentialSlot::Revoked);
+        }
+    }
+
+    /// The cached answer for a credential id: `Some(None)` revoked, `None` ask the store.
+    pub fn gateway_credential(&self, id: &str) -> Option<Option<Arc<LiveGatewayCredential>>> {
+        match self.gateway_credentials.get(&id.to_owned())? {
+            CredentialSlot::Revoked => Some(None),
+            CredentialSlot::Live(live, at) if at.elapsed() < CREDENTIAL_TTL => Some(Some(live)),
+            CredentialSlot::Live(..) => None,
+        }
+    }
+
+    /// Stores what the store said, unless this node revoked the id meanwhile.
+    pub fn loaded_gateway_credential(
+        &self,
+        id: &str,
+        loaded: Option<LiveGatewayCredential>,
+    ) -> Option<Arc<LiveGatewayCredential>> {
+        let slot = match loaded {
+            Some(live) => CredentialSlot::Live(Arc::new(live), Instant::now()),
+            None => CredentialSlot::Revoked,
+        };
+        match self
+            .gateway_credentials
+            .refill(id.to_owned(), slot, |present| {
+                matches!(present, CredentialSlot::Revoked)
+            }) {
+            CredentialSlot::Live(live, _) => Some(live),
+            CredentialSlot::Revoked => None,
         }
     }
 
     pub fn forget_token(&self, token_id: &str) {
         self.tokens
             .retain(|_, (principal, _)| principal.token_id != token_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> LiveGatewayCredential {
+        LiveGatewayCredential {
+            organization_id: "o".into(),
+            environment_id: "e".into(),
+            gateway_id: "g".into(),
+        }
+    }
+
+    #[test]
+    fn a_revocation_is_never_undone_by_a_late_reader() {
+        let caches = Caches::default();
+        assert!(
+            caches.gateway_credential("c").is_none(),
+            "unknown: ask the store"
+        );
+        assert!(
+            caches
+                .loaded_gateway_credential("c", Some(live()))
+                .is_some()
+        );
+        assert!(matches!(caches.gateway_credential("c"), Some(Some(_))));
+        caches.revoke_gateway_credentials(["c".to_owned()]);
+        // A reader that loaded the row before the delete committed comes back late.
+        assert!(
+            caches
+                .loaded_gateway_credential("c", Some(live()))
+                .is_none()
+        );
+        assert!(matches!(caches.gateway_credential("c"), Some(None)));
+    }
+
+    #[test]
+    fn live_entries_expire() {
+        let caches = Caches::default();
+        let stale = Instant::now().checked_sub(CREDENTIAL_TTL * 2).unwrap();
+        caches
+            .gateway_credentials
+            .put("c".into(), CredentialSlot::Live(Arc::new(live()), stale));
+        assert!(
+            caches.gateway_credential("c").is_none(),
+            "stale: ask the store again"
+        );
+    }
+
+    #[test]
+    fn usage_keeps_the_latest_stamp() {
+        let caches = Caches::default();
+        caches.record_use("c", 10);
+        caches.record_use("c", 5);
+        assert_eq!(caches.pending_use("c"), Some(10));
+        assert_eq!(caches.take_uses().get("c"), Some(&10));
+        assert_eq!(caches.pending_use("c"), None);
     }
 }

@@ -626,8 +626,8 @@ impl Latchkey {
         &self,
         id: &str,
     ) -> Result<Option<Arc<LiveGatewayCredential>>> {
-        if let Some(cached) = self.caches.gateway_credentials.get(&id.to_owned()) {
-            return Ok(cached);
+        if let Some(known) = self.caches.gateway_credential(id) {
+            return Ok(known);
         }
         let row = self
             .store
@@ -635,14 +635,12 @@ impl Latchkey {
             .await?
             .gateway_credential_by_id(id)
             .await?;
-        let live = row.map(|r| {
-            Arc::new(LiveGatewayCredential {
-                organization_id: r.organization_id,
-                environment_id: r.environment_id,
-                gateway_id: r.gateway_id,
-            })
+        let live = row.map(|r| LiveGatewayCredential {
+            organization_id: r.organization_id,
+            environment_id: r.environment_id,
+            gateway_id: r.gateway_id,
         });
-        Ok(self.caches.gateway_credentials.fill(id.to_owned(), live))
+        Ok(self.caches.loaded_gateway_credential(id, live))
     }
 
     /// Verifies a JWT signed by one of our signing keys: a gateway credential or an access
