@@ -1153,15 +1153,7 @@ impl Latchkey {
         page: PageRequest,
     ) -> Result<Paged<CredentialView>> {
         let org = ctx.principal.org()?;
-        let team = match (ctx.principal.team_id, team_id) {
-            (Some(bound), Some(asked)) if bound != asked => {
-                return Err(CoreError::NotFound {
-                    what: "team",
-                    field: Some("team_id"),
-                });
-            }
-            (bound, asked) => bound.or(asked),
-        };
+        let team = ctx.principal.team_filter(team_id)?;
         let (rows, count) = self
             .store
             .read()
@@ -1380,15 +1372,7 @@ impl Latchkey {
         page: PageRequest,
     ) -> Result<Paged<FolderView>> {
         let org = ctx.principal.org()?;
-        let team = match (ctx.principal.team_id, team_id) {
-            (Some(bound), Some(asked)) if bound != asked => {
-                return Err(CoreError::NotFound {
-                    what: "team",
-                    field: Some("team_id"),
-                });
-            }
-            (bound, asked) => bound.or(asked),
-        };
+        let team = ctx.principal.team_filter(team_id)?;
         let (rows, count) = self
             .store
             .read()

@@ -95,6 +95,17 @@ impl Principal {
         self.team_id.is_none_or(|t| t == team_id)
     }
 
+    /// Which team a list covers: the one asked for, limited to the token's own team.
+    pub fn team_filter(&self, asked: Option<i64>) -> Result<Option<i64>> {
+        match (self.team_id, asked) {
+            (Some(bound), Some(asked)) if bound != asked => Err(CoreError::NotFound {
+                what: "team",
+                field: Some("team_id"),
+            }),
+            (bound, asked) => Ok(bound.or(asked)),
+        }
+    }
+
     /// The organization for organization-wide administration (teams, tokens, audit).
     fn org_admin(&self) -> Result<&str> {
         let org = self.org()?;
