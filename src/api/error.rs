@@ -20,6 +20,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, when there is one.
     pub field: Option<String>,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -29,6 +31,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -50,6 +53,14 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::Unauthenticated => Self::unauthenticated(),
+            CoreError::RateLimited { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many failed authentications; retry later",
+                )
+            },
             CoreError::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             CoreError::NotFound { what, field } => {
                 let e = Self::new(
@@ -119,6 +130,12 @@ impl<S: Surface> std::fmt::Debug for Error<S> {
 
 impl<S: Surface> IntoResponse for Error<S> {
     fn into_response(self) -> Response {
-        (S::status(&self.0), axum::Json(S::render(&self.0))).into_response()
+        let mut response = (S::status(&self.0), axum::Json(S::render(&self.0))).into_response();
+        if let Some(seconds) = self.0.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

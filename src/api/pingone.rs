@@ -35,6 +35,7 @@ impl Surface for PingOne {
             (400 | 413, _) => "INVALID_REQUEST",
             (401 | 403, _) => "ACCESS_FAILED",
             (404, _) => "NOT_FOUND",
+            (429, _) => "REQUEST_LIMITED",
             _ => "UNEXPECTED_ERROR",
         };
         let mut body =

@@ -24,6 +24,10 @@ const MAX_ENTRIES: usize = 100_000;
 /// on this node takes effect at once; on another node within this time.
 pub const TOKEN_TTL: Duration = Duration::from_secs(1);
 pub const CREDENTIAL_TTL: Duration = Duration::from_secs(1);
+/// Failed authentications allowed per client and window before answering 429 (each failure
+/// is an audit write, so this also bounds what a flood of bad tokens costs the store).
+pub const MAX_FAILURES: u32 = 30;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// A map that forgets everything when it grows past its bound.
 pub struct Bounded<K, V> {
@@ -118,6 +122,8 @@ pub struct Caches {
     pub gateway_credentials: Bounded<String, CredentialSlot>,
     /// token hash → principal and when it was loaded.
     pub tokens: Bounded<[u8; 32], (Principal, Instant)>,
+    /// client (IP) → failed authentications in the current window.
+    pub failures: Bounded<String, (u32, Instant)>,
     /// credential id → last use (epoch ms) not yet written.
     pub last_used: Mutex<HashMap<String, i64>>,
 }
@@ -175,6 +181,24 @@ impl Caches {
             CredentialSlot::Live(live, _) => Some(live),
             CredentialSlot::Revoked => None,
         }
+    }
+
+    /// Counts a failed authentication by `client`; `Err(seconds)` once it is over the limit,
+    /// until its window ends.
+    pub fn count_failure(&self, client: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let (count, start) = match self.failures.get(&client.to_owned()) {
+            Some((count, start)) if now.duration_since(start) < FAILURE_WINDOW => {
+                (count + 1, start)
+            }
+            _ => (1, now),
+        };
+        self.failures.put(client.to_owned(), (count, start));
+        if count > MAX_FAILURES {
+            let left = FAILURE_WINDOW.saturating_sub(now.duration_since(start));
+            return Err(left.as_secs().max(1));
+        }
+        Ok(())
     }
 
     pub fn forget_token(&self, token_id: &str) {

@@ -32,6 +32,9 @@ pub use tokens::{Principal, Role};
 pub enum CoreError {
     #[error("missing or invalid token")]
     Unauthenticated,
+    /// Too many failed attempts from this client; try again after this many seconds.
+    #[error("too many failed authentications")]
+    RateLimited { retry_after: u64 },
     #[error("{0}")]
     Forbidden(String),
     /// The named resource does not exist for this caller (another tenant's ids included).

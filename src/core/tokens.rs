@@ -229,6 +229,10 @@ impl Latchkey {
             _ => None,
         };
         let Some((hash, row)) = found else {
+            let client = meta.ip.as_deref().unwrap_or("unknown");
+            if let Err(retry_after) = self.caches.count_failure(client) {
+                return Err(CoreError::RateLimited { retry_after });
+            }
             let mut tx = self.store.write().await?;
             audit::append(
                 &mut tx,

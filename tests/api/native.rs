@@ -337,8 +337,45 @@ async fn authenticate_needs_a_management_token_and_reports_malformed_input(app: 
     assert_native_error(status, &e, StatusCode::FORBIDDEN);
 }
 
+async fn failed_logins_are_rate_limited_per_client(app: TestApp) {
+    let (_, token) = app.org_with("admin").await;
+    let bad = "lk_0000000000000000000000000000000000000000000";
+    for _ in 0..30 {
+        let (status, _) = app.get("/v1/tokens", bad).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let res = app
+        .client
+        .get(format!("{}/v1/tokens", app.base))
+        .bearer_auth(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // A valid token from the same client is unaffected.
+    let (status, _) = app.get("/v1/tokens", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    // Only the failures under the limit were written to the audit log.
+    let mut tx = app.latchkey.store().read().await.unwrap();
+    let server_chain = tx.audit_chain_page("", 1, 1000).await.unwrap();
+    let failures = server_chain
+        .iter()
+        .filter(|e| e.action == "auth.failed")
+        .count();
+    assert_eq!(failures, 30);
+}
+
 both_engines!(
     authenticate_needs_a_management_token_and_reports_malformed_input,
+    failed_logins_are_rate_limited_per_client,
     organizations,
     tokens_are_shown_once_and_revocable,
     audit_log_records_and_verifies,
