@@ -199,6 +199,23 @@ impl TestApp {
         self.shutdown = Some(tx);
     }
 
+    /// Another server process on the same database and master key: (its base URL, its stop).
+    pub async fn another_node(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let latchkey = latchkey::open(&self.config).await.unwrap();
+        let listener = latchkey::bind(&self.config).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let server = Server::new(latchkey, &self.config);
+        tokio::spawn(async move {
+            let _ = server
+                .run(listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        (base, tx)
+    }
+
     /// Stops the server and closes the store (what a process exit does).
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -665,7 +665,60 @@ async fn environments_and_gateways(app: TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// Three nodes on one database: a revocation on one fails verification on every node within
+/// a second, though the others had the credential cached.
+async fn revocation_reaches_every_node_within_a_second(app: TestApp) {
+    let (token, env, gw, _) = gateway(&app).await;
+    let (_, created) = seed_post(&app, &token, &env, &gw).await;
+    let jwt = created["credential"].as_str().unwrap().to_owned();
+    let (b, _stop_b) = app.another_node().await;
+    let (c, _stop_c) = app.another_node().await;
+    let check = |base: String| {
+        let (client, token, jwt) = (app.client.clone(), token.clone(), jwt.clone());
+        async move {
+            let res = client
+                .post(format!("{base}/v1/authenticate"))
+                .bearer_auth(token)
+                .json(&json!({ "authorization": jwt }))
+                .send()
+                .await
+                .unwrap();
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    for node in [&app.base, &b, &c] {
+        assert_eq!(check(node.clone()).await["valid"], true, "{node}");
+    }
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = app
+        .delete(
+            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        check(app.base.clone()).await["code"],
+        "revoked",
+        "at once on the node that deleted it"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1100);
+    for node in [&b, &c] {
+        loop {
+            if check(node.clone()).await["code"] == "revoked" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{node} still accepts a revoked credential"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 both_engines!(
+    revocation_reaches_every_node_within_a_second,
     seed_000_credential_is_a_verifiable_jwt,
     five_per_gateway_sequential_and_concurrent,
     revocation_tampering_and_other_organizations,
