@@ -134,7 +134,13 @@ impl Latchkey {
                 self.verify_jwt(token, &header).await?
             }
         };
-        Ok(verdict.for_organization(org))
+        let verdict = verdict.for_organization(org);
+        let result = match (&verdict.principal, verdict.code) {
+            (Some(p), _) => p.kind,
+            (None, code) => code.unwrap_or("invalid"),
+        };
+        metrics::counter!("latchkey_verifications_total", "result" => result).increment(1);
+        Ok(verdict)
     }
 
     /// HTTP Basic `key_id:secret` (Sunshine keys). No family issues these yet.
