@@ -163,7 +163,9 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A closed stderr must not turn every log line into a panic (tracing would eprintln!).
+        .log_internal_errors(false);
     match config.log_format {
         LogFormat::Json => builder
             .json()

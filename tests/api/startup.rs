@@ -90,6 +90,7 @@ fn serve(dir: &std::path::Path) -> (Child, String, String) {
             && event["message"] == "latchkey listening"
         {
             addr = event["addr"].as_str().map(str::to_owned);
+            // Reading stops here and the pipe closes: the server must keep serving regardless.
             break;
         }
     }
