@@ -117,15 +117,29 @@ impl Server {
     ) -> std::io::Result<()> {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let latchkey = self.latchkey.clone();
+        // Background upkeep: batch the usage stamps, follow the revocation feed, prune it.
         let flusher = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+            let mut flush = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+            let mut poll = tokio::time::interval(core::revocations::POLL_INTERVAL);
+            let mut prune = tokio::time::interval(REVOCATION_PRUNE_INTERVAL);
+            let mut since = core::now_ms();
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {}
+                    _ = flush.tick() => {
+                        if let Err(e) = latchkey.flush_usage().await {
+                            tracing::warn!(error = %e, "could not record credential use");
+                        }
+                    }
+                    _ = poll.tick() => match latchkey.apply_revocations(since).await {
+                        Ok(next) => since = next,
+                        Err(e) => tracing::warn!(error = %e, "could not read the revocation feed; caches emptied"),
+                    },
+                    _ = prune.tick() => {
+                        if let Err(e) = latchkey.prune_revocations().await {
+                            tracing::warn!(error = %e, "could not prune the revocation feed");
+                        }
+                    }
                     _ = stopped.changed() => break,
-                }
-                if let Err(e) = latchkey.flush_usage().await {
-                    tracing::warn!(error = %e, "could not record credential use");
                 }
             }
         });
@@ -147,6 +161,7 @@ impl Server {
 
 /// How often pending `lastUsedAt` stamps are written: one batch instead of a write per use.
 const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+const REVOCATION_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Binds the configured address.
 pub async fn bind(config: &Config) -> Result<TcpListener, StartError> {

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::core::{Ctx, RequestMeta};
 
-fn request_meta(parts: &Parts) -> RequestMeta {
+pub fn request_meta(parts: &Parts) -> RequestMeta {
     RequestMeta {
         request_id: parts
             .headers

@@ -28,6 +28,7 @@ pub mod extract;
 pub mod native;
 pub mod ops;
 pub mod pingone;
+pub mod sunshine;
 pub mod tines;
 
 /// What every handler can reach.
@@ -50,6 +51,7 @@ pub struct AppState {
     tags(
         (name = "native", description = "Latchkey's own organizations, management tokens and audit log"),
         (name = "pingone", description = "PingOne: environments, gateways and gateway credentials"),
+        (name = "sunshine", description = "Sunshine Conversations: apps, integrations and their API keys"),
         (name = "tines", description = "Tines: teams, folders and user credentials"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )
@@ -67,9 +69,13 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("lk_…")
+                    .bearer_format("lk_… or an HS256 JWT signed with a Sunshine API key")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }
@@ -80,6 +86,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(native::routes())
         .nest("/v1", pingone::routes())
         .merge(pingone::public_routes())
+        .merge(sunshine::routes())
         .merge(tines::routes())
         .merge(ops::routes())
 }

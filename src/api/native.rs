@@ -19,6 +19,7 @@ use crate::core::{
     audit::{AuditEventView, AuditQuery},
     authn::Verification,
     orgs::{NewOrganization, OrganizationView},
+    sunshine::{CreatedKey, KeyInput, KeyView, Owner},
     tokens::{CreatedToken, NewToken, TokenView},
 };
 
@@ -45,6 +46,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_token))
         .routes(routes!(list_audit_events))
         .routes(routes!(authenticate))
+        .routes(routes!(create_account_key, list_account_keys))
+        .routes(routes!(get_account_key, delete_account_key))
 }
 
 /// Unknown paths answer 404 in the native envelope.
@@ -215,4 +218,62 @@ async fn authenticate(
             .verify_credential(&ctx, &input.authorization)
             .await?,
     ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct AccountKeys {
+    keys: Vec<KeyView>,
+}
+
+/// Create a Sunshine account key (`act_…`, organization admins); the secret is in this
+/// response only. It authenticates every `/v2` call of the organization.
+#[utoipa::path(post, path = "/v1/account_keys", tag = "native", request_body = KeyInput,
+    responses((status = 201, body = CreatedKey)), security(("bearer" = [])))]
+async fn create_account_key(
+    State(s): State<AppState>,
+    Auth(ctx, ..): Caller,
+    Json(input, ..): Json<Native, KeyInput>,
+) -> Result<impl IntoResponse> {
+    let key = s.latchkey.create_key(&ctx, Owner::Account, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({ "key": key })),
+    ))
+}
+
+/// List the organization's account keys (never their secrets).
+#[utoipa::path(get, path = "/v1/account_keys", tag = "native",
+    responses((status = 200, body = AccountKeys)), security(("bearer" = [])))]
+async fn list_account_keys(
+    State(s): State<AppState>,
+    Auth(ctx, ..): Caller,
+) -> Result<axum::Json<AccountKeys>> {
+    Ok(axum::Json(AccountKeys {
+        keys: s.latchkey.keys(&ctx, Owner::Account).await?,
+    }))
+}
+
+/// Read one account key (never its secret).
+#[utoipa::path(get, path = "/v1/account_keys/{id}", tag = "native",
+    params(("id" = String, Path)), responses((status = 200, body = KeyView)), security(("bearer" = [])))]
+async fn get_account_key(
+    State(s): State<AppState>,
+    Auth(ctx, ..): Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>> {
+    let key = s.latchkey.key(&ctx, Owner::Account, &id).await?;
+    Ok(axum::Json(json!({ "key": key })))
+}
+
+/// Delete an account key; it stops authenticating at once.
+#[utoipa::path(delete, path = "/v1/account_keys/{id}", tag = "native",
+    params(("id" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
+async fn delete_account_key(
+    State(s): State<AppState>,
+    Auth(ctx, ..): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    s.latchkey.delete_key(&ctx, Owner::Account, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

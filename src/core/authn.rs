@@ -9,7 +9,7 @@ use base64::Engine as _;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use super::{Ctx, Latchkey, Result};
+use super::{Ctx, Latchkey, Result, types::KeyScope};
 
 /// The credential as presented.
 pub enum Presented<'a> {
@@ -143,14 +143,13 @@ impl Latchkey {
         Ok(verdict)
     }
 
-    /// HTTP Basic `key_id:secret` (Sunshine keys). No family issues these yet.
-    async fn verify_basic_key(&self, _id: &str, _secret: &SecretString) -> Result<Verification> {
-        Ok(Verification::invalid("unknown_key"))
-    }
-
     /// A JWT, routed by its header to the family that can check it.
     async fn verify_jwt(&self, token: &str, header: &jsonwebtoken::Header) -> Result<Verification> {
         match header.kid.as_deref() {
+            // A Sunshine API key id: an HS256 JWT signed with that key's secret.
+            Some(kid) if KeyScope::of_key_id(kid).is_some() => {
+                self.verify_key_jwt(token, header, kid).await
+            }
             // Keys of our own signing sets: gateway credentials and their access tokens.
             Some(kid) => self.verify_issued_jwt(token, kid).await,
             None => Ok(Verification::invalid("malformed")),

@@ -1,12 +1,12 @@
-//! In-process caches of the hot path: signing keys, live credential ids, management tokens
-//! and pending `lastUsedAt` stamps.
+//! In-process caches of the hot path: signing keys, live credential and API key ids,
+//! management tokens and pending `lastUsedAt` stamps.
 //!
 //! Each map is bounded (cleared when it outgrows its limit; it refills from the store).
 //! Locks are `std` locks held for a map operation only, never across an `.await`.
-//! A deleted credential leaves a tombstone: ids are never reused, so a tombstone stays true,
-//! and a concurrent reader that loaded the row just before the delete cannot resurrect it.
-//! Live entries expire after a second, which bounds how long a delete made on another node
-//! goes unseen here.
+//! A deleted credential or key leaves a tombstone: ids are never reused, so a tombstone stays
+//! true, and a concurrent reader that loaded the row just before the delete cannot resurrect
+//! it. Deletes made on other nodes arrive through the revocation feed (`core::revocations`),
+//! so live entries need no expiry of their own.
 
 use std::{
     collections::HashMap,
@@ -17,13 +17,14 @@ use std::{
 
 use crate::crypto::signing::{SigningKey, VerifyingKey};
 
-use super::Principal;
+use super::{Principal, sunshine::LiveKey};
 
 const MAX_ENTRIES: usize = 100_000;
-/// How long a live token or credential is trusted without asking the store again. A delete
-/// on this node takes effect at once; on another node within this time.
+/// API keys are verified by id at high rates; room for every key of a large deployment.
+const MAX_KEYS: usize = 500_000;
+/// How long a live token is trusted without asking the store again. A delete on this node
+/// takes effect at once; on another node within this time.
 pub const TOKEN_TTL: Duration = Duration::from_secs(1);
-pub const CREDENTIAL_TTL: Duration = Duration::from_secs(1);
 /// Failed authentications allowed per client and window before answering 429 (each failure
 /// is an audit write, so this also bounds what a flood of bad tokens costs the store).
 pub const MAX_FAILURES: u32 = 30;
@@ -32,17 +33,23 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// A map that forgets everything when it grows past its bound.
 pub struct Bounded<K, V> {
     map: RwLock<HashMap<K, V>>,
+    limit: usize,
 }
 
 impl<K: Eq + Hash, V: Clone> Default for Bounded<K, V> {
     fn default() -> Self {
-        Self {
-            map: RwLock::new(HashMap::new()),
-        }
+        Self::with_limit(MAX_ENTRIES)
     }
 }
 
 impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            limit,
+        }
+    }
+
     pub fn get(&self, key: &K) -> Option<V> {
         self.map.read().ok()?.get(key).cloned()
     }
@@ -52,7 +59,7 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
         let Ok(mut map) = self.map.write() else {
             return value;
         };
-        if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+        if map.len() >= self.limit && !map.contains_key(&key) {
             map.clear();
         }
         map.entry(key).or_insert(value).clone()
@@ -61,7 +68,7 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
     /// Inserts, replacing what is there (writers: deletes, rotations).
     pub fn put(&self, key: K, value: V) {
         if let Ok(mut map) = self.map.write() {
-            if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+            if map.len() >= self.limit && !map.contains_key(&key) {
                 map.clear();
             }
             map.insert(key, value);
@@ -76,7 +83,7 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
         if let Some(present) = map.get(&key).filter(|v| keep(v)) {
             return present.clone();
         }
-        if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+        if map.len() >= self.limit && !map.contains_key(&key) {
             map.clear();
         }
         map.insert(key, value.clone());
@@ -86,6 +93,61 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
     pub fn retain(&self, keep: impl FnMut(&K, &mut V) -> bool) {
         if let Ok(mut map) = self.map.write() {
             map.retain(keep);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.map.write() {
+            map.clear();
+        }
+    }
+}
+
+/// What this node knows of an issued credential or key id.
+pub enum Slot<T> {
+    Live(Arc<T>),
+    /// Deleted (or never issued): final, since ids are never reused.
+    Revoked,
+}
+
+impl<T> Clone for Slot<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Live(live) => Self::Live(live.clone()),
+            Self::Revoked => Self::Revoked,
+        }
+    }
+}
+
+/// Live-or-revoked ids: the verification caches of every family that issues credentials.
+impl<T> Bounded<String, Slot<T>> {
+    /// The cached answer for an id: `Some(None)` revoked, `None` ask the store.
+    pub fn lookup(&self, id: &str) -> Option<Option<Arc<T>>> {
+        let map = self.map.read().ok()?;
+        match map.get(id)? {
+            Slot::Live(live) => Some(Some(live.clone())),
+            Slot::Revoked => Some(None),
+        }
+    }
+
+    /// Stores what the store said, unless this node revoked the id meanwhile.
+    pub fn loaded(&self, id: &str, loaded: Option<T>) -> Option<Arc<T>> {
+        let slot = match loaded {
+            Some(live) => Slot::Live(Arc::new(live)),
+            None => Slot::Revoked,
+        };
+        match self.refill(id.to_owned(), slot, |present| {
+            matches!(present, Slot::Revoked)
+        }) {
+            Slot::Live(live) => Some(live),
+            Slot::Revoked => None,
+        }
+    }
+
+    /// Marks ids as revoked on this node, at once.
+    pub fn revoke(&self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.put(id, Slot::Revoked);
         }
     }
 }
@@ -98,34 +160,41 @@ pub struct LiveGatewayCredential {
     pub gateway_id: String,
 }
 
-/// What this node knows of a gateway credential id.
-#[derive(Debug, Clone)]
-pub enum CredentialSlot {
-    Live(Arc<LiveGatewayCredential>, Instant),
-    /// Deleted (or never issued): final, since ids are never reused.
-    Revoked,
-}
-
 /// A key that verifies, with the organization it belongs to.
 pub struct Verifier {
     pub organization_id: String,
     pub key: VerifyingKey,
 }
 
-#[derive(Default)]
 pub struct Caches {
     /// (organization, algorithm) → the key that signs now.
     pub signers: Bounded<(String, &'static str), Arc<SigningKey>>,
     /// kid → verifier; `None` caches an unknown kid.
     pub verifiers: Bounded<String, Option<Arc<Verifier>>>,
-    /// credential id → what we know of it.
-    pub gateway_credentials: Bounded<String, CredentialSlot>,
+    /// gateway credential id → what we know of it.
+    pub gateway_credentials: Bounded<String, Slot<LiveGatewayCredential>>,
+    /// API key id → what we know of it (its secret opened once).
+    pub keys: Bounded<String, Slot<LiveKey>>,
     /// token hash → principal and when it was loaded.
     pub tokens: Bounded<[u8; 32], (Principal, Instant)>,
     /// client (IP) → failed authentications in the current window.
     pub failures: Bounded<String, (u32, Instant)>,
     /// credential id → last use (epoch ms) not yet written.
     pub last_used: Mutex<HashMap<String, i64>>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            signers: Bounded::default(),
+            verifiers: Bounded::default(),
+            gateway_credentials: Bounded::default(),
+            keys: Bounded::with_limit(MAX_KEYS),
+            tokens: Bounded::default(),
+            failures: Bounded::default(),
+            last_used: Mutex::default(),
+        }
+    }
 }
 
 impl Caches {
@@ -145,42 +214,6 @@ impl Caches {
             .lock()
             .map(|mut p| std::mem::take(&mut *p))
             .unwrap_or_default()
-    }
-
-    /// Marks credentials as revoked on this node, at once.
-    pub fn revoke_gateway_credentials(&self, ids: impl IntoIterator<Item = String>) {
-        for id in ids {
-            self.gateway_credentials.put(id, CredentialSlot::Revoked);
-        }
-    }
-
-    /// The cached answer for a credential id: `Some(None)` revoked, `None` ask the store.
-    pub fn gateway_credential(&self, id: &str) -> Option<Option<Arc<LiveGatewayCredential>>> {
-        match self.gateway_credentials.get(&id.to_owned())? {
-            CredentialSlot::Revoked => Some(None),
-            CredentialSlot::Live(live, at) if at.elapsed() < CREDENTIAL_TTL => Some(Some(live)),
-            CredentialSlot::Live(..) => None,
-        }
-    }
-
-    /// Stores what the store said, unless this node revoked the id meanwhile.
-    pub fn loaded_gateway_credential(
-        &self,
-        id: &str,
-        loaded: Option<LiveGatewayCredential>,
-    ) -> Option<Arc<LiveGatewayCredential>> {
-        let slot = match loaded {
-            Some(live) => CredentialSlot::Live(Arc::new(live), Instant::now()),
-            None => CredentialSlot::Revoked,
-        };
-        match self
-            .gateway_credentials
-            .refill(id.to_owned(), slot, |present| {
-                matches!(present, CredentialSlot::Revoked)
-            }) {
-            CredentialSlot::Live(live, _) => Some(live),
-            CredentialSlot::Revoked => None,
-        }
     }
 
     /// Counts a failed authentication by `client`; `Err(seconds)` once it is over the limit,
@@ -221,38 +254,31 @@ mod tests {
 
     #[test]
     fn a_revocation_is_never_undone_by_a_late_reader() {
-        let caches = Caches::default();
-        assert!(
-            caches.gateway_credential("c").is_none(),
-            "unknown: ask the store"
-        );
-        assert!(
-            caches
-                .loaded_gateway_credential("c", Some(live()))
-                .is_some()
-        );
-        assert!(matches!(caches.gateway_credential("c"), Some(Some(_))));
-        caches.revoke_gateway_credentials(["c".to_owned()]);
+        let cache = &Caches::default().gateway_credentials;
+        assert!(cache.lookup("c").is_none(), "unknown: ask the store");
+        assert!(cache.loaded("c", Some(live())).is_some());
+        assert!(matches!(cache.lookup("c"), Some(Some(_))));
+        cache.revoke(["c".to_owned()]);
         // A reader that loaded the row before the delete committed comes back late.
-        assert!(
-            caches
-                .loaded_gateway_credential("c", Some(live()))
-                .is_none()
-        );
-        assert!(matches!(caches.gateway_credential("c"), Some(None)));
+        assert!(cache.loaded("c", Some(live())).is_none());
+        assert!(matches!(cache.lookup("c"), Some(None)));
     }
 
     #[test]
-    fn live_entries_expire() {
-        let caches = Caches::default();
-        let stale = Instant::now().checked_sub(CREDENTIAL_TTL * 2).unwrap();
-        caches
-            .gateway_credentials
-            .put("c".into(), CredentialSlot::Live(Arc::new(live()), stale));
-        assert!(
-            caches.gateway_credential("c").is_none(),
-            "stale: ask the store again"
-        );
+    fn an_id_the_store_does_not_know_is_cached_as_revoked() {
+        let cache = &Caches::default().gateway_credentials;
+        assert!(cache.loaded("nope", None).is_none());
+        assert!(matches!(cache.lookup("nope"), Some(None)));
+    }
+
+    #[test]
+    fn a_full_map_starts_over() {
+        let map: Bounded<u32, u32> = Bounded::with_limit(2);
+        map.put(1, 1);
+        map.put(2, 2);
+        map.put(3, 3);
+        assert_eq!(map.get(&1), None);
+        assert_eq!(map.get(&3), Some(3));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::{
     authn::{CredentialPrincipal, Verification},
     cache::LiveGatewayCredential,
     in_tx, iso8601, now_ms,
+    revocations::{self, Kind},
     types::Name,
 };
 use crate::{
@@ -315,6 +316,7 @@ impl Latchkey {
                 );
             }
             tx.delete_environment(org, &env.id).await?;
+            revocations::record(tx, Kind::GatewayCredential, &revoked).await?;
             audit::append(
                 tx,
                 Event::by(ctx, Some(org), "environment.delete", "environment", &env.id),
@@ -323,7 +325,7 @@ impl Latchkey {
             Ok(revoked)
         })
         .await?;
-        self.caches.revoke_gateway_credentials(revoked);
+        self.revoke_cached(Kind::GatewayCredential, revoked);
         Ok(())
     }
 
@@ -449,6 +451,7 @@ impl Latchkey {
                 .map(|c| c.id)
                 .collect();
             tx.delete_gateway(org, &gateway.id).await?;
+            revocations::record(tx, Kind::GatewayCredential, &revoked).await?;
             audit::append(
                 tx,
                 Event::by(ctx, Some(org), "gateway.delete", "gateway", &gateway.id),
@@ -457,7 +460,7 @@ impl Latchkey {
             Ok(revoked)
         })
         .await?;
-        self.caches.revoke_gateway_credentials(revoked);
+        self.revoke_cached(Kind::GatewayCredential, revoked);
         Ok(())
     }
 
@@ -588,6 +591,7 @@ impl Latchkey {
             if !tx.delete_gateway_credential(org, &gateway.id, id).await? {
                 return Err(CoreError::not_found("credential"));
             }
+            revocations::record(tx, Kind::GatewayCredential, &[id.to_owned()]).await?;
             audit::append(
                 tx,
                 Event::by(
@@ -602,7 +606,7 @@ impl Latchkey {
             Ok(())
         })
         .await?;
-        self.caches.revoke_gateway_credentials([id.to_owned()]);
+        self.revoke_cached(Kind::GatewayCredential, [id.to_owned()]);
         Ok(())
     }
 
@@ -626,7 +630,7 @@ impl Latchkey {
         &self,
         id: &str,
     ) -> Result<Option<Arc<LiveGatewayCredential>>> {
-        if let Some(known) = self.caches.gateway_credential(id) {
+        if let Some(known) = self.caches.gateway_credentials.lookup(id) {
             return Ok(known);
         }
         let row = self
@@ -640,7 +644,7 @@ impl Latchkey {
             environment_id: r.environment_id,
             gateway_id: r.gateway_id,
         });
-        Ok(self.caches.loaded_gateway_credential(id, live))
+        Ok(self.caches.gateway_credentials.loaded(id, live))
     }
 
     /// Verifies a JWT signed by one of our signing keys: a gateway credential or an access

@@ -13,6 +13,7 @@ use super::{
     audit::{self, Event},
     cache::TOKEN_TTL,
     in_tx, iso8601, now_ms,
+    types::KeyScope,
 };
 use crate::{
     crypto::secret::{generate_management_token, looks_like_management_token},
@@ -54,18 +55,32 @@ impl Role {
     }
 }
 
-/// The authenticated caller.
+/// The authenticated caller: a management token, or (on the Sunshine surface only) an API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The management token's id, or the API key's id.
     pub token_id: String,
     pub organization_id: Option<String>,
     pub role: Role,
     pub team_id: Option<i64>,
+    /// Set when the caller is an API key: what the key may reach.
+    pub key: Option<KeyGrant>,
+}
+
+/// What a Sunshine API key may reach (see `core::sunshine` for the rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGrant {
+    pub scope: KeyScope,
+    pub app_id: Option<String>,
+    pub integration_id: Option<String>,
 }
 
 impl Principal {
     pub fn actor(&self) -> String {
-        format!("token:{}", self.token_id)
+        match self.key {
+            Some(_) => format!("key:{}", self.token_id),
+            None => format!("token:{}", self.token_id),
+        }
     }
 
     pub fn is_server_admin(&self) -> bool {
@@ -184,7 +199,7 @@ impl std::fmt::Debug for CreatedToken {
     }
 }
 
-fn expose<S: serde::Serializer>(
+pub(crate) fn expose<S: serde::Serializer>(
     secret: &SecretString,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
@@ -247,6 +262,7 @@ impl Latchkey {
             token_id: row.id,
             organization_id: row.organization_id,
             team_id: row.team_id,
+            key: None,
         };
         self.caches
             .tokens

@@ -223,6 +223,72 @@ impl Name {
 
 string_serde!(Name, Name::parse);
 
+/// A Sunshine display name (apps and keys): 1..=100 characters, not blank, no control
+/// characters. Kept as given (Sunshine echoes it back unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(s: &str) -> Result<DisplayName, DomainError> {
+        const FIELD: &str = "displayName";
+        if s.trim().is_empty() {
+            return Err(DomainError::new(FIELD, "displayName must not be empty"));
+        }
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(DomainError::new(
+                FIELD,
+                format!("displayName must be at most {} characters", Self::MAX_CHARS),
+            ));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(DomainError::new(
+                FIELD,
+                "displayName must not contain control characters",
+            ));
+        }
+        Ok(DisplayName(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+string_serde!(DisplayName, DisplayName::parse);
+
+wire_enum!(
+    /// What a Sunshine API key may reach: the whole organization, one app, or one integration.
+    KeyScope, field = "scope", {
+        Account = "account",
+        App = "app",
+        Integration = "integration",
+    }
+);
+
+impl KeyScope {
+    /// The prefix of this scope's key ids (`act_`, `app_`, `int_`), followed by 24 hex digits.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            Self::Account => "act_",
+            Self::App => "app_",
+            Self::Integration => "int_",
+        }
+    }
+
+    /// The scope a key id claims, if it has the shape of one (a cheap check before any lookup).
+    pub fn of_key_id(id: &str) -> Option<KeyScope> {
+        let scope = Self::ALL
+            .iter()
+            .copied()
+            .find(|s| id.starts_with(s.id_prefix()))?;
+        let hex = &id[4..];
+        (hex.len() == 24 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then_some(scope)
+    }
+}
+
 wire_enum!(
     /// The algorithm a JWT-mode credential signs with.
     JwtAlgorithm, field = "jwt_algorithm", {
@@ -566,6 +632,45 @@ mod tests {
         JwtAlgorithm::PS384,
         JwtAlgorithm::PS512,
     ];
+
+    #[test]
+    fn display_names() {
+        assert_eq!(
+            DisplayName::parse("My custom key").unwrap().as_str(),
+            "My custom key"
+        );
+        assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
+        for bad in ["", "   ", "a\nb"] {
+            assert_eq!(DisplayName::parse(bad).unwrap_err().field, "displayName");
+        }
+        assert!(DisplayName::parse(&"x".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn key_ids_name_their_scope() {
+        let hex = "5e4b0f225aca01092928f917";
+        assert_eq!(
+            KeyScope::of_key_id(&format!("int_{hex}")),
+            Some(KeyScope::Integration)
+        );
+        assert_eq!(
+            KeyScope::of_key_id(&format!("app_{hex}")),
+            Some(KeyScope::App)
+        );
+        assert_eq!(
+            KeyScope::of_key_id(&format!("act_{hex}")),
+            Some(KeyScope::Account)
+        );
+        for bad in [
+            "int_",
+            "xyz_5e4b0f225aca01092928f917",
+            "app_5E4B0F225ACA01092928F917",
+            "app_5e4b0f225aca01092928f91",
+        ] {
+            assert_eq!(KeyScope::of_key_id(bad), None, "{bad}");
+        }
+        assert_eq!(KeyScope::of_key_id("app_5e4b0f225aca01092928f9é"), None);
+    }
 
     #[test]
     fn slug_examples() {

@@ -19,12 +19,14 @@ pub mod audit;
 pub mod keys;
 pub mod orgs;
 pub mod pingone;
+pub mod sunshine;
 pub mod tines;
 pub mod tokens;
 
 pub use audit::*;
 pub use orgs::*;
 pub use pingone::*;
+pub use sunshine::*;
 pub use tines::*;
 pub use tokens::*;
 

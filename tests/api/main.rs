@@ -10,4 +10,5 @@ mod native;
 mod ops;
 mod pingone;
 mod startup;
+mod sunshine;
 mod tines;

@@ -1,0 +1,957 @@
+//! The Sunshine Conversations surface: apps, integrations, app/integration/account keys, key
+//! authentication (Basic and HS256 JWT) and the verify path.
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{
+    both_engines,
+    helpers::{TestApp, assert_absent, logs},
+};
+
+/// A key as created: (id, secret).
+struct Key {
+    id: String,
+    secret: String,
+}
+
+impl Key {
+    fn basic(&self) -> String {
+        let raw = format!("{}:{}", self.id, self.secret);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
+    /// An HS256 JWT as Sunshine's docs sign it: `kid` in the header, `scope` in the claims.
+    fn jwt(&self, scope: &str) -> String {
+        self.jwt_with(Algorithm::HS256, json!({ "scope": scope }))
+    }
+
+    fn jwt_with(&self, alg: Algorithm, claims: Value) -> String {
+        let mut header = Header::new(alg);
+        header.kid = Some(self.id.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .unwrap()
+    }
+}
+
+/// A request with a raw `Authorization` header value.
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    authorization: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .request(method, format!("{}{path}", app.base))
+        .header("Authorization", authorization);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn assert_sun_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["errors"][0]["code"], code, "{body}");
+    assert!(body["errors"][0]["title"].is_string(), "{body}");
+}
+
+async fn account_key(app: &TestApp, token: &str) -> Key {
+    let (status, created) = app
+        .post("/v1/account_keys", token, json!({"displayName": "ops"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    key_of(&created)
+}
+
+fn key_of(created: &Value) -> Key {
+    Key {
+        id: created["key"]["id"].as_str().unwrap().to_owned(),
+        secret: created["key"]["secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// An organization with an account key, an app and a custom integration:
+/// (management token, account key, app id, integration id).
+async fn setup(app: &TestApp) -> (String, Key, String, String) {
+    let (_, token) = app.org_with("admin").await;
+    let account = account_key(app, &token).await;
+    let (status, created) = call(
+        app,
+        Method::POST,
+        "/v2/apps",
+        &account.basic(),
+        Some(json!({"displayName": "Blue Brand", "metadata": {"tier": "gold"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let app_id = created["app"]["id"].as_str().unwrap().to_owned();
+    let (status, integration) = call(
+        app,
+        Method::POST,
+        &format!("/v2/apps/{app_id}/integrations"),
+        &account.basic(),
+        Some(json!({
+            "type": "custom",
+            "displayName": "Back office",
+            "webhooks": [{"target": "https://example.com/hook", "triggers": ["conversation:message"]}]
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{integration}");
+    let integration_id = integration["integration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (token, account, app_id, integration_id)
+}
+
+fn is_key_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        hex.len() == 24
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+async fn verify(app: &TestApp, token: &str, authorization: &str) -> Value {
+    let (status, verdict) = app
+        .post(
+            "/v1/authenticate",
+            token,
+            json!({ "authorization": authorization }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    verdict
+}
+
+async fn seed_001_integration_key(app: TestApp) {
+    let (token, account, app_id, integration_id) = setup(&app).await;
+    // Seed 001's curl: -u 'username:password', JSON body {"displayName": "My custom key"}.
+    let res = app
+        .client
+        .post(format!(
+            "{}/v2/apps/{app_id}/integrations/{integration_id}/keys",
+            app.base
+        ))
+        .basic_auth(&account.id, Some(&account.secret))
+        .header("Content-Type", "application/json")
+        .body(r#"{ "displayName": "My custom key" }"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let created: Value = res.json().await.unwrap();
+    let key = &created["key"];
+    assert_eq!(
+        key.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["displayName", "id", "secret"],
+        "{created}"
+    );
+    assert_eq!(key["displayName"], "My custom key");
+    assert!(is_key_id(key["id"].as_str().unwrap(), "int_"), "{created}");
+    let secret = key["secret"].as_str().unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret)
+        .unwrap();
+    assert_eq!(raw.len(), 32);
+    let int_key = key_of(&created);
+
+    // Later reads never show the secret.
+    let keys_path = format!("/v2/apps/{app_id}/integrations/{integration_id}/keys");
+    let (status, list) = call(&app, Method::GET, &keys_path, &account.basic(), None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(
+        list["keys"],
+        json!([{"id": int_key.id, "displayName": "My custom key"}])
+    );
+    let one = format!("{keys_path}/{}", int_key.id);
+    let (status, got) = call(&app, Method::GET, &one, &account.basic(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        got,
+        json!({"key": {"id": int_key.id, "displayName": "My custom key"}})
+    );
+
+    // The key authenticates: Basic and JWT, on the verify path.
+    let principal = json!({
+        "type": "integration_key", "key_id": int_key.id, "organization_id": verify(&app, &token, &account.basic()).await["principal"]["organization_id"],
+        "app_id": app_id, "integration_id": integration_id, "scope": "integration",
+    });
+    for presented in [
+        int_key.basic(),
+        format!("Bearer {}", int_key.jwt("integration")),
+        int_key.jwt("integration"),
+    ] {
+        let verdict = verify(&app, &token, &presented).await;
+        assert_eq!(verdict, json!({"valid": true, "principal": principal}));
+    }
+
+    // The secret is nowhere but in that one response.
+    for (place, text) in [
+        ("the database", app.raw_database().await),
+        ("the log", logs()),
+        ("a list", list.to_string()),
+        (
+            "audit events",
+            app.get("/v1/audit_events?limit=200", &token)
+                .await
+                .1
+                .to_string(),
+        ),
+    ] {
+        assert_absent(&text, &int_key.secret, place);
+        assert_absent(&text, &account.secret, place);
+    }
+    let (_, events) = app
+        .get("/v1/audit_events?action=api_key.create", &token)
+        .await;
+    assert_eq!(
+        events["audit_events"].as_array().unwrap().len(),
+        2,
+        "{events}"
+    );
+
+    // Delete answers 200 {} and the key is refused from the next call on.
+    let (status, body) = call(&app, Method::DELETE, &one, &account.basic(), None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let verdict = verify(&app, &token, &int_key.basic()).await;
+    assert_eq!(verdict, json!({"valid": false, "code": "unknown_key"}));
+    let (status, body) = call(&app, Method::GET, &one, &account.basic(), None).await;
+    assert_sun_error(status, &body, StatusCode::NOT_FOUND, "key_not_found");
+    let (status, body) = call(&app, Method::DELETE, &one, &account.basic(), None).await;
+    assert_sun_error(status, &body, StatusCode::NOT_FOUND, "key_not_found");
+}
+
+async fn jwt_refusals(app: TestApp) {
+    let (token, account, app_id, _) = setup(&app).await;
+    let (_, created) = call(
+        &app,
+        Method::POST,
+        &format!("/v2/apps/{app_id}/keys"),
+        &account.basic(),
+        Some(json!({"displayName": "app key"})),
+    )
+    .await;
+    let key = key_of(&created);
+    assert!(is_key_id(&key.id, "app_"));
+    let path = format!("/v2/apps/{app_id}");
+    let (status, got) = call(
+        &app,
+        Method::GET,
+        &path,
+        &format!("Bearer {}", key.jwt("app")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["app"]["displayName"], "Blue Brand");
+
+    let now = jsonwebtoken::get_current_timestamp();
+    let unsigned = {
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.",
+            b64(json!({"alg": "none", "typ": "JWT", "kid": key.id})),
+            b64(json!({"scope": "app"}))
+        )
+    };
+    let no_kid = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"scope": "app"}),
+        &EncodingKey::from_secret(key.secret.as_bytes()),
+    )
+    .unwrap();
+    let unknown = Key {
+        id: "app_000000000000000000000000".into(),
+        secret: key.secret.clone(),
+    };
+    let forged = Key {
+        id: key.id.clone(),
+        secret: "not-the-secret".into(),
+    };
+    let cases = [
+        (
+            key.jwt_with(Algorithm::HS512, json!({"scope": "app"})),
+            "unsupported_algorithm",
+        ),
+        (unsigned, "malformed"),
+        (no_kid, "malformed"),
+        (unknown.jwt("app"), "unknown_key"),
+        (key.jwt("account"), "scope_mismatch"),
+        (key.jwt_with(Algorithm::HS256, json!({})), "scope_mismatch"),
+        (
+            key.jwt_with(Algorithm::HS256, json!({"scope": "app", "exp": now - 600})),
+            "expired",
+        ),
+        (forged.jwt("app"), "bad_signature"),
+    ];
+    for (jwt, code) in cases {
+        let verdict = verify(&app, &token, &format!("Bearer {jwt}")).await;
+        assert_eq!(verdict, json!({"valid": false, "code": code}), "{jwt}");
+        let (status, body) = call(&app, Method::GET, &path, &format!("Bearer {jwt}"), None).await;
+        assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    // A small clock skew is tolerated; an exp in the future is fine.
+    for exp in [now - 5, now + 600] {
+        let jwt = key.jwt_with(Algorithm::HS256, json!({"scope": "app", "exp": exp}));
+        assert_eq!(verify(&app, &token, &jwt).await["valid"], true);
+    }
+    // Basic with a wrong secret, an unknown id or garbage.
+    for bad in [
+        forged.basic(),
+        unknown.basic(),
+        "Basic !!!".into(),
+        String::new(),
+    ] {
+        let (status, body) = call(&app, Method::GET, &path, &bad, None).await;
+        assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let verdict = verify(&app, &token, &forged.basic()).await;
+    assert_eq!(verdict, json!({"valid": false, "code": "bad_secret"}));
+    // The failures were audited to the key's organization, without the secrets.
+    let (_, events) = app.get("/v1/audit_events?action=auth.failed", &token).await;
+    let events = events["audit_events"].as_array().unwrap().clone();
+    assert!(
+        events.iter().any(|e| e["target_id"] == key.id),
+        "{events:?}"
+    );
+    assert_absent(&format!("{events:?}"), &key.secret, "audit events");
+}
+
+async fn scopes(app: TestApp) {
+    let (token, account, app_id, integration_id) = setup(&app).await;
+    let auth = account.basic();
+    let (_, created) = call(
+        &app,
+        Method::POST,
+        &format!("/v2/apps/{app_id}/keys"),
+        &auth,
+        Some(json!({"displayName": "a"})),
+    )
+    .await;
+    let app_key = key_of(&created).basic();
+    let (_, created) = call(
+        &app,
+        Method::POST,
+        &format!("/v2/apps/{app_id}/integrations/{integration_id}/keys"),
+        &auth,
+        Some(json!({"displayName": "i"})),
+    )
+    .await;
+    let int_key = key_of(&created).basic();
+    let (_, other) = call(
+        &app,
+        Method::POST,
+        "/v2/apps",
+        &auth,
+        Some(json!({"displayName": "Other"})),
+    )
+    .await;
+    let other_id = other["app"]["id"].as_str().unwrap().to_owned();
+
+    let hook = json!({"type": "custom", "webhooks": [{"target": "https://example.com/h", "triggers": ["*"]}]});
+    let name = json!({"displayName": "x"});
+    let app_path = format!("/v2/apps/{app_id}");
+    let int_path = format!("{app_path}/integrations/{integration_id}");
+    // (method, path, body, [account, app key, integration key] expected statuses)
+    let cases: Vec<(Method, String, Option<Value>, [u16; 3])> = vec![
+        (Method::GET, "/v2/apps".into(), None, [200, 403, 403]),
+        (
+            Method::POST,
+            "/v2/apps".into(),
+            Some(name.clone()),
+            [201, 403, 403],
+        ),
+        (Method::GET, app_path.clone(), None, [200, 200, 200]),
+        (
+            Method::PATCH,
+            app_path.clone(),
+            Some(json!({"displayName": "Renamed"})),
+            [200, 200, 403],
+        ),
+        (
+            Method::GET,
+            format!("/v2/apps/{other_id}"),
+            None,
+            [200, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("{app_path}/integrations"),
+            None,
+            [200, 200, 403],
+        ),
+        (
+            Method::POST,
+            format!("{app_path}/integrations"),
+            Some(hook),
+            [201, 201, 403],
+        ),
+        (Method::GET, int_path.clone(), None, [200, 200, 200]),
+        (
+            Method::GET,
+            format!("{app_path}/keys"),
+            None,
+            [200, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("{app_path}/keys"),
+            Some(name.clone()),
+            [201, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("{int_path}/keys"),
+            None,
+            [200, 200, 403],
+        ),
+        (
+            Method::POST,
+            format!("{int_path}/keys"),
+            Some(name.clone()),
+            [201, 201, 403],
+        ),
+        (
+            Method::DELETE,
+            format!("/v2/apps/{other_id}"),
+            None,
+            [200, 403, 403],
+        ),
+    ];
+    for (method, path, body, want) in cases {
+        // Run the callers from the least privileged, so a delete by the account key runs last.
+        for (auth, want) in [(&int_key, want[2]), (&app_key, want[1]), (&auth, want[0])] {
+            let (status, got) = call(&app, method.clone(), &path, auth, body.clone()).await;
+            assert_eq!(status.as_u16(), want, "{method} {path}: {got}");
+            if want == 403 {
+                assert_sun_error(status, &got, StatusCode::FORBIDDEN, "forbidden");
+            }
+        }
+    }
+    // Management tokens: admins and editors manage, viewers read, team-bound tokens are refused.
+    let org = verify(&app, &token, &auth).await["principal"]["organization_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let viewer = app.token(&org, "viewer", None).await;
+    let (status, _) = app.get(&app_path, &viewer).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.post("/v2/apps", &viewer, name.clone()).await;
+    assert_sun_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, _) = app.post("/v2/apps", &token, name.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let team = app.team(&token, "Security").await;
+    let bound = app.token(&org, "admin", Some(team)).await;
+    let (status, body) = app.get(&app_path, &bound).await;
+    assert_sun_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    // Account keys are managed by organization admins only.
+    let (status, _) = app.get("/v1/account_keys", &viewer).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, list) = app.get("/v1/account_keys", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list["keys"],
+        json!([{"id": account.id, "displayName": "ops"}])
+    );
+    // No credential at all.
+    let res = app
+        .client
+        .get(format!("{}{app_path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn key_limits_sequential_and_concurrent(app: TestApp) {
+    let (_, account, app_id, integration_id) = setup(&app).await;
+    let auth = account.basic();
+    let app_keys = format!("/v2/apps/{app_id}/keys");
+    for i in 0..10 {
+        let (status, body) = call(
+            &app,
+            Method::POST,
+            &app_keys,
+            &auth,
+            Some(json!({"displayName": format!("k{i}")})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        &app_keys,
+        &auth,
+        Some(json!({"displayName": "k10"})),
+    )
+    .await;
+    assert_sun_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    let (_, list) = call(&app, Method::GET, &app_keys, &auth, None).await;
+    assert_eq!(list["keys"].as_array().unwrap().len(), 10);
+
+    // Fifteen at once on the integration: exactly ten land.
+    let int_keys = format!("/v2/apps/{app_id}/integrations/{integration_id}/keys");
+    let tasks: Vec<_> = (0..15)
+        .map(|i| {
+            let req = app
+                .client
+                .post(format!("{}{int_keys}", app.base))
+                .header("Authorization", &auth)
+                .json(&json!({"displayName": format!("c{i}")}));
+            tokio::spawn(async move { req.send().await.unwrap().status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        10,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::BAD_REQUEST)
+    );
+    let (_, list) = call(&app, Method::GET, &int_keys, &auth, None).await;
+    assert_eq!(list["keys"].as_array().unwrap().len(), 10);
+
+    // Keys only on custom integrations.
+    let (_, web) = call(
+        &app,
+        Method::POST,
+        &format!("/v2/apps/{app_id}/integrations"),
+        &auth,
+        Some(json!({"type": "web", "displayName": "Site", "brandColor": "65758e"})),
+    )
+    .await;
+    let web_id = web["integration"]["id"].as_str().unwrap();
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        &format!("/v2/apps/{app_id}/integrations/{web_id}/keys"),
+        &auth,
+        Some(json!({"displayName": "x"})),
+    )
+    .await;
+    assert_sun_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(
+        body["errors"][0]["title"],
+        "API keys are available only for custom integrations"
+    );
+}
+
+async fn apps_integrations_and_pagination(app: TestApp) {
+    let (_, account, first_app, integration_id) = setup(&app).await;
+    let auth = account.basic();
+    let mut ids = vec![first_app.clone()];
+    for i in 0..4 {
+        let (_, created) = call(
+            &app,
+            Method::POST,
+            "/v2/apps",
+            &auth,
+            Some(json!({"displayName": format!("App {i}")})),
+        )
+        .await;
+        ids.push(created["app"]["id"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    let (status, page) = call(&app, Method::GET, "/v2/apps?page[size]=2", &auth, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let got = |page: &Value| -> Vec<String> {
+        page["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(got(&page), ids[..2]);
+    assert_eq!(page["meta"]["hasMore"], true);
+    assert_eq!(page["meta"]["afterCursor"], ids[1]);
+    let next = page["links"]["next"].as_str().unwrap();
+    assert!(
+        next.ends_with(&format!("/v2/apps?page[after]={}&page[size]=2", ids[1])),
+        "{next}"
+    );
+    assert!(page["links"].get("prev").is_none());
+    let (_, page2) = call(
+        &app,
+        Method::GET,
+        &format!("/v2/apps?page[after]={}&page[size]=2", ids[1]),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(got(&page2), ids[2..4]);
+    assert_eq!(page2["meta"]["hasMore"], true);
+    let (_, last) = call(
+        &app,
+        Method::GET,
+        &format!("/v2/apps?page[after]={}&page[size]=2", ids[3]),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(got(&last), ids[4..]);
+    assert_eq!(last["meta"]["hasMore"], false);
+    assert!(last["links"].get("next").is_none());
+    // Backwards, and the SDK's JSON form of the same query.
+    let (_, back) = call(
+        &app,
+        Method::GET,
+        &format!("/v2/apps?page[before]={}&page[size]=2", ids[4]),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(got(&back), ids[2..4]);
+    assert_eq!(back["meta"]["hasMore"], true);
+    let sdk = format!(
+        "/v2/apps?page=%7B%22size%22%3A%202%2C%20%22after%22%3A%20%22{}%22%7D",
+        ids[1]
+    );
+    let (_, same) = call(&app, Method::GET, &sdk, &auth, None).await;
+    assert_eq!(got(&same), ids[2..4]);
+    for bad in [
+        "page[size]=0",
+        "page[size]=101",
+        "page[size]=ten",
+        "page=notjson",
+        &format!("page[after]={}&page[before]={}", ids[0], ids[1]),
+    ] {
+        let (status, body) = call(&app, Method::GET, &format!("/v2/apps?{bad}"), &auth, None).await;
+        assert_sun_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    }
+
+    // App reads and updates: settings merge, metadata replaces or clears.
+    let path = format!("/v2/apps/{first_app}");
+    let (_, got_app) = call(&app, Method::GET, &path, &auth, None).await;
+    assert_eq!(got_app["app"]["metadata"], json!({"tier": "gold"}));
+    assert_eq!(got_app["app"]["settings"]["maskCreditCardNumbers"], true);
+    let (status, patched) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &auth,
+        Some(json!({"settings": {"useAnimalNames": true}, "metadata": null})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["app"]["displayName"], "Blue Brand");
+    assert_eq!(patched["app"]["settings"]["useAnimalNames"], true);
+    assert_eq!(patched["app"]["settings"]["maskCreditCardNumbers"], true);
+    assert_eq!(patched["app"]["metadata"], Value::Null);
+    for (body, field) in [
+        (json!({"displayName": ""}), "displayName"),
+        (json!({"displayName": "x".repeat(101)}), "displayName"),
+        (json!({"settings": {"bogus": 1}}), "settings"),
+        (json!({"settings": {"useAnimalNames": "yes"}}), "settings"),
+        (json!({"metadata": [1]}), "metadata"),
+        (json!({"metadata": {"nested": {"a": 1}}}), "metadata"),
+    ] {
+        let (status, err) = call(&app, Method::PATCH, &path, &auth, Some(body)).await;
+        assert_sun_error(status, &err, StatusCode::BAD_REQUEST, "bad_request");
+        assert!(
+            err["errors"][0]["title"].as_str().unwrap().contains(field),
+            "{err}"
+        );
+    }
+
+    // Integrations: the custom one shows its webhook; a channel's secrets are never shown.
+    let ints = format!("{path}/integrations");
+    let (status, custom) = call(
+        &app,
+        Method::GET,
+        &format!("{ints}/{integration_id}"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let integration = &custom["integration"];
+    assert_eq!(integration["type"], "custom");
+    assert_eq!(integration["status"], "active");
+    assert_eq!(integration["displayName"], "Back office");
+    let hooks = integration["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["target"], "https://example.com/hook");
+    assert_eq!(hooks[0]["triggers"], json!(["conversation:message"]));
+    assert_eq!(hooks[0]["id"].as_str().unwrap().len(), 24);
+    let (status, tg) = call(
+        &app,
+        Method::POST,
+        &ints,
+        &auth,
+        Some(json!({"type": "telegram", "token": "123:telegram-bot-token"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{tg}");
+    assert!(tg["integration"].get("token").is_none(), "{tg}");
+    assert_absent(
+        &app.raw_database().await,
+        "123:telegram-bot-token",
+        "the database",
+    );
+    let (_, all) = call(&app, Method::GET, &ints, &auth, None).await;
+    assert_eq!(all["integrations"].as_array().unwrap().len(), 2);
+    let (_, only) = call(
+        &app,
+        Method::GET,
+        &format!("{ints}?filter[types]=telegram,web"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(only["integrations"].as_array().unwrap().len(), 1);
+    assert_eq!(only["integrations"][0]["type"], "telegram");
+    for (body, field) in [
+        (json!({}), "type"),
+        (json!({"type": "fax"}), "type"),
+        (json!({"type": "custom"}), "webhooks"),
+        (json!({"type": "custom", "webhooks": []}), "webhook"),
+        (
+            json!({"type": "custom", "webhooks": [{"target": "ftp://x", "triggers": ["*"]}]}),
+            "target",
+        ),
+        (
+            json!({"type": "custom", "webhooks": [{"target": "https://x.example", "triggers": []}]}),
+            "triggers",
+        ),
+    ] {
+        let (status, err) = call(&app, Method::POST, &ints, &auth, Some(body.clone())).await;
+        assert_sun_error(status, &err, StatusCode::BAD_REQUEST, "bad_request");
+        assert!(
+            err["errors"][0]["title"].as_str().unwrap().contains(field),
+            "{body} → {err}"
+        );
+    }
+    // Malformed and oversized bodies answer in the Sunshine envelope.
+    let res = app
+        .client
+        .post(format!("{}/v2/apps", app.base))
+        .header("Authorization", &auth)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["errors"][0]["code"],
+        "bad_request"
+    );
+    let huge = json!({"displayName": "x", "metadata": {"big": "y".repeat(200 * 1024)}});
+    let (status, err) = call(&app, Method::POST, "/v2/apps", &auth, Some(huge)).await;
+    assert_sun_error(
+        status,
+        &err,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+
+    // Deleting an app deletes its integrations and revokes their keys at once.
+    let (_, created) = call(
+        &app,
+        Method::POST,
+        &format!("{ints}/{integration_id}/keys"),
+        &auth,
+        Some(json!({"displayName": "k"})),
+    )
+    .await;
+    let doomed = key_of(&created);
+    let (status, body) = call(&app, Method::DELETE, &path, &auth, None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let (status, body) = call(&app, Method::GET, &path, &doomed.basic(), None).await;
+    assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, body) = call(&app, Method::GET, &path, &auth, None).await;
+    assert_sun_error(status, &body, StatusCode::NOT_FOUND, "app_not_found");
+}
+
+async fn other_organizations_see_nothing(app: TestApp) {
+    let (_, _, app_id, integration_id) = setup(&app).await;
+    let (_, stranger_token) = app.org_with("admin").await;
+    let stranger = account_key(&app, &stranger_token).await.basic();
+    let int_path = format!("/v2/apps/{app_id}/integrations/{integration_id}");
+    for (method, path, body) in [
+        (Method::GET, format!("/v2/apps/{app_id}"), None),
+        (
+            Method::PATCH,
+            format!("/v2/apps/{app_id}"),
+            Some(json!({"displayName": "mine"})),
+        ),
+        (Method::DELETE, format!("/v2/apps/{app_id}"), None),
+        (Method::GET, format!("/v2/apps/{app_id}/integrations"), None),
+        (Method::GET, int_path.clone(), None),
+        (Method::DELETE, int_path.clone(), None),
+        (Method::GET, format!("/v2/apps/{app_id}/keys"), None),
+        (
+            Method::POST,
+            format!("/v2/apps/{app_id}/keys"),
+            Some(json!({"displayName": "x"})),
+        ),
+        (Method::GET, format!("{int_path}/keys"), None),
+        (
+            Method::POST,
+            format!("{int_path}/keys"),
+            Some(json!({"displayName": "x"})),
+        ),
+    ] {
+        for auth in [stranger.clone(), format!("Bearer {stranger_token}")] {
+            let (status, got) = call(&app, method.clone(), &path, &auth, body.clone()).await;
+            assert_sun_error(status, &got, StatusCode::NOT_FOUND, "app_not_found");
+        }
+    }
+    let (_, apps) = call(&app, Method::GET, "/v2/apps", &stranger, None).await;
+    assert_eq!(apps["apps"], json!([]));
+    // A key of one organization is not valid for another's verify calls.
+    let (token, account, ..) = setup(&app).await;
+    assert_eq!(verify(&app, &token, &account.basic()).await["valid"], true);
+    let verdict = verify(&app, &stranger_token, &account.basic()).await;
+    assert_eq!(
+        verdict,
+        json!({"valid": false, "code": "wrong_organization"})
+    );
+}
+
+async fn failed_key_logins_are_rate_limited(app: TestApp) {
+    let (_, account, app_id, _) = setup(&app).await;
+    let wrong = Key {
+        id: account.id.clone(),
+        secret: "wrong".into(),
+    }
+    .basic();
+    let path = format!("/v2/apps/{app_id}");
+    let mut limited = None;
+    for _ in 0..40 {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("Authorization", &wrong)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(res);
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = limited.expect("429 after repeated failures");
+    assert!(
+        res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "too_many_requests");
+}
+
+async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
+    let (token, account, app_id, _) = setup(&app).await;
+    let (_, created) = call(
+        &app,
+        Method::POST,
+        &format!("/v2/apps/{app_id}/keys"),
+        &account.basic(),
+        Some(json!({"displayName": "k"})),
+    )
+    .await;
+    let key = key_of(&created);
+    let (b, _stop_b) = app.another_node().await;
+    let (c, _stop_c) = app.another_node().await;
+    let check = |base: String, presented: String| {
+        let (client, token) = (app.client.clone(), token.clone());
+        async move {
+            let res = client
+                .post(format!("{base}/v1/authenticate"))
+                .bearer_auth(token)
+                .json(&json!({ "authorization": presented }))
+                .send()
+                .await
+                .unwrap();
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    for node in [&app.base, &b, &c] {
+        assert_eq!(
+            check(node.clone(), key.basic()).await["valid"],
+            true,
+            "{node}"
+        );
+        assert_eq!(
+            check(node.clone(), key.jwt("app")).await["valid"],
+            true,
+            "{node}"
+        );
+    }
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        &format!("/v2/apps/{app_id}/keys/{}", key.id),
+        &account.basic(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        check(app.base.clone(), key.basic()).await["code"],
+        "unknown_key",
+        "at once here"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1000);
+    for node in [&b, &c] {
+        loop {
+            let basic = check(node.clone(), key.basic()).await;
+            let jwt = check(node.clone(), key.jwt("app")).await;
+            if basic["valid"] == false && jwt["valid"] == false {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{node} still accepts a deleted key"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+both_engines!(
+    seed_001_integration_key,
+    jwt_refusals,
+    scopes,
+    key_limits_sequential_and_concurrent,
+    apps_integrations_and_pagination,
+    other_organizations_see_nothing,
+    failed_key_logins_are_rate_limited,
+    key_revocation_reaches_every_node_within_a_second,
+);
