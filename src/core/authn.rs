@@ -135,6 +135,13 @@ impl Latchkey {
             }
         };
         let verdict = verdict.for_organization(org);
+        // A use counts only once the credential is valid for the caller's organization.
+        if let Some(p) = &verdict.principal
+            && p.kind == "gateway_credential"
+            && let Some(id) = &p.credential_id
+        {
+            self.caches.record_use(id, super::now_ms());
+        }
         let result = match (&verdict.principal, verdict.code) {
             (Some(p), _) => p.kind,
             (None, code) => code.unwrap_or("invalid"),

@@ -611,16 +611,26 @@ impl Latchkey {
     }
 
     /// Writes the pending `lastUsedAt` stamps (called periodically and at shutdown).
+    /// A failed write puts the stamps back for the next attempt.
     pub async fn flush_usage(&self) -> Result<()> {
         let pending = self.caches.take_uses();
         if pending.is_empty() {
             return Ok(());
         }
-        let mut tx = self.store.write().await?;
-        for (id, at) in &pending {
-            tx.touch_gateway_credential(id, *at).await?;
+        let written = async {
+            let mut tx = self.store.write().await?;
+            for (id, at) in &pending {
+                tx.touch_gateway_credential(id, *at).await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await?;
+        .await;
+        if let Err(e) = written {
+            for (id, at) in &pending {
+                self.caches.record_use(id, *at);
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -688,7 +698,6 @@ impl Latchkey {
         {
             return Ok(Verification::invalid("bad_signature"));
         }
-        self.caches.record_use(&claims.jti, now_ms());
         Ok(Verification::valid(CredentialPrincipal {
             kind: "gateway_credential",
             organization_id: live.organization_id.clone(),
@@ -733,6 +742,9 @@ impl Latchkey {
             }
             _ => return Ok(Err(ExchangeError::InvalidGrant)),
         };
+        if let Some(id) = &principal.credential_id {
+            self.caches.record_use(id, now_ms());
+        }
         let signer = self.signing_key(&principal.organization_id).await?;
         let now = now_ms() / 1000;
         let claims = AccessClaims {

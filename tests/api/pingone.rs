@@ -174,6 +174,22 @@ async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
         one["lastUsedAt"].as_str().is_some(),
         "use is recorded: {one}"
     );
+    // Another organization presenting it is not a use; the stamp reaches the database by the
+    // periodic flush (here: the one at shutdown), not a write per verification.
+    let (_, stranger) = app.org_with("admin").await;
+    let verdict = verify(&app, &stranger, jwt).await;
+    assert_eq!(
+        verdict,
+        json!({"valid": false, "code": "wrong_organization"})
+    );
+    let mut app = app;
+    app.restart().await;
+    let credential_path = format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}");
+    let (_, after) = app.get(&credential_path, &token).await;
+    assert_eq!(
+        after["lastUsedAt"], one["lastUsedAt"],
+        "persisted across a restart"
+    );
 
     // The JWT is in no database row, log line or audit event.
     assert_absent(&app.raw_database().await, jwt, "the database");
@@ -330,6 +346,43 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let gateway_body = json!({"name": "Mine now", "type": "LDAP", "enabled": true});
+    let (status, e) = app
+        .post(
+            &format!("/v1/environments/{other_env}/gateways"),
+            &token,
+            gateway_body.clone(),
+        )
+        .await;
+    assert_ping_error(status, &e, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let (status, e) = app
+        .put(
+            &format!("/v1/environments/{other_env}/gateways/{other_gw}"),
+            &token,
+            gateway_body,
+        )
+        .await;
+    assert_ping_error(status, &e, StatusCode::NOT_FOUND, "NOT_FOUND");
+    // Our credential cannot be exchanged at their environment's token endpoint.
+    let res = app
+        .client
+        .post(format!("{}/{other_env}/as/token", app.base))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", jwt.as_str()),
+            ("subject_token_type", "pingone_gateway_credential"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_grant"})
+    );
 
     // Delete: the very next verification says revoked.
     let (status, _) = app
