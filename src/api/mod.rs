@@ -102,7 +102,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     let doc = Arc::new(doc);
     api.merge(pingone::unversioned())
         .merge(ops::docs_router(doc))
-        .fallback(native::not_found)
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
         .layer(middleware::from_fn(track_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -117,6 +118,36 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(CatchPanicLayer::custom(ops::panic_response))
         .with_state(state)
+}
+
+/// A path or method no route serves: 404 or 405, in the envelope of the surface the path
+/// belongs to (by prefix), so a client of one product never sees another's error format.
+async fn no_route(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    matched: Option<MatchedPath>,
+) -> Response {
+    use axum::{http::StatusCode, response::IntoResponse};
+    let error = if matched.is_some() {
+        error::ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on this path"),
+        )
+    } else {
+        error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    };
+    let path = uri.path();
+    let under = |prefix: &str| path.starts_with(prefix);
+    if under("/v1/environments") || under("/environments") {
+        error::Error::<pingone::PingOne>::from(error).into_response()
+    } else if under("/v2/") {
+        error::Error::<sunshine::Sunshine>::from(error).into_response()
+    } else if under("/api/v1/") {
+        error::Error::<tines::Tines>::from(error).into_response()
+    } else {
+        error::Error::<native::Native>::from(error).into_response()
+    }
 }
 
 /// The external base URL for links in responses: the configured one, else from `Host`.

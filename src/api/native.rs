@@ -50,15 +50,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_account_key, delete_account_key))
 }
 
-/// Unknown paths answer 404 in the native envelope.
-pub async fn not_found() -> impl IntoResponse {
-    Error::<Native>::from(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such route",
-    ))
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 struct Organizations {
     organizations: Vec<OrganizationView>,

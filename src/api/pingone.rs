@@ -32,7 +32,7 @@ impl Surface for PingOne {
         let code = match (e.status.as_u16(), e.code) {
             (_, "limit_exceeded" | "invalid" | "conflict") => "INVALID_DATA",
             (400, _) if e.field.is_some() => "INVALID_DATA",
-            (400 | 413, _) => "INVALID_REQUEST",
+            (400 | 405 | 413, _) => "INVALID_REQUEST",
             (401 | 403, _) => "ACCESS_FAILED",
             (404, _) => "NOT_FOUND",
             (429, _) => "REQUEST_LIMITED",

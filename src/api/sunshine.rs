@@ -36,6 +36,7 @@ impl Surface for Sunshine {
             // `app not found` → `app_not_found`, as Sunshine names them.
             404 if e.code == "not_found" => e.message.replace(' ', "_"),
             404 => "not_found".to_owned(),
+            405 => "method_not_allowed".to_owned(),
             409 => "conflict".to_owned(),
             413 => "payload_too_large".to_owned(),
             429 => "too_many_requests".to_owned(),

@@ -50,6 +50,29 @@ async fn health_ready_metrics(app: TestApp) {
     assert!(res.headers().contains_key("x-request-id"));
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
+
+    // An unknown path or method answers in the envelope of the surface the path belongs to.
+    for (method, path, status, code) in [
+        ("GET", "/v1/environments/e/nothing", 404, "/code"),
+        ("PATCH", "/v1/environments", 405, "/code"),
+        ("GET", "/v2/nothing", 404, "/errors/0/code"),
+        ("PUT", "/v2/apps", 405, "/errors/0/code"),
+        ("GET", "/api/v1/nothing", 404, "/errors/0/message"),
+        ("PATCH", "/v1/tokens", 405, "/error/code"),
+    ] {
+        let res = app
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), status, "{method} {path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(
+            body.pointer(code).is_some_and(|v| v.is_string()),
+            "{method} {path}: {body}"
+        );
+    }
 }
 
 async fn docs_are_served(app: TestApp) {
