@@ -36,6 +36,11 @@ pub enum StartError {
     },
     #[error("{0}")]
     Open(#[from] OpenError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -51,8 +56,29 @@ pub fn master_key(config: &Config) -> Result<(MasterKey, bool), StartError> {
     })
 }
 
+/// Creates the data directory (key file, SQLite files) readable by this user only, unless it
+/// exists already (then its permissions are the operator's choice).
+fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Opens the store named by the config, migrates it and unlocks the keyring.
 pub async fn open(config: &Config) -> Result<Latchkey, StartError> {
+    let uses_data_dir = matches!(config.database, DatabaseUrl::Sqlite(_))
+        || matches!(config.master_key, MasterKeySource::File(_));
+    if uses_data_dir {
+        private_data_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    }
     let (master, created) = master_key(config)?;
     if created && let MasterKeySource::File(path) = &config.master_key {
         tracing::warn!(

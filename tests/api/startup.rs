@@ -130,6 +130,8 @@ async fn first_run_from_an_empty_directory() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the data directory is private");
 
     let client = reqwest::Client::new();
     let health = client
