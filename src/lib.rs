@@ -148,7 +148,7 @@ impl Server {
             let mut flush = tokio::time::interval(USAGE_FLUSH_INTERVAL);
             let mut poll = tokio::time::interval(core::revocations::POLL_INTERVAL);
             let mut prune = tokio::time::interval(REVOCATION_PRUNE_INTERVAL);
-            let mut since = core::now_ms();
+            let mut since = 0;
             loop {
                 tokio::select! {
                     _ = flush.tick() => {

@@ -1,15 +1,16 @@
 //! The revocation feed: how a delete on one node reaches every other node's caches.
 //!
 //! A delete that revokes a credential or key also writes `(kind, id, at)` rows in its own
-//! transaction. Every node polls the rows stamped since its last poll (minus an overlap, so a
-//! transaction that committed late is still seen; applying a revocation twice is harmless) and
-//! turns those ids into tombstones. The node that deleted updates its own caches at once. It
+//! transaction, stamped by the database's clock. Every node polls the rows stamped since the
+//! newest stamp it has seen (minus an overlap, so a transaction that committed late is still
+//! seen; applying a revocation twice is harmless) and turns those ids into tombstones. A node
+//! starts by reading every retained row, so no clock of its own is ever compared. The node that deleted updates its own caches at once. It
 //! works the same on SQLite and PostgreSQL, and costs one small query per node per interval,
 //! whatever the traffic. If a poll fails, the caches are emptied: they refill from the store.
 
 use std::time::Duration;
 
-use super::{Latchkey, Result, now_ms};
+use super::{Latchkey, Result};
 use crate::store::Tx;
 
 /// How often a node reads the feed; a revocation elsewhere is seen within about this time.
@@ -43,7 +44,7 @@ impl Kind {
 /// Records in `tx` that `ids` are revoked. After the commit, call [`Latchkey::revoke_cached`].
 pub(crate) async fn record(tx: &mut Tx, kind: Kind, ids: &[String]) -> Result<()> {
     if !ids.is_empty() {
-        tx.insert_revocations(kind.as_str(), ids, now_ms()).await?;
+        tx.insert_revocations(kind.as_str(), ids).await?;
     }
     Ok(())
 }
@@ -57,8 +58,9 @@ impl Latchkey {
         }
     }
 
-    /// Applies the revocations stamped since `since` (epoch ms) by any node and returns the
-    /// newest stamp seen: the `since` of the next poll. On error the caches are emptied.
+    /// Applies the revocations stamped since `since` (epoch ms by the database's clock; 0 at
+    /// start) and returns the newest stamp seen: the `since` of the next poll. On error the
+    /// caches are emptied.
     pub async fn apply_revocations(&self, since: i64) -> Result<i64> {
         let rows = match self.recent_revocations(since).await {
             Ok(rows) => rows,
@@ -86,7 +88,7 @@ impl Latchkey {
     /// Deletes feed rows every node has long since read.
     pub async fn prune_revocations(&self) -> Result<()> {
         let mut tx = self.store.write().await?;
-        tx.prune_revocations(now_ms() - RETENTION_MS).await?;
+        tx.prune_revocations(RETENTION_MS).await?;
         tx.commit().await?;
         Ok(())
     }

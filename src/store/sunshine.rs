@@ -350,23 +350,26 @@ impl Tx {
         Ok(done > 0)
     }
 
-    /// Records revocations, in the transaction that deletes what they name.
-    pub async fn insert_revocations(&mut self, kind: &str, ids: &[String], at: i64) -> Result<()> {
-        let sql = "INSERT INTO revocations (kind, id, at) VALUES ($1, $2, $3)";
+    /// Records revocations, in the transaction that deletes what they name. Stamped with the
+    /// database's clock, so the nodes' own clocks never have to agree.
+    pub async fn insert_revocations(&mut self, kind: &str, ids: &[String]) -> Result<()> {
+        let sql = match self {
+            Tx::Sqlite(_) => {
+                "INSERT INTO revocations (kind, id, at) VALUES ($1, $2, CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER))"
+            }
+            Tx::Postgres(_) => {
+                "INSERT INTO revocations (kind, id, at) VALUES ($1, $2, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT))"
+            }
+        };
         for id in ids {
             on_conn!(self, |c| {
-                sqlx::query(sql)
-                    .bind(kind)
-                    .bind(id)
-                    .bind(at)
-                    .execute(c)
-                    .await?;
+                sqlx::query(sql).bind(kind).bind(id).execute(c).await?;
             });
         }
         Ok(())
     }
 
-    /// Revocations stamped at or after `since` (epoch ms).
+    /// Revocations stamped at or after `since` (epoch ms, database clock).
     pub async fn revocations_since(&mut self, since: i64) -> Result<Vec<RevocationRow>> {
         let sql = "SELECT kind, id, at FROM revocations WHERE at >= $1";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
@@ -375,10 +378,18 @@ impl Tx {
             .await?))
     }
 
-    pub async fn prune_revocations(&mut self, before: i64) -> Result<()> {
-        let sql = "DELETE FROM revocations WHERE at < $1";
+    /// Deletes revocations older than `age_ms` by the database's clock.
+    pub async fn prune_revocations(&mut self, age_ms: i64) -> Result<()> {
+        let sql = match self {
+            Tx::Sqlite(_) => {
+                "DELETE FROM revocations WHERE at < CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) - $1"
+            }
+            Tx::Postgres(_) => {
+                "DELETE FROM revocations WHERE at < CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) - $1"
+            }
+        };
         on_conn!(self, |c| {
-            sqlx::query(sql).bind(before).execute(c).await?;
+            sqlx::query(sql).bind(age_ms).execute(c).await?;
         });
         Ok(())
     }

@@ -943,6 +943,32 @@ async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
+    // The feed row is stamped in epoch milliseconds by the database's clock, and pruning
+    // keeps recent rows.
+    app.latchkey.prune_revocations().await.unwrap();
+    let rows = app
+        .latchkey
+        .store()
+        .read()
+        .await
+        .unwrap()
+        .revocations_since(0)
+        .await
+        .unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.id == key.id)
+        .expect("a recent revocation survives pruning");
+    assert_eq!(row.kind, "api_key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        (row.at - now).abs() < 60_000,
+        "stamp {} vs now {now}",
+        row.at
+    );
 }
 
 both_engines!(
