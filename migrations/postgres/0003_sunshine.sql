@@ -40,7 +40,10 @@ CREATE TABLE sunshine_keys (
     secret          BYTEA NOT NULL,
     created_at      BIGINT NOT NULL
 );
-CREATE INDEX sunshine_keys_owner ON sunshine_keys (organization_id, scope, app_id, integration_id);
+-- Lookups by owner (and the cascades of app and integration deletes) use these.
+CREATE INDEX sunshine_keys_org ON sunshine_keys (organization_id, scope);
+CREATE INDEX sunshine_keys_app ON sunshine_keys (app_id, integration_id);
+CREATE INDEX sunshine_keys_integration ON sunshine_keys (integration_id);
 
 -- What was revoked when; nodes read the recent rows and drop those ids from their caches.
 CREATE TABLE revocations (

@@ -292,7 +292,7 @@ impl Tx {
     }
 
     /// The keys of one owner: account keys (no app), an app's keys (no integration), or an
-    /// integration's keys; oldest first.
+    /// integration's keys; oldest first. Each shape uses the owner index in full.
     pub async fn keys_of(
         &mut self,
         org: &str,
@@ -300,16 +300,24 @@ impl Tx {
         app: Option<&str>,
         integration: Option<&str>,
     ) -> Result<Vec<KeyRow>> {
-        let sql = "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
-                   AND COALESCE(app_id, '') = $3 AND COALESCE(integration_id, '') = $4 \
-                   ORDER BY created_at, id";
-        Ok(on_conn!(self, |c| sqlx::query_as(sql)
-            .bind(org)
-            .bind(scope)
-            .bind(app.unwrap_or_default())
-            .bind(integration.unwrap_or_default())
-            .fetch_all(c)
-            .await?))
+        let sql = match (app, integration) {
+            (None, _) => "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                          ORDER BY created_at, id",
+            (Some(_), None) => "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                                AND app_id = $3 ORDER BY created_at, id",
+            (Some(_), Some(_)) => "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                                   AND app_id = $3 AND integration_id = $4 ORDER BY created_at, id",
+        };
+        Ok(on_conn!(self, |c| {
+            let mut query = sqlx::query_as(sql).bind(org).bind(scope);
+            if let Some(app) = app {
+                query = query.bind(app);
+            }
+            if let Some(integration) = integration {
+                query = query.bind(integration);
+            }
+            query.fetch_all(c).await?
+        }))
     }
 
     /// The ids of every key under an app (its app keys and its integrations' keys), or under
