@@ -643,6 +643,13 @@ impl Latchkey {
         if let Some(known) = self.caches.gateway_credentials.lookup(id) {
             return Ok(known);
         }
+        Box::pin(self.load_gateway_credential(id)).await
+    }
+
+    async fn load_gateway_credential(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<LiveGatewayCredential>>> {
         let row = self
             .store
             .read()

@@ -82,6 +82,10 @@ impl Latchkey {
         if let Some(cached) = self.caches.verifiers.get(&kid.to_owned()) {
             return Ok(cached);
         }
+        Box::pin(self.load_verifier(kid)).await
+    }
+
+    async fn load_verifier(&self, kid: &str) -> Result<Option<Arc<Verifier>>> {
         let row = self.store.read().await?.signing_key(kid).await?;
         let verifier = match row {
             Some(row) if row.algorithm == RS256 => {

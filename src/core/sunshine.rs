@@ -987,6 +987,11 @@ impl Latchkey {
         if let Some(known) = self.caches.keys.lookup(id) {
             return Ok(known);
         }
+        // Boxed, so the store's futures do not weigh on every cached call.
+        Box::pin(self.load_key(id)).await
+    }
+
+    async fn load_key(&self, id: &str) -> Result<Option<Arc<LiveKey>>> {
         let row = self.store.read().await?.key_by_id(id).await?;
         let live = match row {
             Some(row) => Some(LiveKey {
@@ -1119,7 +1124,7 @@ impl Latchkey {
                 }),
             });
         }
-        self.key_auth_failed(key_id.as_deref(), meta).await
+        Box::pin(self.key_auth_failed(key_id.as_deref(), meta)).await
     }
 
     async fn key_auth_failed(&self, key_id: Option<&str>, meta: &RequestMeta) -> Result<Principal> {

@@ -227,21 +227,31 @@ impl Latchkey {
         presented: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<Principal> {
-        let found = match presented {
-            Some(token) if looks_like_management_token(token) => {
-                let hash = self.pepper.hash(token);
-                // The hot path: a recently seen token answers from memory.
-                if let Some((principal, at)) = self.caches.tokens.get(&hash)
-                    && at.elapsed() < TOKEN_TTL
-                {
-                    return Ok(principal);
-                }
-                match self.store.read().await?.token_by_hash(&hash).await? {
-                    Some((row, stored)) if self.pepper.verify(token, &stored) => Some((hash, row)),
-                    _ => None,
-                }
-            }
-            _ => None,
+        let token = presented
+            .filter(|t| looks_like_management_token(t))
+            .map(|t| (t, self.pepper.hash(t)));
+        // The hot path: a recently seen token answers from memory.
+        if let Some((_, hash)) = &token
+            && let Some((principal, at)) = self.caches.tokens.get(hash)
+            && at.elapsed() < TOKEN_TTL
+        {
+            return Ok(principal);
+        }
+        // Boxed, so the store's futures do not weigh on every cached call.
+        Box::pin(self.authenticate_from_store(token, meta)).await
+    }
+
+    async fn authenticate_from_store(
+        &self,
+        token: Option<(&str, [u8; 32])>,
+        meta: &RequestMeta,
+    ) -> Result<Principal> {
+        let found = match token {
+            Some((token, hash)) => match self.store.read().await?.token_by_hash(&hash).await? {
+                Some((row, stored)) if self.pepper.verify(token, &stored) => Some((hash, row)),
+                _ => None,
+            },
+            None => None,
         };
         let Some((hash, row)) = found else {
             let client = meta.ip.as_deref().unwrap_or("unknown");

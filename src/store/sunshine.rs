@@ -301,12 +301,18 @@ impl Tx {
         integration: Option<&str>,
     ) -> Result<Vec<KeyRow>> {
         let sql = match (app, integration) {
-            (None, _) => "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
-                          ORDER BY created_at, id",
-            (Some(_), None) => "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
-                                AND app_id = $3 ORDER BY created_at, id",
-            (Some(_), Some(_)) => "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
-                                   AND app_id = $3 AND integration_id = $4 ORDER BY created_at, id",
+            (None, _) => {
+                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                          ORDER BY created_at, id"
+            }
+            (Some(_), None) => {
+                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                                AND app_id = $3 ORDER BY created_at, id"
+            }
+            (Some(_), Some(_)) => {
+                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                                   AND app_id = $3 AND integration_id = $4 ORDER BY created_at, id"
+            }
         };
         Ok(on_conn!(self, |c| {
             let mut query = sqlx::query_as(sql).bind(org).bind(scope);

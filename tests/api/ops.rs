@@ -149,3 +149,36 @@ fn openapi_covers_every_route_and_matches_the_snapshot() {
     }
     insta::assert_json_snapshot!("openapi", serde_json::to_value(&doc).unwrap());
 }
+
+/// The futures of the hot path stay small: cold paths (the store, failure audits) are boxed,
+/// so a cached verification does not copy kilobytes of unused state on every request.
+#[tokio::test]
+async fn hot_path_futures_stay_small() {
+    let app = TestApp::sqlite().await;
+    let l = &app.latchkey;
+    let meta = latchkey::core::RequestMeta::default();
+    let principal = l.authenticate(Some(&app.admin), &meta).await.unwrap();
+    let ctx = latchkey::core::Ctx {
+        principal,
+        request_id: None,
+        ip: None,
+        external_id: None,
+    };
+    let sizes = [
+        (
+            "authenticate",
+            std::mem::size_of_val(&l.authenticate(None, &meta)),
+        ),
+        (
+            "verify_credential",
+            std::mem::size_of_val(&l.verify_credential(&ctx, "x")),
+        ),
+        (
+            "authenticate_key_or_token",
+            std::mem::size_of_val(&l.authenticate_key_or_token(None, &meta)),
+        ),
+    ];
+    for (name, size) in sizes {
+        assert!(size <= 2048, "the {name} future is {size} bytes");
+    }
+}
