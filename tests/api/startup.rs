@@ -3,7 +3,6 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 use reqwest::StatusCode;
@@ -197,7 +196,23 @@ async fn first_run_from_an_empty_directory() {
         .unwrap();
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("master key does not match"));
-    let _ = Duration::ZERO;
+
+    // A removed audit event breaks the chain: `audit verify` names it and exits 1.
+    let db = dir.path().join("latchkey-data/latchkey.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_events WHERE seq = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let broken = latchkey(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stdout).contains("BROKEN"));
 }
 
 #[test]
