@@ -40,9 +40,11 @@ CREATE TABLE sunshine_keys (
     secret          BLOB NOT NULL,
     created_at      BIGINT NOT NULL
 );
--- Lookups by owner (and the cascades of app and integration deletes) use these.
-CREATE INDEX sunshine_keys_org ON sunshine_keys (organization_id, scope);
-CREATE INDEX sunshine_keys_app ON sunshine_keys (app_id, integration_id);
+-- Every lookup by owner names organization, scope and as much of app and integration as it
+-- has, so this one index serves them all (and SQLite, without statistics, never prefers a
+-- shorter one). The other two serve the cascades of app and integration deletes.
+CREATE INDEX sunshine_keys_owner ON sunshine_keys (organization_id, scope, app_id, integration_id);
+CREATE INDEX sunshine_keys_app ON sunshine_keys (app_id);
 CREATE INDEX sunshine_keys_integration ON sunshine_keys (integration_id);
 
 -- What was revoked when; nodes read the recent rows and drop those ids from their caches.

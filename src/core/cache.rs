@@ -11,7 +11,10 @@
 use std::{
     collections::HashMap,
     hash::Hash,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, LazyLock, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -25,6 +28,9 @@ const MAX_KEYS: usize = 500_000;
 /// How long a live token is trusted without asking the store again. A delete on this node
 /// takes effect at once; on another node within this time.
 pub const TOKEN_TTL: Duration = Duration::from_secs(1);
+/// How stale the revocation feed may be before cached live entries stop counting
+/// (it is read every 200 ms).
+const FEED_MAX_AGE_MS: u64 = 1_000;
 /// Failed authentications allowed per client and window before answering 429 (each failure
 /// is an audit write, so this also bounds what a flood of bad tokens costs the store).
 pub const MAX_FAILURES: u32 = 30;
@@ -121,11 +127,13 @@ impl<T> Clone for Slot<T> {
 
 /// Live-or-revoked ids: the verification caches of every family that issues credentials.
 impl<T> Bounded<String, Slot<T>> {
-    /// The cached answer for an id: `Some(None)` revoked, `None` ask the store.
-    pub fn lookup(&self, id: &str) -> Option<Option<Arc<T>>> {
+    /// The cached answer for an id: `Some(None)` revoked, `None` ask the store. A live entry
+    /// counts only while `trust_live` (the revocation feed is current); a tombstone always.
+    pub fn lookup(&self, id: &str, trust_live: bool) -> Option<Option<Arc<T>>> {
         let map = self.map.read().ok()?;
         match map.get(id)? {
-            Slot::Live(live) => Some(Some(live.clone())),
+            Slot::Live(live) if trust_live => Some(Some(live.clone())),
+            Slot::Live(_) => None,
             Slot::Revoked => Some(None),
         }
     }
@@ -181,6 +189,8 @@ pub struct Caches {
     pub failures: Bounded<String, (u32, Instant)>,
     /// credential id → last use (epoch ms) not yet written.
     pub last_used: Mutex<HashMap<String, i64>>,
+    /// When this node last read the revocation feed ([`ticks`]; 0: never).
+    feed_read_at: AtomicU64,
 }
 
 impl Default for Caches {
@@ -193,11 +203,31 @@ impl Default for Caches {
             tokens: Bounded::default(),
             failures: Bounded::default(),
             last_used: Mutex::default(),
+            feed_read_at: AtomicU64::new(0),
         }
     }
 }
 
+/// Milliseconds since this process first asked (monotonic; 0 is reserved for "never").
+fn ticks() -> u64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+}
+
 impl Caches {
+    /// Records a successful read of the revocation feed.
+    pub fn feed_read(&self) {
+        self.feed_read_at.store(ticks(), Ordering::Relaxed);
+    }
+
+    /// Whether cached live credentials and keys may be trusted: only while this node has
+    /// read the revocation feed recently. If the feed stalls, verification asks the store,
+    /// so a delete elsewhere is never missed for longer than this.
+    pub fn feed_is_current(&self) -> bool {
+        let at = self.feed_read_at.load(Ordering::Relaxed);
+        at != 0 && ticks().saturating_sub(at) < FEED_MAX_AGE_MS
+    }
+
     pub fn record_use(&self, id: &str, at: i64) {
         if let Ok(mut pending) = self.last_used.lock() {
             let slot = pending.entry(id.to_owned()).or_insert(at);
@@ -255,20 +285,49 @@ mod tests {
     #[test]
     fn a_revocation_is_never_undone_by_a_late_reader() {
         let cache = &Caches::default().gateway_credentials;
-        assert!(cache.lookup("c").is_none(), "unknown: ask the store");
+        assert!(cache.lookup("c", true).is_none(), "unknown: ask the store");
         assert!(cache.loaded("c", Some(live())).is_some());
-        assert!(matches!(cache.lookup("c"), Some(Some(_))));
+        assert!(matches!(cache.lookup("c", true), Some(Some(_))));
         cache.revoke(["c".to_owned()]);
         // A reader that loaded the row before the delete committed comes back late.
         assert!(cache.loaded("c", Some(live())).is_none());
-        assert!(matches!(cache.lookup("c"), Some(None)));
+        assert!(matches!(cache.lookup("c", true), Some(None)));
     }
 
     #[test]
     fn an_id_the_store_does_not_know_is_cached_as_revoked() {
         let cache = &Caches::default().gateway_credentials;
         assert!(cache.loaded("nope", None).is_none());
-        assert!(matches!(cache.lookup("nope"), Some(None)));
+        assert!(matches!(cache.lookup("nope", true), Some(None)));
+    }
+
+    #[test]
+    fn live_entries_count_only_while_the_feed_is_current() {
+        let caches = Caches::default();
+        assert!(!caches.feed_is_current(), "never read");
+        caches.gateway_credentials.loaded("c", Some(live()));
+        assert!(
+            caches
+                .gateway_credentials
+                .lookup("c", caches.feed_is_current())
+                .is_none()
+        );
+        caches.feed_read();
+        assert!(caches.feed_is_current());
+        assert!(matches!(
+            caches
+                .gateway_credentials
+                .lookup("c", caches.feed_is_current()),
+            Some(Some(_))
+        ));
+        caches.feed_read_at.store(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(FEED_MAX_AGE_MS + 10));
+        assert!(!caches.feed_is_current(), "stale");
+        caches.gateway_credentials.revoke(["c".to_owned()]);
+        assert!(
+            matches!(caches.gateway_credentials.lookup("c", false), Some(None)),
+            "tombstones hold regardless"
+        );
     }
 
     #[test]

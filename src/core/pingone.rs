@@ -640,7 +640,11 @@ impl Latchkey {
         &self,
         id: &str,
     ) -> Result<Option<Arc<LiveGatewayCredential>>> {
-        if let Some(known) = self.caches.gateway_credentials.lookup(id) {
+        if let Some(known) = self
+            .caches
+            .gateway_credentials
+            .lookup(id, self.caches.feed_is_current())
+        {
             return Ok(known);
         }
         Box::pin(self.load_gateway_credential(id)).await

@@ -6,7 +6,9 @@
 //! seen; applying a revocation twice is harmless) and turns those ids into tombstones. A node
 //! starts by reading every retained row, so no clock of its own is ever compared. The node that deleted updates its own caches at once. It
 //! works the same on SQLite and PostgreSQL, and costs one small query per node per interval,
-//! whatever the traffic. If a poll fails, the caches are emptied: they refill from the store.
+//! whatever the traffic. If a poll fails, the caches are emptied; if polls stop succeeding,
+//! cached live entries stop counting after a second (`Caches::feed_is_current`), so a node
+//! whose feed stalls asks the store rather than trust what may have been revoked.
 
 use std::time::Duration;
 
@@ -70,6 +72,7 @@ impl Latchkey {
                 return Err(e);
             }
         };
+        self.caches.feed_read();
         let mut newest = since;
         for row in rows {
             newest = newest.max(row.at);

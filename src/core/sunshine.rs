@@ -984,7 +984,7 @@ impl Latchkey {
 
     /// The live key with this id, from the cache or else the store (its secret opened once).
     async fn live_key(&self, id: &str) -> Result<Option<Arc<LiveKey>>> {
-        if let Some(known) = self.caches.keys.lookup(id) {
+        if let Some(known) = self.caches.keys.lookup(id, self.caches.feed_is_current()) {
             return Ok(known);
         }
         // Boxed, so the store's futures do not weigh on every cached call.

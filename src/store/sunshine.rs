@@ -292,7 +292,7 @@ impl Tx {
     }
 
     /// The keys of one owner: account keys (no app), an app's keys (no integration), or an
-    /// integration's keys; oldest first. Each shape uses the owner index in full.
+    /// integration's keys; oldest first. Each shape uses the owner index for all it names.
     pub async fn keys_of(
         &mut self,
         org: &str,
@@ -334,7 +334,8 @@ impl Tx {
         app: &str,
         integration: Option<&str>,
     ) -> Result<Vec<String>> {
-        let sql = "SELECT id FROM sunshine_keys WHERE organization_id = $1 AND app_id = $2 \
+        let sql = "SELECT id FROM sunshine_keys WHERE organization_id = $1 \
+                   AND scope IN ('app', 'integration') AND app_id = $2 \
                    AND ($3 = '' OR integration_id = $3)";
         Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
             .bind(org)
