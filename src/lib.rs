@@ -36,6 +36,11 @@ pub enum StartError {
     },
     #[error("{0}")]
     Open(#[from] OpenError),
+    #[error(
+        "the master key file {path} was missing, but the database holds data sealed under a \
+         master key: restore that key file (or set LATCHKEY_MASTER_KEY) and start again"
+    )]
+    MissingKeyFile { path: String },
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -80,7 +85,11 @@ pub async fn open(config: &Config) -> Result<Latchkey, StartError> {
         })?;
     }
     let (master, created) = master_key(config)?;
-    if created && let MasterKeySource::File(path) = &config.master_key {
+    let new_key_file = match &config.master_key {
+        MasterKeySource::File(path) if created => Some(path),
+        _ => None,
+    };
+    if let Some(path) = new_key_file {
         tracing::warn!(
                 path = %path.display(),
                 "no master key was configured: generated one and wrote it to this file (mode 0600). \
@@ -95,7 +104,16 @@ pub async fn open(config: &Config) -> Result<Latchkey, StartError> {
         url: config.database.redacted(),
         source,
     })?;
-    Ok(Latchkey::open(store, &master).await?)
+    let opened = Latchkey::open(store, &master).await;
+    // The database was made under another key and the key file is gone: the key just
+    // generated is useless, so it must not stay behind looking like the real one.
+    if let (Err(OpenError::WrongMasterKey), Some(path)) = (&opened, new_key_file) {
+        let _ = std::fs::remove_file(path);
+        return Err(StartError::MissingKeyFile {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(opened?)
 }
 
 /// The process-wide Prometheus recorder (a recorder can be installed once per process).

@@ -197,6 +197,19 @@ async fn first_run_from_an_empty_directory() {
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("master key does not match"));
 
+    // A lost key file is not silently replaced: start-up fails and leaves no new key behind.
+    let key_file = dir.path().join("latchkey-data/master.key");
+    let saved = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let lost = latchkey(dir.path()).arg("migrate").output().unwrap();
+    assert_eq!(lost.status.code(), Some(1), "{lost:?}");
+    assert!(
+        String::from_utf8_lossy(&lost.stderr).contains("was missing"),
+        "{lost:?}"
+    );
+    assert!(!key_file.exists(), "the useless new key was removed");
+    std::fs::write(&key_file, saved).unwrap();
+
     // A removed audit event breaks the chain: `audit verify` names it and exits 1.
     let db = dir.path().join("latchkey-data/latchkey.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
