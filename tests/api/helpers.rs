@@ -273,6 +273,26 @@ impl TestApp {
         self.request(Method::DELETE, path, Some(token), None).await
     }
 
+    /// `POST /v1/authenticate` on the node at `base` with the management `token`: the verdict
+    /// for `presented` (an `Authorization` value or a bare token).
+    pub async fn verify_at(&self, base: &str, token: &str, presented: &str) -> Value {
+        let res = self
+            .client
+            .post(format!("{base}/v1/authenticate"))
+            .bearer_auth(token)
+            .json(&json!({ "authorization": presented }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    /// [`Self::verify_at`] this node.
+    pub async fn verify(&self, token: &str, presented: &str) -> Value {
+        self.verify_at(&self.base, token, presented).await
+    }
+
     /// A new organization and a token of `role` in it: (organization id, token).
     pub async fn org_with(&self, role: &str) -> (String, String) {
         let name = format!("Org {}", uuid::Uuid::new_v4().simple());

@@ -43,18 +43,6 @@ async fn gateway(app: &TestApp) -> (String, String, String, String) {
     (token, env_id, gw["id"].as_str().unwrap().to_owned(), org)
 }
 
-async fn verify(app: &TestApp, token: &str, authorization: &str) -> Value {
-    let (status, verdict) = app
-        .post(
-            "/v1/authenticate",
-            token,
-            json!({ "authorization": authorization }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{verdict}");
-    verdict
-}
-
 /// Seed 000's request as curl sends it: POST, JSON content type, no body.
 async fn seed_post(app: &TestApp, token: &str, env: &str, gw: &str) -> (StatusCode, Value) {
     let res = app
@@ -158,7 +146,7 @@ async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
         one,
         json!({"id": id, "createdAt": created["createdAt"], "lastUsedAt": null})
     );
-    let verdict = verify(&app, &token, &format!("Bearer {jwt}")).await;
+    let verdict = app.verify(&token, &format!("Bearer {jwt}")).await;
     assert_eq!(
         verdict,
         json!({"valid": true, "principal": {"type": "gateway_credential", "organization_id": org,
@@ -177,7 +165,7 @@ async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
     // Another organization presenting it is not a use; the stamp reaches the database by the
     // periodic flush (here: the one at shutdown), not a write per verification.
     let (_, stranger) = app.org_with("admin").await;
-    let verdict = verify(&app, &stranger, jwt).await;
+    let verdict = app.verify(&stranger, jwt).await;
     assert_eq!(
         verdict,
         json!({"valid": false, "code": "wrong_organization"})
@@ -285,7 +273,7 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     let (_, created) = seed_post(&app, &token, &env, &gw).await;
     let jwt = created["credential"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap();
-    let verdict = verify(&app, &token, &jwt).await;
+    let verdict = app.verify(&token, &jwt).await;
     assert_eq!(verdict["valid"], true, "{verdict}");
 
     // One byte changed in the signature.
@@ -294,7 +282,7 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).unwrap();
     assert_eq!(
-        verify(&app, &token, &tampered).await,
+        app.verify(&token, &tampered).await,
         json!({"valid": false, "code": "bad_signature"})
     );
     // An unknown kid.
@@ -307,7 +295,7 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     )
     .unwrap();
     assert_eq!(
-        verify(&app, &token, &forged).await,
+        app.verify(&token, &forged).await,
         json!({"valid": false, "code": "unknown_key"})
     );
 
@@ -316,10 +304,10 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     let (_, theirs) = seed_post(&app, &other_token, &other_env, &other_gw).await;
     let their_jwt = theirs["credential"].as_str().unwrap();
     assert_eq!(
-        verify(&app, &token, their_jwt).await,
+        app.verify(&token, their_jwt).await,
         json!({"valid": false, "code": "wrong_organization"})
     );
-    assert_eq!(verify(&app, &other_token, their_jwt).await["valid"], true);
+    assert_eq!(app.verify(&other_token, their_jwt).await["valid"], true);
     for path in [
         format!("/v1/environments/{other_env}"),
         format!("/v1/environments/{other_env}/gateways"),
@@ -393,7 +381,7 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
-        verify(&app, &token, &jwt).await,
+        app.verify(&token, &jwt).await,
         json!({"valid": false, "code": "revoked"})
     );
     let (status, _) = app
@@ -409,7 +397,7 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     let (_, b) = seed_post(&app, &token, &env, &gw).await;
     for c in [&a, &b] {
         assert_eq!(
-            verify(&app, &token, c["credential"].as_str().unwrap()).await["valid"],
+            app.verify(&token, c["credential"].as_str().unwrap()).await["valid"],
             true
         );
     }
@@ -419,7 +407,7 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     assert_eq!(status, StatusCode::NO_CONTENT);
     for c in [&a, &b] {
         assert_eq!(
-            verify(&app, &token, c["credential"].as_str().unwrap()).await["code"],
+            app.verify(&token, c["credential"].as_str().unwrap()).await["code"],
             "revoked"
         );
     }
@@ -480,7 +468,7 @@ async fn token_exchange(app: TestApp) {
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         300
     );
-    let verdict = verify(&app, &token, &format!("Bearer {access}")).await;
+    let verdict = app.verify(&token, &format!("Bearer {access}")).await;
     assert_eq!(verdict["principal"]["type"], "gateway_access_token");
     assert_eq!(verdict["principal"]["organization_id"], org);
     assert_eq!(verdict["principal"]["credential_id"], created["id"]);
@@ -542,7 +530,7 @@ async fn token_exchange(app: TestApp) {
     );
     let expired = expired_access_token(&app, &org).await;
     assert_eq!(
-        verify(&app, &token, &expired).await,
+        app.verify(&token, &expired).await,
         json!({"valid": false, "code": "expired"})
     );
 }
@@ -726,21 +714,12 @@ async fn revocation_reaches_every_node_within_a_second(app: TestApp) {
     let jwt = created["credential"].as_str().unwrap().to_owned();
     let (b, _stop_b) = app.another_node().await;
     let (c, _stop_c) = app.another_node().await;
-    let check = |base: String| {
-        let (client, token, jwt) = (app.client.clone(), token.clone(), jwt.clone());
-        async move {
-            let res = client
-                .post(format!("{base}/v1/authenticate"))
-                .bearer_auth(token)
-                .json(&json!({ "authorization": jwt }))
-                .send()
-                .await
-                .unwrap();
-            res.json::<Value>().await.unwrap()
-        }
-    };
     for node in [&app.base, &b, &c] {
-        assert_eq!(check(node.clone()).await["valid"], true, "{node}");
+        assert_eq!(
+            app.verify_at(node, &token, &jwt).await["valid"],
+            true,
+            "{node}"
+        );
     }
     let id = created["id"].as_str().unwrap();
     let (status, _) = app
@@ -751,14 +730,14 @@ async fn revocation_reaches_every_node_within_a_second(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
-        check(app.base.clone()).await["code"],
+        app.verify(&token, &jwt).await["code"],
         "revoked",
         "at once on the node that deleted it"
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1100);
     for node in [&b, &c] {
         loop {
-            if check(node.clone()).await["code"] == "revoked" {
+            if app.verify_at(node, &token, &jwt).await["code"] == "revoked" {
                 break;
             }
             assert!(

@@ -129,18 +129,6 @@ fn is_key_id(id: &str, prefix: &str) -> bool {
     })
 }
 
-async fn verify(app: &TestApp, token: &str, authorization: &str) -> Value {
-    let (status, verdict) = app
-        .post(
-            "/v1/authenticate",
-            token,
-            json!({ "authorization": authorization }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{verdict}");
-    verdict
-}
-
 async fn seed_001_integration_key(app: TestApp) {
     let (token, account, app_id, integration_id) = setup(&app).await;
     // Seed 001's curl: -u 'username:password', JSON body {"displayName": "My custom key"}.
@@ -192,7 +180,7 @@ async fn seed_001_integration_key(app: TestApp) {
 
     // The key authenticates: Basic and JWT, on the verify path.
     let principal = json!({
-        "type": "integration_key", "key_id": int_key.id, "organization_id": verify(&app, &token, &account.basic()).await["principal"]["organization_id"],
+        "type": "integration_key", "key_id": int_key.id, "organization_id": app.verify(&token, &account.basic()).await["principal"]["organization_id"],
         "app_id": app_id, "integration_id": integration_id, "scope": "integration",
     });
     for presented in [
@@ -200,7 +188,7 @@ async fn seed_001_integration_key(app: TestApp) {
         format!("Bearer {}", int_key.jwt("integration")),
         int_key.jwt("integration"),
     ] {
-        let verdict = verify(&app, &token, &presented).await;
+        let verdict = app.verify(&token, &presented).await;
         assert_eq!(verdict, json!({"valid": true, "principal": principal}));
     }
 
@@ -232,7 +220,7 @@ async fn seed_001_integration_key(app: TestApp) {
     // Delete answers 200 {} and the key is refused from the next call on.
     let (status, body) = call(&app, Method::DELETE, &one, &account.basic(), None).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
-    let verdict = verify(&app, &token, &int_key.basic()).await;
+    let verdict = app.verify(&token, &int_key.basic()).await;
     assert_eq!(verdict, json!({"valid": false, "code": "unknown_key"}));
     let (status, body) = call(&app, Method::GET, &one, &account.basic(), None).await;
     assert_sun_error(status, &body, StatusCode::NOT_FOUND, "key_not_found");
@@ -304,7 +292,7 @@ async fn jwt_refusals(app: TestApp) {
         (forged.jwt("app"), "bad_signature"),
     ];
     for (jwt, code) in cases {
-        let verdict = verify(&app, &token, &format!("Bearer {jwt}")).await;
+        let verdict = app.verify(&token, &format!("Bearer {jwt}")).await;
         assert_eq!(verdict, json!({"valid": false, "code": code}), "{jwt}");
         let (status, body) = call(&app, Method::GET, &path, &format!("Bearer {jwt}"), None).await;
         assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
@@ -312,7 +300,7 @@ async fn jwt_refusals(app: TestApp) {
     // A small clock skew is tolerated; an exp in the future is fine.
     for exp in [now - 5, now + 600] {
         let jwt = key.jwt_with(Algorithm::HS256, json!({"scope": "app", "exp": exp}));
-        assert_eq!(verify(&app, &token, &jwt).await["valid"], true);
+        assert_eq!(app.verify(&token, &jwt).await["valid"], true);
     }
     // Basic with a wrong secret, an unknown id or garbage.
     for bad in [
@@ -324,7 +312,7 @@ async fn jwt_refusals(app: TestApp) {
         let (status, body) = call(&app, Method::GET, &path, &bad, None).await;
         assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
     }
-    let verdict = verify(&app, &token, &forged.basic()).await;
+    let verdict = app.verify(&token, &forged.basic()).await;
     assert_eq!(verdict, json!({"valid": false, "code": "bad_secret"}));
     // The failures were audited to the key's organization, without the secrets.
     let (_, events) = app.get("/v1/audit_events?action=auth.failed", &token).await;
@@ -448,7 +436,7 @@ async fn scopes(app: TestApp) {
         }
     }
     // Management tokens: admins and editors manage, viewers read, team-bound tokens are refused.
-    let org = verify(&app, &token, &auth).await["principal"]["organization_id"]
+    let org = app.verify(&token, &auth).await["principal"]["organization_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -832,8 +820,8 @@ async fn other_organizations_see_nothing(app: TestApp) {
     assert_eq!(apps["apps"], json!([]));
     // A key of one organization is not valid for another's verify calls.
     let (token, account, ..) = setup(&app).await;
-    assert_eq!(verify(&app, &token, &account.basic()).await["valid"], true);
-    let verdict = verify(&app, &stranger_token, &account.basic()).await;
+    assert_eq!(app.verify(&token, &account.basic()).await["valid"], true);
+    let verdict = app.verify(&stranger_token, &account.basic()).await;
     assert_eq!(
         verdict,
         json!({"valid": false, "code": "wrong_organization"})
@@ -889,27 +877,14 @@ async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
     let key = key_of(&created);
     let (b, _stop_b) = app.another_node().await;
     let (c, _stop_c) = app.another_node().await;
-    let check = |base: String, presented: String| {
-        let (client, token) = (app.client.clone(), token.clone());
-        async move {
-            let res = client
-                .post(format!("{base}/v1/authenticate"))
-                .bearer_auth(token)
-                .json(&json!({ "authorization": presented }))
-                .send()
-                .await
-                .unwrap();
-            res.json::<Value>().await.unwrap()
-        }
-    };
     for node in [&app.base, &b, &c] {
         assert_eq!(
-            check(node.clone(), key.basic()).await["valid"],
+            app.verify_at(node, &token, &key.basic()).await["valid"],
             true,
             "{node}"
         );
         assert_eq!(
-            check(node.clone(), key.jwt("app")).await["valid"],
+            app.verify_at(node, &token, &key.jwt("app")).await["valid"],
             true,
             "{node}"
         );
@@ -924,15 +899,15 @@ async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        check(app.base.clone(), key.basic()).await["code"],
+        app.verify(&token, &key.basic()).await["code"],
         "unknown_key",
         "at once here"
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1000);
     for node in [&b, &c] {
         loop {
-            let basic = check(node.clone(), key.basic()).await;
-            let jwt = check(node.clone(), key.jwt("app")).await;
+            let basic = app.verify_at(node, &token, &key.basic()).await;
+            let jwt = app.verify_at(node, &token, &key.jwt("app")).await;
             if basic["valid"] == false && jwt["valid"] == false {
                 break;
             }
