@@ -64,6 +64,10 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+async fn get(app: &TestApp, path: &str, authorization: &str) -> (StatusCode, Value) {
+    call(app, Method::GET, path, authorization, None).await
+}
+
 fn assert_sun_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
     assert_eq!(status, want, "{body}");
     assert_eq!(body["errors"][0]["code"], code, "{body}");
@@ -164,14 +168,14 @@ async fn seed_001_integration_key(app: TestApp) {
 
     // Later reads never show the secret.
     let keys_path = format!("/v2/apps/{app_id}/integrations/{integration_id}/keys");
-    let (status, list) = call(&app, Method::GET, &keys_path, &account.basic(), None).await;
+    let (status, list) = get(&app, &keys_path, &account.basic()).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(
         list["keys"],
         json!([{"id": int_key.id, "displayName": "My custom key"}])
     );
     let one = format!("{keys_path}/{}", int_key.id);
-    let (status, got) = call(&app, Method::GET, &one, &account.basic(), None).await;
+    let (status, got) = get(&app, &one, &account.basic()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         got,
@@ -222,7 +226,7 @@ async fn seed_001_integration_key(app: TestApp) {
     assert_eq!((status, body), (StatusCode::OK, json!({})));
     let verdict = app.verify(&token, &int_key.basic()).await;
     assert_eq!(verdict, json!({"valid": false, "code": "unknown_key"}));
-    let (status, body) = call(&app, Method::GET, &one, &account.basic(), None).await;
+    let (status, body) = get(&app, &one, &account.basic()).await;
     assert_sun_error(status, &body, StatusCode::NOT_FOUND, "key_not_found");
     let (status, body) = call(&app, Method::DELETE, &one, &account.basic(), None).await;
     assert_sun_error(status, &body, StatusCode::NOT_FOUND, "key_not_found");
@@ -309,7 +313,7 @@ async fn jwt_refusals(app: TestApp) {
         "Basic !!!".into(),
         String::new(),
     ] {
-        let (status, body) = call(&app, Method::GET, &path, &bad, None).await;
+        let (status, body) = get(&app, &path, &bad).await;
         assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
     }
     let verdict = app.verify(&token, &forged.basic()).await;
@@ -494,7 +498,7 @@ async fn key_limits_sequential_and_concurrent(app: TestApp) {
     )
     .await;
     assert_sun_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
-    let (_, list) = call(&app, Method::GET, &app_keys, &auth, None).await;
+    let (_, list) = get(&app, &app_keys, &auth).await;
     assert_eq!(list["keys"].as_array().unwrap().len(), 10);
 
     // Fifteen at once on the integration: exactly ten land.
@@ -526,7 +530,7 @@ async fn key_limits_sequential_and_concurrent(app: TestApp) {
             .iter()
             .all(|s| *s == StatusCode::CREATED || *s == StatusCode::BAD_REQUEST)
     );
-    let (_, list) = call(&app, Method::GET, &int_keys, &auth, None).await;
+    let (_, list) = get(&app, &int_keys, &auth).await;
     assert_eq!(list["keys"].as_array().unwrap().len(), 10);
 
     // Keys only on custom integrations.
@@ -570,7 +574,7 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         ids.push(created["app"]["id"].as_str().unwrap().to_owned());
     }
     ids.sort();
-    let (status, page) = call(&app, Method::GET, "/v2/apps?page[size]=2", &auth, None).await;
+    let (status, page) = get(&app, "/v2/apps?page[size]=2", &auth).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let got = |page: &Value| -> Vec<String> {
         page["apps"]
@@ -589,34 +593,28 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         "{next}"
     );
     assert!(page["links"].get("prev").is_none());
-    let (_, page2) = call(
+    let (_, page2) = get(
         &app,
-        Method::GET,
         &format!("/v2/apps?page[after]={}&page[size]=2", ids[1]),
         &auth,
-        None,
     )
     .await;
     assert_eq!(got(&page2), ids[2..4]);
     assert_eq!(page2["meta"]["hasMore"], true);
-    let (_, last) = call(
+    let (_, last) = get(
         &app,
-        Method::GET,
         &format!("/v2/apps?page[after]={}&page[size]=2", ids[3]),
         &auth,
-        None,
     )
     .await;
     assert_eq!(got(&last), ids[4..]);
     assert_eq!(last["meta"]["hasMore"], false);
     assert!(last["links"].get("next").is_none());
     // Backwards, and the SDK's JSON form of the same query.
-    let (_, back) = call(
+    let (_, back) = get(
         &app,
-        Method::GET,
         &format!("/v2/apps?page[before]={}&page[size]=2", ids[4]),
         &auth,
-        None,
     )
     .await;
     assert_eq!(got(&back), ids[2..4]);
@@ -625,7 +623,7 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         "/v2/apps?page=%7B%22size%22%3A%202%2C%20%22after%22%3A%20%22{}%22%7D",
         ids[1]
     );
-    let (_, same) = call(&app, Method::GET, &sdk, &auth, None).await;
+    let (_, same) = get(&app, &sdk, &auth).await;
     assert_eq!(got(&same), ids[2..4]);
     for bad in [
         "page[size]=0",
@@ -634,13 +632,13 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         "page=notjson",
         &format!("page[after]={}&page[before]={}", ids[0], ids[1]),
     ] {
-        let (status, body) = call(&app, Method::GET, &format!("/v2/apps?{bad}"), &auth, None).await;
+        let (status, body) = get(&app, &format!("/v2/apps?{bad}"), &auth).await;
         assert_sun_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
     }
 
     // App reads and updates: settings merge, metadata replaces or clears.
     let path = format!("/v2/apps/{first_app}");
-    let (_, got_app) = call(&app, Method::GET, &path, &auth, None).await;
+    let (_, got_app) = get(&app, &path, &auth).await;
     assert_eq!(got_app["app"]["metadata"], json!({"tier": "gold"}));
     assert_eq!(got_app["app"]["settings"]["maskCreditCardNumbers"], true);
     let (status, patched) = call(
@@ -674,14 +672,7 @@ async fn apps_integrations_and_pagination(app: TestApp) {
 
     // Integrations: the custom one shows its webhook; a channel's secrets are never shown.
     let ints = format!("{path}/integrations");
-    let (status, custom) = call(
-        &app,
-        Method::GET,
-        &format!("{ints}/{integration_id}"),
-        &auth,
-        None,
-    )
-    .await;
+    let (status, custom) = get(&app, &format!("{ints}/{integration_id}"), &auth).await;
     assert_eq!(status, StatusCode::OK);
     let integration = &custom["integration"];
     assert_eq!(integration["type"], "custom");
@@ -707,16 +698,9 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         "123:telegram-bot-token",
         "the database",
     );
-    let (_, all) = call(&app, Method::GET, &ints, &auth, None).await;
+    let (_, all) = get(&app, &ints, &auth).await;
     assert_eq!(all["integrations"].as_array().unwrap().len(), 2);
-    let (_, only) = call(
-        &app,
-        Method::GET,
-        &format!("{ints}?filter[types]=telegram,web"),
-        &auth,
-        None,
-    )
-    .await;
+    let (_, only) = get(&app, &format!("{ints}?filter[types]=telegram,web"), &auth).await;
     assert_eq!(only["integrations"].as_array().unwrap().len(), 1);
     assert_eq!(only["integrations"][0]["type"], "telegram");
     for (body, field) in [
@@ -776,9 +760,9 @@ async fn apps_integrations_and_pagination(app: TestApp) {
     let doomed = key_of(&created);
     let (status, body) = call(&app, Method::DELETE, &path, &auth, None).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
-    let (status, body) = call(&app, Method::GET, &path, &doomed.basic(), None).await;
+    let (status, body) = get(&app, &path, &doomed.basic()).await;
     assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (status, body) = call(&app, Method::GET, &path, &auth, None).await;
+    let (status, body) = get(&app, &path, &auth).await;
     assert_sun_error(status, &body, StatusCode::NOT_FOUND, "app_not_found");
 }
 
@@ -816,7 +800,7 @@ async fn other_organizations_see_nothing(app: TestApp) {
             assert_sun_error(status, &got, StatusCode::NOT_FOUND, "app_not_found");
         }
     }
-    let (_, apps) = call(&app, Method::GET, "/v2/apps", &stranger, None).await;
+    let (_, apps) = get(&app, "/v2/apps", &stranger).await;
     assert_eq!(apps["apps"], json!([]));
     // A key of one organization is not valid for another's verify calls.
     let (token, account, ..) = setup(&app).await;
