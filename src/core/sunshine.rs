@@ -869,17 +869,17 @@ impl Latchkey {
             let org = self.key_owner(tx, ctx, owner).await?;
             let (scope, app, integration) = owner.parts();
             let existing = tx.keys_of(org, scope.as_str(), app, integration).await?;
-            if owner != Owner::Account && existing.len() >= MAX_KEYS_PER_OWNER {
+            let limited = match owner {
+                Owner::App(_) => Some("an app"),
+                Owner::Integration(..) => Some("an integration"),
+                Owner::Account => None,
+            };
+            if let Some(owner_name) = limited
+                && existing.len() >= MAX_KEYS_PER_OWNER
+            {
                 return Err(CoreError::LimitExceeded {
                     field: "keys",
-                    message: format!(
-                        "an {} can have at most {MAX_KEYS_PER_OWNER} API keys",
-                        if app.is_some() && integration.is_none() {
-                            "app"
-                        } else {
-                            "integration"
-                        }
-                    ),
+                    message: format!("{owner_name} can have at most {MAX_KEYS_PER_OWNER} API keys"),
                 });
             }
             let id = format!("{}{}", scope.id_prefix(), object_id()?);
