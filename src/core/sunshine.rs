@@ -449,21 +449,17 @@ fn webhook(value: &Value) -> Result<Value> {
         CoreError::malformed("webhooks[0].target", "webhooks[0].target is required")
     })?;
     super::types::HttpUrl::parse(target, "webhooks[0].target")?;
-    let triggers: Vec<&str> = match hook.get("triggers").and_then(Value::as_array) {
-        Some(list) if !list.is_empty() => list.iter().filter_map(Value::as_str).collect(),
-        _ => {
-            return Err(CoreError::malformed(
-                "webhooks[0].triggers",
-                "webhooks[0].triggers must be a non-empty list of trigger names",
-            ));
-        }
-    };
-    if triggers.len() != hook["triggers"].as_array().map_or(0, Vec::len) {
+    let triggers: Option<Vec<&str>> = hook
+        .get("triggers")
+        .and_then(Value::as_array)
+        .filter(|list| !list.is_empty())
+        .and_then(|list| list.iter().map(Value::as_str).collect());
+    let Some(triggers) = triggers else {
         return Err(CoreError::malformed(
             "webhooks[0].triggers",
-            "webhooks[0].triggers must be strings",
+            "webhooks[0].triggers must be a non-empty list of trigger names",
         ));
-    }
+    };
     let flag = |name: &str| -> Result<bool> {
         match hook.get(name) {
             None | Some(Value::Null) => Ok(false),
