@@ -739,7 +739,7 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         res.json::<Value>().await.unwrap()["errors"][0]["code"],
         "bad_request"
     );
-    let huge = json!({"displayName": "x", "metadata": {"big": "y".repeat(200 * 1024)}});
+    let huge = json!({"displayName": "x", "metadata": {"big": "y".repeat(101 * 1024)}});
     let (status, err) = call(&app, Method::POST, "/v2/apps", &auth, Some(huge)).await;
     assert_sun_error(
         status,
