@@ -1145,6 +1145,41 @@ impl Latchkey {
         CredentialView::from_row(&self.visible_credential(&mut tx, ctx, id).await?)
     }
 
+    /// The organization and team a list covers. A `team_id` or `folder_id` the caller cannot
+    /// see (another organization's, or another team's for a team-bound token) is 404, as on
+    /// every other route, rather than an empty list.
+    async fn list_filter<'c>(
+        &self,
+        tx: &mut Tx,
+        ctx: &'c Ctx,
+        team_id: Option<i64>,
+        folder_id: Option<i64>,
+    ) -> Result<(&'c str, Option<i64>)> {
+        let org = ctx.principal.org()?;
+        let team = ctx.principal.team_filter(team_id)?;
+        if let Some(id) = team_id
+            && tx.team(org, id).await?.is_none()
+        {
+            return Err(CoreError::NotFound {
+                what: "team",
+                field: Some("team_id"),
+            });
+        }
+        if let Some(id) = folder_id {
+            let visible = tx
+                .folder(org, id)
+                .await?
+                .is_some_and(|f| ctx.principal.sees_team(f.team_id));
+            if !visible {
+                return Err(CoreError::NotFound {
+                    what: "folder",
+                    field: Some("folder_id"),
+                });
+            }
+        }
+        Ok((org, team))
+    }
+
     pub async fn list_credentials(
         &self,
         ctx: &Ctx,
@@ -1152,14 +1187,9 @@ impl Latchkey {
         folder_id: Option<i64>,
         page: PageRequest,
     ) -> Result<Paged<CredentialView>> {
-        let org = ctx.principal.org()?;
-        let team = ctx.principal.team_filter(team_id)?;
-        let (rows, count) = self
-            .store
-            .read()
-            .await?
-            .credentials(org, team, folder_id, page.slice())
-            .await?;
+        let mut tx = self.store.read().await?;
+        let (org, team) = self.list_filter(&mut tx, ctx, team_id, folder_id).await?;
+        let (rows, count) = tx.credentials(org, team, folder_id, page.slice()).await?;
         let items = rows
             .iter()
             .map(CredentialView::from_row)
@@ -1371,14 +1401,9 @@ impl Latchkey {
         team_id: Option<i64>,
         page: PageRequest,
     ) -> Result<Paged<FolderView>> {
-        let org = ctx.principal.org()?;
-        let team = ctx.principal.team_filter(team_id)?;
-        let (rows, count) = self
-            .store
-            .read()
-            .await?
-            .folders(org, team, page.slice())
-            .await?;
+        let mut tx = self.store.read().await?;
+        let (org, team) = self.list_filter(&mut tx, ctx, team_id, None).await?;
+        let (rows, count) = tx.folders(org, team, page.slice()).await?;
         Ok(Paged {
             items: rows.into_iter().map(Into::into).collect(),
             page,

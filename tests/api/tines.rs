@@ -944,6 +944,21 @@ async fn tenant_and_team_isolation(app: TestApp) {
     assert_eq!(list_b["meta"]["count"], 0);
     let (_, teams_b) = app.get("/api/v1/teams", &admin_b).await;
     assert_eq!(teams_b["teams"], json!([]));
+    // Filtering a list by A's team or folder is 404 too, not an empty list.
+    for (path, field) in [
+        (
+            format!("/api/v1/user_credentials?team_id={team_a}"),
+            "team_id",
+        ),
+        (
+            format!("/api/v1/user_credentials?folder_id={}", folder_a["id"]),
+            "folder_id",
+        ),
+        (format!("/api/v1/folders?team_id={team_a}"), "team_id"),
+    ] {
+        let (status, e) = app.get(&path, &admin_b).await;
+        assert_error(status, &e, StatusCode::NOT_FOUND, Some(field));
+    }
 
     // A token bound to team_a2 sees and manages only that team.
     let bound = app.token(&org_a, "editor", Some(team_a2)).await;
@@ -975,6 +990,13 @@ async fn tenant_and_team_isolation(app: TestApp) {
     assert_eq!(status, StatusCode::CREATED, "{mine}");
     let (_, list) = app.get("/api/v1/user_credentials", &bound).await;
     assert_eq!(list["meta"]["count"], 1);
+    let (status, e) = app
+        .get(
+            &format!("/api/v1/user_credentials?folder_id={}", folder_a["id"]),
+            &bound,
+        )
+        .await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, Some("folder_id"));
     let (status, _) = app
         .post("/api/v1/teams", &bound, json!({"name": "new"}))
         .await;
