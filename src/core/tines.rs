@@ -1353,7 +1353,12 @@ impl Latchkey {
             .await?;
             Ok(())
         })
-        .await
+        .await?;
+        // The tokens bound to the team went with it: they fail from the next request on.
+        self.caches
+            .tokens
+            .retain(|_, (principal, _)| principal.team_id != Some(id));
+        Ok(())
     }
 
     // --- folders -------------------------------------------------------------------------

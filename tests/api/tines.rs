@@ -1115,11 +1115,20 @@ async fn teams_and_folders(app: TestApp) {
         .await;
     assert_eq!(cred["folder_id"], Value::Null);
 
-    // Deleting the team deletes what is in it.
+    // Deleting the team deletes what is in it, and its bound tokens fail at once.
+    let org = app.get("/v1/tokens", &token).await.1["tokens"][0]["organization_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bound = app.token(&org, "viewer", Some(team_id)).await;
+    let (status, _) = app.get("/api/v1/user_credentials", &bound).await;
+    assert_eq!(status, StatusCode::OK, "cached now");
     let (status, _) = app
         .delete(&format!("/api/v1/teams/{team_id}"), &token)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get("/api/v1/user_credentials", &bound).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = app
         .get(&format!("/api/v1/user_credentials/{}", cred["id"]), &token)
         .await;
