@@ -352,25 +352,9 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
         .await;
     assert_ping_error(status, &e, StatusCode::NOT_FOUND, "NOT_FOUND");
     // Our credential cannot be exchanged at their environment's token endpoint.
-    let res = app
-        .client
-        .post(format!("{}/{other_env}/as/token", app.base))
-        .form(&[
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:token-exchange",
-            ),
-            ("subject_token", jwt.as_str()),
-            ("subject_token_type", "pingone_gateway_credential"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({"error": "invalid_grant"})
-    );
+    let (status, body) = exchange(&app, &jwt, &other_env).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, json!({"error": "invalid_grant"}));
 
     // Delete: the very next verification says revoked.
     let (status, _) = app
@@ -413,32 +397,31 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     }
 }
 
+/// The token exchange at `/{env}/as/token`, form-encoded as the issue specifies.
+async fn exchange(app: &TestApp, subject: &str, env: &str) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .post(format!("{}/{env}/as/token", app.base))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject),
+            ("subject_token_type", "pingone_gateway_credential"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    (res.status(), res.json::<Value>().await.unwrap())
+}
+
 async fn token_exchange(app: TestApp) {
     let (token, env, gw, org) = gateway(&app).await;
     let (_, created) = seed_post(&app, &token, &env, &gw).await;
     let jwt = created["credential"].as_str().unwrap();
-    let exchange = |subject: String, env: String| {
-        let client = app.client.clone();
-        let url = format!("{}/{env}/as/token", app.base);
-        async move {
-            let res = client
-                .post(url)
-                .form(&[
-                    (
-                        "grant_type",
-                        "urn:ietf:params:oauth:grant-type:token-exchange",
-                    ),
-                    ("subject_token", subject.as_str()),
-                    ("subject_token_type", "pingone_gateway_credential"),
-                ])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.headers()["cache-control"], "no-store");
-            (res.status(), res.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, body) = exchange(jwt.to_owned(), env.clone()).await;
+    let (status, body) = exchange(&app, jwt, &env).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 300);
@@ -474,12 +457,12 @@ async fn token_exchange(app: TestApp) {
     assert_eq!(verdict["principal"]["credential_id"], created["id"]);
 
     // Wrong inputs get OAuth errors.
-    let (status, body) = exchange("garbage".into(), env.clone()).await;
+    let (status, body) = exchange(&app, "garbage", &env).await;
     assert_eq!(
         (status, body),
         (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}))
     );
-    let (status, body) = exchange(jwt.to_owned(), uuid::Uuid::new_v4().to_string()).await;
+    let (status, body) = exchange(&app, jwt, &uuid::Uuid::new_v4().to_string()).await;
     assert_eq!(
         (status, body),
         (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}))
@@ -523,7 +506,7 @@ async fn token_exchange(app: TestApp) {
         &token,
     )
     .await;
-    let (status, body) = exchange(jwt.to_owned(), env.clone()).await;
+    let (status, body) = exchange(&app, jwt, &env).await;
     assert_eq!(
         (status, body),
         (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}))
