@@ -1,16 +1,21 @@
 //! Latchkey: a self-hosted credentials service.
 //!
-//! This crate root builds the server: [`Config`] → [`open`] (store, keyring, service) →
-//! [`Server`] (router) → [`Server::run`] on a listener until a shutdown signal. `main.rs` is a
-//! thin CLI over these; tests build the same server on port 0.
+//! This crate root builds the server: [`Config`] → [`open`] (store, keyring: the
+//! [`Kernel`]) → [`Server`] (the families and the router) → [`Server::run`] on a listener
+//! until a shutdown signal. `main.rs` is a thin CLI over these; tests build the same server
+//! on port 0.
 //!
-//! Layout (dependencies point downward only): `api` → `core` → `crypto`, `store`.
+//! Layout (dependencies point downward only): `server` → the families (`pingone`,
+//! `sunshine`, `tines`; they never import each other) → `kernel` → `crypto`, `store`.
 
-pub mod api;
 pub mod config;
-pub mod core;
 pub mod crypto;
+pub mod kernel;
+pub mod pingone;
+pub mod server;
 pub mod store;
+pub mod sunshine;
+pub mod tines;
 
 use std::{future::Future, net::SocketAddr, sync::OnceLock};
 
@@ -20,8 +25,9 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 use config::{DatabaseUrl, MasterKeySource};
-use core::{Latchkey, OpenError};
 use crypto::keyring::MasterKey;
+pub use kernel::Kernel;
+use kernel::{OpenError, http::PublicUrl};
 use store::Store;
 
 /// Why the server could not start; each names what to fix.
@@ -75,7 +81,7 @@ fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Opens the store named by the config, migrates it and unlocks the keyring.
-pub async fn open(config: &Config) -> Result<Latchkey, StartError> {
+pub async fn open(config: &Config) -> Result<Kernel, StartError> {
     let uses_data_dir = matches!(config.database, DatabaseUrl::Sqlite(_))
         || matches!(config.master_key, MasterKeySource::File(_));
     if uses_data_dir {
@@ -104,7 +110,7 @@ pub async fn open(config: &Config) -> Result<Latchkey, StartError> {
         url: config.database.redacted(),
         source,
     })?;
-    let opened = Latchkey::open(store, &master).await;
+    let opened = Kernel::open(store, &master).await;
     // The database was made under another key and the key file is gone: the key just
     // generated is useless, so it must not stay behind looking like the real one.
     if let (Err(OpenError::WrongMasterKey), Some(path)) = (&opened, new_key_file) {
@@ -129,27 +135,30 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// A server ready to run: the service and its router.
+/// A server ready to run: the kernel, the families and the router.
 pub struct Server {
-    latchkey: Latchkey,
+    kernel: Kernel,
+    families: server::Families,
     router: axum::Router,
 }
 
 impl Server {
-    pub fn new(latchkey: Latchkey, config: &Config) -> Self {
-        let state = api::AppState {
-            latchkey: latchkey.clone(),
-            public_url: config.public_url.as_deref().map(Into::into),
-            metrics: metrics_handle(),
-        };
+    pub fn new(kernel: Kernel, config: &Config) -> Self {
+        let public_url = PublicUrl(config.public_url.as_deref().map(Into::into));
+        let families = server::Families::new(&kernel, &public_url);
         Self {
-            router: api::router(state, config.body_limit),
-            latchkey,
+            router: server::router(&kernel, &families, metrics_handle(), config.body_limit),
+            kernel,
+            families,
         }
     }
 
-    pub fn latchkey(&self) -> &Latchkey {
-        &self.latchkey
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    pub fn families(&self) -> &server::Families {
+        &self.families
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight requests and
@@ -159,31 +168,27 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let latchkey = self.latchkey.clone();
-        // Background upkeep: batch the usage stamps, follow the revocation feed, prune it.
-        let flusher = tokio::spawn(async move {
-            let mut flush = tokio::time::interval(USAGE_FLUSH_INTERVAL);
-            let mut poll = tokio::time::interval(core::revocations::POLL_INTERVAL);
-            let mut prune = tokio::time::interval(REVOCATION_PRUNE_INTERVAL);
-            let mut since = 0;
-            loop {
-                tokio::select! {
-                    _ = flush.tick() => {
-                        if let Err(e) = latchkey.flush_usage().await {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // Background upkeep: follow the revocation feed, batch the usage stamps, prune limits.
+        let feed = tokio::spawn({
+            let kernel = self.kernel.clone();
+            let stopped = stopped.clone();
+            async move { kernel.follow_feed(stopped).await }
+        });
+        let upkeep = tokio::spawn({
+            let (kernel, pingone, mut stopped) =
+                (self.kernel.clone(), self.families.pingone.clone(), stopped);
+            async move {
+                let mut flush = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+                let mut prune = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
+                loop {
+                    tokio::select! {
+                        _ = flush.tick() => if let Err(e) = pingone.flush_usage().await {
                             tracing::warn!(error = %e, "could not record credential use");
-                        }
+                        },
+                        _ = prune.tick() => kernel.upkeep(),
+                        _ = stopped.changed() => break,
                     }
-                    _ = poll.tick() => match latchkey.apply_revocations(since).await {
-                        Ok(next) => since = next,
-                        Err(e) => tracing::warn!(error = %e, "could not read the revocation feed; caches emptied"),
-                    },
-                    _ = prune.tick() => {
-                        if let Err(e) = latchkey.prune_revocations().await {
-                            tracing::warn!(error = %e, "could not prune the revocation feed");
-                        }
-                    }
-                    _ = stopped.changed() => break,
                 }
             }
         });
@@ -194,18 +199,20 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         let _ = stop.send(true);
-        let _ = flusher.await;
-        if let Err(e) = self.latchkey.flush_usage().await {
+        let _ = feed.await;
+        let _ = upkeep.await;
+        if let Err(e) = self.families.pingone.flush_usage().await {
             tracing::warn!(error = %e, "could not record credential use at shutdown");
         }
-        self.latchkey.store().close().await;
+        self.kernel.store().close().await;
         served
     }
 }
 
 /// How often pending `lastUsedAt` stamps are written: one batch instead of a write per use.
 const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-const REVOCATION_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often rate-limiter keys that have fully replenished are forgotten.
+const LIMITER_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Binds the configured address.
 pub async fn bind(config: &Config) -> Result<TcpListener, StartError> {

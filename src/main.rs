@@ -4,7 +4,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use latchkey::{Config, Server, config::LogFormat, core::audit::Verification};
+use latchkey::{Config, Server, config::LogFormat, kernel::audit::Verification};
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
@@ -128,7 +128,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            match latchkey::core::audit::verify(latchkey.store())
+            match latchkey::kernel::audit::verify(latchkey.store())
                 .await
                 .map_err(|e| e.to_string())?
             {

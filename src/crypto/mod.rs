@@ -1,9 +1,28 @@
-//! Cryptography: the keyring (AEAD at rest), secret generation and hashing.
-//! Depends on nothing else in the crate, so it can be reviewed and tested on
-//! its own; aws-lc-rs is the only crypto backend.
+//! Cryptography: the keyring (AEAD at rest), generated secrets and their hashes, PEM, and
+//! JWT keys of every algorithm. Depends on nothing else in the crate, so it can be reviewed
+//! and tested on its own; aws-lc-rs is the only crypto backend.
+pub mod jwt;
 pub mod keyring;
+pub mod pem;
 pub mod secret;
-pub mod signing;
 
 pub use keyring::{Aad, CryptoError, DataKey, KeyError, Keyring, MasterKey};
 pub use secret::{Pepper, TOKEN_PREFIX, generate_management_token, looks_like_management_token};
+
+/// SHA-256 of `bytes` as lowercase hex (the audit log's chain hashes).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}

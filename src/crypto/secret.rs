@@ -28,9 +28,7 @@ const BASE62_REJECT_FROM: u8 = 248;
 /// Prefix of every management token, so they are recognisable in logs, secret
 /// scanners and bug reports.
 pub const TOKEN_PREFIX: &str = "lk_";
-/// Random bytes in a management token.
-const TOKEN_BYTES: usize = 32;
-/// Total length of a management token: prefix plus base62 of 32 bytes.
+/// Total length of a management token: prefix plus 43 base62 characters.
 pub const TOKEN_LEN: usize = 46;
 /// Length of a [`Pepper`].
 pub const PEPPER_LEN: usize = 32;
@@ -46,43 +44,6 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut out = [0u8; N];
     fill(&mut out)?;
     Ok(out)
-}
-
-/// Number of base62 digits needed for any `len`-byte value:
-/// `ceil(len * 8 / log2(62))`.
-pub fn base62_width(len: usize) -> usize {
-    // 8 * len / log2(62) is never an integer for len > 0 (62^w is never a
-    // power of two), so float rounding cannot land on the wrong side of ceil
-    // for any realistic length.
-    ((len as f64 * 8.0) / 62f64.log2()).ceil() as usize
-}
-
-/// Encodes `bytes` as a big-endian number in base62 (`0-9A-Za-z`), left-padded
-/// with `'0'` to [`base62_width`]`(bytes.len())`. The fixed width keeps leading
-/// zero bytes significant, so distinct inputs give distinct outputs, and makes
-/// tokens a constant length.
-pub fn base62(bytes: &[u8]) -> String {
-    let width = base62_width(bytes.len());
-    // The input is often a secret; the working copies are wiped afterwards.
-    let mut num = Zeroizing::new(bytes.to_vec());
-    let mut digits = Zeroizing::new(Vec::with_capacity(width));
-    let mut start = num.iter().position(|&b| b != 0).unwrap_or(num.len());
-    while start < num.len() {
-        // Schoolbook long division of the whole number by 62.
-        let mut rem = 0u32;
-        for b in num[start..].iter_mut() {
-            let acc = (rem << 8) | u32::from(*b);
-            *b = (acc / 62) as u8;
-            rem = acc % 62;
-        }
-        digits.push(BASE62[rem as usize]);
-        while start < num.len() && num[start] == 0 {
-            start += 1;
-        }
-    }
-    let padded = digits.len().max(width);
-    digits.resize(padded, b'0');
-    digits.iter().rev().map(|&d| char::from(d)).collect()
 }
 
 /// `len` uniformly random characters from `0-9A-Za-z`, e.g. for short public
@@ -123,11 +84,10 @@ pub fn random_urlsafe_b64(bytes: usize) -> Result<SecretString, CryptoError> {
     Ok(SecretString::from(URL_SAFE_NO_PAD.encode(&*buf)))
 }
 
-/// A new management token: `lk_` followed by base62 of 32 random bytes,
-/// always [`TOKEN_LEN`] characters.
+/// A new management token: `lk_` followed by 43 random base62 characters (62^43 > 2^256,
+/// so at least 256 random bits), always [`TOKEN_LEN`] characters.
 pub fn generate_management_token() -> Result<SecretString, CryptoError> {
-    let raw = Zeroizing::new(random_bytes::<TOKEN_BYTES>()?);
-    let body = Zeroizing::new(base62(&raw[..]));
+    let body = Zeroizing::new(random_base62(TOKEN_LEN - TOKEN_PREFIX.len())?);
     let mut token = String::with_capacity(TOKEN_LEN);
     token.push_str(TOKEN_PREFIX);
     token.push_str(&body);
@@ -207,47 +167,6 @@ mod tests {
 
     fn is_base62(s: &str) -> bool {
         s.bytes().all(|b| b.is_ascii_alphanumeric())
-    }
-
-    #[test]
-    fn base62_widths_are_fixed_and_sufficient() {
-        assert_eq!(base62_width(0), 0);
-        assert_eq!(base62_width(1), 2);
-        assert_eq!(base62_width(16), 22);
-        assert_eq!(base62_width(32), 43);
-        for len in 0..=80 {
-            let width = base62_width(len);
-            for fill in [0x00u8, 0x01, 0x7f, 0xff] {
-                let s = base62(&vec![fill; len]);
-                assert_eq!(s.len(), width, "len {len} fill {fill:#x}");
-                assert!(is_base62(&s));
-            }
-        }
-    }
-
-    #[test]
-    fn base62_known_values() {
-        assert_eq!(base62(&[]), "");
-        assert_eq!(base62(&[0]), "00");
-        assert_eq!(base62(&[61]), "0z");
-        assert_eq!(base62(&[62]), "10");
-        assert_eq!(base62(&[255]), "47");
-        assert_eq!(base62(&[0, 0]), "000");
-        assert_eq!(base62(&[1, 0]), "048");
-        assert_eq!(base62(&[0xff; 32]).len(), 43);
-    }
-
-    #[test]
-    fn base62_is_injective_on_small_inputs() {
-        let mut seen = HashSet::new();
-        for a in 0..=255u8 {
-            for b in 0..=255u8 {
-                assert!(seen.insert(base62(&[a, b])));
-            }
-        }
-        // Leading zero bytes matter.
-        assert_ne!(base62(&[0, 1]), base62(&[1]));
-        assert_ne!(base62(&[0, 0, 1]), base62(&[0, 1]));
     }
 
     #[test]

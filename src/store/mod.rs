@@ -1,33 +1,36 @@
 //! SQL storage on SQLite (embedded default) and PostgreSQL, behind one [`Store`].
 //!
 //! Every query is written once, with `$n` placeholders that both engines accept, and runs
-//! inside a [`Tx`]; the [`on_conn!`] macro compiles the same body against each engine's
+//! inside a [`Tx`] (or a plain pooled connection, for single reads on the hot path); the
+//! [`on_conn!`] macro compiles the same body against each engine's
 //! connection type. Engine differences stay here: the migration folders, how a write
 //! transaction begins (`BEGIN IMMEDIATE` on SQLite, so a read-then-write never fails with
 //! `SQLITE_BUSY`), and how errors are classified. Rows are plain data; the domain lives in
-//! `core`. This module depends on nothing else in the crate.
+//! the kernel and the families. This module depends on nothing else in the crate.
+//!
+//! Each family keeps its own SQL in its folder (`pingone/store.rs`, …) as more `impl Tx`
+//! blocks; this module holds the pools, the transaction type and the kernel's tables.
 
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
     PgPool, Postgres, Sqlite, SqlitePool, Transaction,
+    pool::PoolConnection,
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
 pub mod audit;
+pub mod feed;
 pub mod keys;
 pub mod orgs;
-pub mod pingone;
-pub mod sunshine;
-pub mod tines;
+pub mod signing_keys;
 pub mod tokens;
 
 pub use audit::*;
+pub use feed::*;
 pub use orgs::*;
-pub use pingone::*;
-pub use sunshine::*;
-pub use tines::*;
+pub use signing_keys::*;
 pub use tokens::*;
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever engine it is.
@@ -42,6 +45,14 @@ macro_rules! on_conn {
                 let $c = &mut **t;
                 $body
             }
+            $crate::store::Tx::SqliteConn(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::PostgresConn(t) => {
+                let $c = &mut **t;
+                $body
+            }
         }
     };
 }
@@ -53,9 +64,13 @@ pub enum Store {
     Postgres(PgPool),
 }
 
+/// Where queries run: a transaction, or (from [`Store::conn`]) a pooled connection in
+/// autocommit mode for a single read.
 pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
+    SqliteConn(PoolConnection<Sqlite>),
+    PostgresConn(PoolConnection<Postgres>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +163,15 @@ impl Store {
         })
     }
 
+    /// A pooled connection without a transaction: one statement, no `BEGIN`/`COMMIT` round
+    /// trips (the hot path's cache misses).
+    pub async fn conn(&self) -> Result<Tx> {
+        Ok(match self {
+            Self::Sqlite(pool) => Tx::SqliteConn(pool.acquire().await?),
+            Self::Postgres(pool) => Tx::PostgresConn(pool.acquire().await?),
+        })
+    }
+
     pub async fn ping(&self) -> Result<()> {
         match self {
             Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
@@ -169,8 +193,13 @@ impl Tx {
         match self {
             Self::Sqlite(t) => t.commit().await?,
             Self::Postgres(t) => t.commit().await?,
+            Self::SqliteConn(_) | Self::PostgresConn(_) => {}
         }
         Ok(())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_) | Self::SqliteConn(_))
     }
 
     pub async fn meta_get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {

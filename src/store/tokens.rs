@@ -88,4 +88,16 @@ impl Tx {
             .fetch_one(c)
             .await?))
     }
+
+    /// Whether `team` is a team of `org` (a token can be bound to it). Teams are managed on
+    /// the Tines surface; the kernel only checks the binding.
+    pub async fn team_exists(&mut self, org: &str, team: i64) -> Result<bool> {
+        let sql = "SELECT COUNT(*) FROM teams WHERE organization_id = $1 AND id = $2";
+        let n: i64 = on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .bind(team)
+            .fetch_one(c)
+            .await?);
+        Ok(n > 0)
+    }
 }

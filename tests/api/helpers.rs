@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
 };
 
-use latchkey::{Config, Server, core::Latchkey};
+use latchkey::{Config, Kernel, Server};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -84,7 +84,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// A server-admin token.
     pub admin: String,
-    pub latchkey: Latchkey,
+    pub latchkey: Kernel,
     pub engine: Engine,
     pub config: Config,
     /// Holds the SQLite file and key file; removed when the app is dropped.

@@ -258,7 +258,7 @@ async fn audit_log_records_and_verifies(app: TestApp) {
     let (status, _) = app.get("/v1/audit_events", &editor).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    use latchkey::core::audit::{Verification, verify};
+    use latchkey::kernel::audit::{Verification, verify};
     assert!(matches!(
         verify(app.latchkey.store()).await.unwrap(),
         Verification::Intact { .. }
@@ -288,7 +288,7 @@ async fn audit_chain_detects_a_deleted_event(app: TestApp) {
     let first = page["audit_events"][1]["id"].as_str().unwrap().to_owned();
     app.execute_sql(&format!("DELETE FROM audit_events WHERE id = '{first}'"))
         .await;
-    use latchkey::core::audit::{Verification, verify};
+    use latchkey::kernel::audit::{Verification, verify};
     match verify(app.latchkey.store()).await.unwrap() {
         Verification::Broken { chain, .. } => assert_eq!(chain, org),
         other => panic!("deletion not detected: {other:?}"),

@@ -96,7 +96,7 @@ both_engines!(health_ready_metrics, docs_are_served);
 /// Every route the router serves is in the OpenAPI document, and the document is stable.
 #[test]
 fn openapi_covers_every_route_and_matches_the_snapshot() {
-    let doc = latchkey::api::openapi();
+    let doc = latchkey::server::openapi();
     let paths: Vec<&String> = doc.paths.paths.keys().collect();
     for expected in [
         "/v1/organizations",
@@ -156,14 +156,16 @@ fn openapi_covers_every_route_and_matches_the_snapshot() {
 async fn hot_path_futures_stay_small() {
     let app = TestApp::sqlite().await;
     let l = &app.latchkey;
-    let meta = latchkey::core::RequestMeta::default();
+    let meta = latchkey::kernel::RequestMeta::default();
     let principal = l.authenticate(Some(&app.admin), &meta).await.unwrap();
-    let ctx = latchkey::core::Ctx {
+    let ctx = latchkey::kernel::Ctx {
         principal,
         request_id: None,
         ip: None,
         external_id: None,
     };
+    let families = latchkey::server::Families::new(l, &Default::default());
+    let registry = latchkey::kernel::verify::Registry::new(l.clone(), families.verifiers());
     let sizes = [
         (
             "authenticate",
@@ -171,11 +173,11 @@ async fn hot_path_futures_stay_small() {
         ),
         (
             "verify_credential",
-            std::mem::size_of_val(&l.verify_credential(&ctx, "x")),
+            std::mem::size_of_val(&registry.verify(&ctx, "x")),
         ),
         (
-            "authenticate_key_or_token",
-            std::mem::size_of_val(&l.authenticate_key_or_token(None, &meta)),
+            "sunshine authenticate",
+            std::mem::size_of_val(&families.sunshine.authenticate(None, meta.clone())),
         ),
     ];
     for (name, size) in sizes {

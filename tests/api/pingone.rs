@@ -520,7 +520,11 @@ async fn token_exchange(app: TestApp) {
 
 /// An access token signed by the organization's own key, but expired a minute ago.
 async fn expired_access_token(app: &TestApp, org: &str) -> String {
-    let key = app.latchkey.signing_key(org).await.unwrap();
+    let key = app
+        .latchkey
+        .signing_key(org, latchkey::crypto::jwt::JwtAlgorithm::RS256)
+        .await
+        .unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     key.sign(&json!({"iss": "x", "sub": "c", "aud": "g", "iat": now - 400, "exp": now - 60, "jti": "j",
         "tokenUse": "gateway_access", "environmentId": "e", "gatewayId": "g", "organizationId": org}))
@@ -675,7 +679,7 @@ async fn environments_and_gateways(app: TestApp) {
         .get("/v1/audit_events?action=gateway_credential.create", &token)
         .await;
     assert_eq!(events["audit_events"][0]["external_id"], "txn-42");
-    use latchkey::core::audit::{Verification, verify};
+    use latchkey::kernel::audit::{Verification, verify};
     assert!(matches!(
         verify(app.latchkey.store()).await.unwrap(),
         Verification::Intact { .. }

@@ -904,14 +904,14 @@ async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
     }
     // The feed row is stamped in epoch milliseconds by the database's clock, and pruning
     // keeps recent rows.
-    app.latchkey.prune_revocations().await.unwrap();
+    app.latchkey.prune_feed().await.unwrap();
     let rows = app
         .latchkey
         .store()
         .read()
         .await
         .unwrap()
-        .revocations_since(0)
+        .revocations_after(0, 1000)
         .await
         .unwrap();
     let row = rows

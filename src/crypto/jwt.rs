@@ -1,0 +1,593 @@
+//! JWT keys of every algorithm Latchkey signs or verifies with: generation, signing, public
+//! JWKs, verification with a pinned algorithm, HS256 checks with a shared secret, and the
+//! check that a user-supplied private key can sign with the algorithm it is meant for.
+//!
+//! A [`SigningKey`] holds a private key (PKCS#8 PEM, sealed at rest by the caller) and
+//! publishes its public half as a JWK whose `kid` is the RFC 7638 SHA-256 thumbprint, so a
+//! `kid` can never name two different keys. Verification pins the algorithm of the key; the
+//! token header never chooses it.
+
+use std::fmt;
+
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    jwk::{Jwk, ThumbprintHash},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwned};
+
+use super::CryptoError;
+
+/// Makes aws-lc-rs jsonwebtoken's process-wide crypto provider. Called once at start-up
+/// (and by the tests that sign); later calls keep the provider in place.
+pub fn install_provider() {
+    // An `Err` only means a provider is already installed.
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+/// The algorithms a JWT may be signed with, as their JOSE names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    pub const ALL: &'static [JwtAlgorithm] = &[
+        Self::HS256,
+        Self::HS384,
+        Self::HS512,
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+    ];
+
+    /// The algorithms with a key pair (everything but HMAC): what an issuer can sign with.
+    pub const ASYMMETRIC: &'static [JwtAlgorithm] = &[
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+    ];
+
+    /// Parses the exact (case-sensitive) JOSE name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HS256 => "HS256",
+            Self::HS384 => "HS384",
+            Self::HS512 => "HS512",
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::PS384 => "PS384",
+            Self::PS512 => "PS512",
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    fn to_jsonwebtoken(self) -> Algorithm {
+        match self {
+            Self::HS256 => Algorithm::HS256,
+            Self::HS384 => Algorithm::HS384,
+            Self::HS512 => Algorithm::HS512,
+            Self::RS256 => Algorithm::RS256,
+            Self::RS384 => Algorithm::RS384,
+            Self::RS512 => Algorithm::RS512,
+            Self::PS256 => Algorithm::PS256,
+            Self::PS384 => Algorithm::PS384,
+            Self::PS512 => Algorithm::PS512,
+            Self::ES256 => Algorithm::ES256,
+            Self::ES384 => Algorithm::ES384,
+            Self::EdDSA => Algorithm::EdDSA,
+        }
+    }
+
+    /// What kind of key this algorithm needs, in words for error messages.
+    fn key_description(self) -> &'static str {
+        match self {
+            Self::HS256 | Self::HS384 | Self::HS512 => "HMAC secret",
+            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 | Self::PS384 | Self::PS512 => {
+                "RSA private key"
+            }
+            Self::ES256 => "P-256 EC private key (PKCS#8)",
+            Self::ES384 => "P-384 EC private key (PKCS#8)",
+            Self::EdDSA => "Ed25519 private key (PKCS#8)",
+        }
+    }
+
+    /// Loads a private key of this algorithm's family from PEM (a secret for HMAC).
+    fn encoding_key(self, pem: &[u8]) -> Option<EncodingKey> {
+        match self {
+            Self::HS256 | Self::HS384 | Self::HS512 => Some(EncodingKey::from_secret(pem)),
+            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 | Self::PS384 | Self::PS512 => {
+                EncodingKey::from_rsa_pem(pem).ok()
+            }
+            Self::ES256 | Self::ES384 => EncodingKey::from_ec_pem(pem).ok(),
+            Self::EdDSA => EncodingKey::from_ed_pem(pem).ok(),
+        }
+    }
+}
+
+impl fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for JwtAlgorithm {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for JwtAlgorithm {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).ok_or_else(|| serde::de::Error::custom("unknown JWT algorithm"))
+    }
+}
+
+/// Checks that `key` can sign JWTs with `alg`, by signing a small throwaway token.
+///
+/// Building an `EncodingKey` only checks the PEM envelope; the curve, key size and
+/// key/algorithm pairing are only checked when signing, so signing is the only trustworthy
+/// test. The error is a message for the user, naming `field`; it never includes the key.
+pub fn check_signing_key(alg: JwtAlgorithm, key: &str, field: &str) -> Result<(), String> {
+    install_provider();
+    if key.trim().is_empty() {
+        return Err(format!("{field} must not be empty for {alg}"));
+    }
+    let invalid = || {
+        let mut message = format!(
+            "{field} is not a valid {} in PEM format for {alg}",
+            alg.key_description()
+        );
+        if matches!(alg, JwtAlgorithm::ES256 | JwtAlgorithm::ES384)
+            && key.contains("BEGIN EC PRIVATE KEY")
+        {
+            message.push_str(
+                "; SEC1 (BEGIN EC PRIVATE KEY) keys must be converted to PKCS#8 \
+                 (BEGIN PRIVATE KEY), e.g. with `openssl pkcs8 -topk8 -nocrypt`",
+            );
+        }
+        message
+    };
+    let encoding = alg.encoding_key(key.as_bytes()).ok_or_else(invalid)?;
+    let header = Header::new(alg.to_jsonwebtoken());
+    match jsonwebtoken::encode(&header, &serde_json::json!({ "sub": "check" }), &encoding) {
+        Ok(_) => Ok(()),
+        Err(_) if rsa_key_too_small(alg, &encoding) => Err(format!(
+            "{field} is an RSA key smaller than 2048 bits; {alg} needs at least 2048 bits"
+        )),
+        Err(_) => Err(invalid()),
+    }
+}
+
+/// Distinguishes "too small" from other RSA failures so the user gets an actionable message;
+/// aws-lc-rs rejects RSA keys under 2048 bits.
+fn rsa_key_too_small(alg: JwtAlgorithm, key: &EncodingKey) -> bool {
+    key.family() == jsonwebtoken::AlgorithmFamily::Rsa
+        && alg.to_jsonwebtoken().family() == jsonwebtoken::AlgorithmFamily::Rsa
+        && matches!(
+            aws_lc_rs::signature::RsaKeyPair::from_der(key.as_bytes()),
+            Err(e) if e.description_() == "TooSmall"
+        )
+}
+
+/// A fresh private key for `alg` as PKCS#8 DER: RSA-2048 for RS*/PS*, P-256/P-384 for
+/// ES256/ES384, Ed25519 for EdDSA. CPU-heavy for RSA (tens of milliseconds): call it off
+/// the async runtime.
+fn generate_pkcs8(alg: JwtAlgorithm) -> Result<Vec<u8>, CryptoError> {
+    use aws_lc_rs::{
+        encoding::{AsDer, Pkcs8V1Der},
+        rsa::{KeyPair as RsaKeyPair, KeySize},
+        signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+            Ed25519KeyPair,
+        },
+    };
+    let der = match alg {
+        JwtAlgorithm::RS256
+        | JwtAlgorithm::RS384
+        | JwtAlgorithm::RS512
+        | JwtAlgorithm::PS256
+        | JwtAlgorithm::PS384
+        | JwtAlgorithm::PS512 => {
+            let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| CryptoError::Rng)?;
+            let der: Pkcs8V1Der<'_> = pair.as_der().map_err(|_| CryptoError::InvalidKey)?;
+            der.as_ref().to_vec()
+        }
+        JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => {
+            let curve = if alg == JwtAlgorithm::ES256 {
+                &ECDSA_P256_SHA256_FIXED_SIGNING
+            } else {
+                &ECDSA_P384_SHA384_FIXED_SIGNING
+            };
+            let pair = EcdsaKeyPair::generate(curve).map_err(|_| CryptoError::Rng)?;
+            let der = pair.to_pkcs8v1().map_err(|_| CryptoError::InvalidKey)?;
+            der.as_ref().to_vec()
+        }
+        // jsonwebtoken reads Ed25519 keys in the 48-byte PKCS#8 v1 form only.
+        JwtAlgorithm::EdDSA => {
+            let pair = Ed25519KeyPair::generate().map_err(|_| CryptoError::Rng)?;
+            let der = pair.to_pkcs8v1().map_err(|_| CryptoError::InvalidKey)?;
+            der.as_ref().to_vec()
+        }
+        JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512 => {
+            return Err(CryptoError::InvalidKey);
+        }
+    };
+    Ok(der)
+}
+
+/// A private key that signs, with its public JWK.
+pub struct SigningKey {
+    kid: String,
+    algorithm: JwtAlgorithm,
+    encoding: EncodingKey,
+    jwk: Jwk,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A fresh key for `alg` (an asymmetric algorithm), and its PKCS#8 PEM for sealing.
+    /// Blocking: RSA generation takes tens of milliseconds.
+    pub fn generate(alg: JwtAlgorithm) -> Result<(Self, SecretString), CryptoError> {
+        let der = zeroize::Zeroizing::new(generate_pkcs8(alg)?);
+        let pem = SecretString::from(super::pem::encode("PRIVATE KEY", &der));
+        Ok((Self::from_pem(alg, &pem)?, pem))
+    }
+
+    /// Loads a key from its PKCS#8 PEM.
+    pub fn from_pem(algorithm: JwtAlgorithm, pem: &SecretString) -> Result<Self, CryptoError> {
+        if !JwtAlgorithm::ASYMMETRIC.contains(&algorithm) {
+            return Err(CryptoError::InvalidKey);
+        }
+        let encoding = algorithm
+            .encoding_key(pem.expose_secret().as_bytes())
+            .ok_or(CryptoError::InvalidKey)?;
+        let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.to_jsonwebtoken())
+            .map_err(|_| CryptoError::InvalidKey)?;
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|_| CryptoError::InvalidKey)?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        Ok(Self {
+            kid,
+            algorithm,
+            encoding,
+            jwk,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        self.algorithm
+    }
+
+    /// The public half, as published in a JWK Set.
+    pub fn jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+
+    /// A compact JWT with header `{alg, typ: "JWT", kid}`.
+    pub fn sign(&self, claims: &impl Serialize) -> Result<String, CryptoError> {
+        let mut header = Header::new(self.algorithm.to_jsonwebtoken());
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|_| CryptoError::InvalidKey)
+    }
+}
+
+/// Whether `kid` has the shape of a key id of ours: an RFC 7638 SHA-256 thumbprint, 43
+/// base64url characters. A cheap check before any lookup or cache insert.
+pub fn is_thumbprint_kid(kid: &str) -> bool {
+    kid.len() == 43
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A public key that verifies tokens signed by one [`SigningKey`].
+pub struct VerifyingKey {
+    validation: Validation,
+    decoding: DecodingKey,
+}
+
+/// Why a token did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    Malformed,
+    BadSignature,
+    Expired,
+}
+
+fn verify_error(e: &jsonwebtoken::errors::Error) -> VerifyError {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => VerifyError::BadSignature,
+        ErrorKind::ExpiredSignature => VerifyError::Expired,
+        _ => VerifyError::Malformed,
+    }
+}
+
+/// Signature and `exp` only: no other claim is required, the audience is the caller's rule.
+fn validation(algorithm: Algorithm, leeway_seconds: u64) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.required_spec_claims.clear();
+    validation.validate_aud = false;
+    validation.leeway = leeway_seconds;
+    validation
+}
+
+impl VerifyingKey {
+    pub fn from_jwk(jwk: &Jwk, algorithm: JwtAlgorithm) -> Result<Self, CryptoError> {
+        Ok(Self {
+            validation: validation(algorithm.to_jsonwebtoken(), 0),
+            decoding: DecodingKey::from_jwk(jwk).map_err(|_| CryptoError::InvalidKey)?,
+        })
+    }
+
+    /// Verifies the signature with this key's algorithm (never the header's choice) and, when
+    /// the token has `exp`, that it has not passed.
+    pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
+        jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| verify_error(&e))
+    }
+}
+
+/// Verifies an HS256 JWT signed with a shared `secret` (an API key's), honouring `exp` with
+/// `leeway_seconds` of clock skew. The algorithm is pinned to HS256.
+pub fn verify_hs256<T: DeserializeOwned>(
+    token: &str,
+    secret: &[u8],
+    leeway_seconds: u64,
+) -> Result<T, VerifyError> {
+    let validation = validation(Algorithm::HS256, leeway_seconds);
+    jsonwebtoken::decode::<T>(token, &DecodingKey::from_secret(secret), &validation)
+        .map(|d| d.claims)
+        .map_err(|e| verify_error(&e))
+}
+
+/// The parts of a JWT header the dispatch looks at; `None` if `token` is not a JWT.
+pub struct JwtHeader {
+    pub algorithm: Option<JwtAlgorithm>,
+    pub kid: Option<String>,
+}
+
+pub fn decode_header(token: &str) -> Option<JwtHeader> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let algorithm = JwtAlgorithm::ALL
+        .iter()
+        .copied()
+        .find(|a| a.to_jsonwebtoken() == header.alg);
+    Some(JwtHeader {
+        algorithm,
+        kid: header.kid,
+    })
+}
+
+/// Freshly generated private keys in PEM form, for tests anywhere in the crate. Generated
+/// rather than checked in so no test depends on a key that might be flagged or expire; RSA
+/// generation is slow, so keys are cached.
+#[cfg(test)]
+pub(crate) mod test_keys {
+    use std::sync::OnceLock;
+
+    use super::{JwtAlgorithm, generate_pkcs8};
+
+    fn cached(slot: &'static OnceLock<String>, alg: JwtAlgorithm) -> &'static str {
+        slot.get_or_init(|| {
+            crate::crypto::pem::encode("PRIVATE KEY", &generate_pkcs8(alg).unwrap())
+        })
+    }
+
+    /// A 2048-bit RSA key, PKCS#8.
+    pub(crate) fn rsa_pem() -> &'static str {
+        static KEY: OnceLock<String> = OnceLock::new();
+        cached(&KEY, JwtAlgorithm::RS256)
+    }
+
+    /// A P-256 key, PKCS#8.
+    pub(crate) fn ec_p256_pem() -> &'static str {
+        static KEY: OnceLock<String> = OnceLock::new();
+        cached(&KEY, JwtAlgorithm::ES256)
+    }
+
+    /// A P-384 key, PKCS#8.
+    pub(crate) fn ec_p384_pem() -> &'static str {
+        static KEY: OnceLock<String> = OnceLock::new();
+        cached(&KEY, JwtAlgorithm::ES384)
+    }
+
+    /// An Ed25519 key, PKCS#8 v1.
+    pub(crate) fn ed25519_pem() -> &'static str {
+        static KEY: OnceLock<String> = OnceLock::new();
+        cached(&KEY, JwtAlgorithm::EdDSA)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Every asymmetric algorithm: generate, reload, sign, publish, verify; and the refusals.
+    #[test]
+    fn every_algorithm_signs_publishes_and_verifies() {
+        install_provider();
+        for &alg in JwtAlgorithm::ASYMMETRIC {
+            let (key, pem) = SigningKey::generate(alg).unwrap();
+            assert!(
+                pem.expose_secret()
+                    .starts_with("-----BEGIN PRIVATE KEY-----"),
+                "{alg}"
+            );
+            let reloaded = SigningKey::from_pem(alg, &pem).unwrap();
+            assert_eq!(reloaded.kid(), key.kid(), "{alg}: the kid is a thumbprint");
+            assert!(is_thumbprint_kid(key.kid()), "{alg}");
+
+            let token = key.sign(&json!({"jti": "x"})).unwrap();
+            let header = decode_header(&token).unwrap();
+            assert_eq!(header.kid.as_deref(), Some(key.kid()));
+            assert_eq!(header.algorithm, Some(alg));
+
+            let jwk = serde_json::to_value(key.jwk()).unwrap();
+            assert_eq!(jwk["kid"], key.kid());
+            assert_eq!(jwk["alg"], alg.as_str());
+            assert!(jwk.get("d").is_none(), "{alg}: no private component");
+
+            let verifier = VerifyingKey::from_jwk(key.jwk(), alg).unwrap();
+            let claims: Value = verifier.verify(&token).unwrap();
+            assert_eq!(claims["jti"], "x");
+
+            let mut tampered = token.clone().into_bytes();
+            let i = tampered.len() - 5;
+            tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(tampered).unwrap();
+            assert_eq!(
+                verifier.verify::<Value>(&tampered).unwrap_err(),
+                VerifyError::BadSignature,
+                "{alg}"
+            );
+            let (other, _) = SigningKey::generate(alg).unwrap();
+            let foreign = other.sign(&json!({"jti": "x"})).unwrap();
+            assert_eq!(
+                verifier.verify::<Value>(&foreign).unwrap_err(),
+                VerifyError::BadSignature,
+                "{alg}"
+            );
+            let expired = key.sign(&json!({"exp": 1000})).unwrap();
+            assert_eq!(
+                verifier.verify::<Value>(&expired).unwrap_err(),
+                VerifyError::Expired,
+                "{alg}"
+            );
+            assert!(!format!("{key:?}").contains("PRIVATE"));
+        }
+        assert_eq!(
+            VerifyingKey::from_jwk(
+                SigningKey::generate(JwtAlgorithm::RS256).unwrap().0.jwk(),
+                JwtAlgorithm::RS256
+            )
+            .unwrap()
+            .verify::<Value>("a.b.c")
+            .unwrap_err(),
+            VerifyError::Malformed
+        );
+        assert!(SigningKey::generate(JwtAlgorithm::HS256).is_err());
+    }
+
+    #[test]
+    fn an_hs256_token_cannot_pass_as_rs256() {
+        install_provider();
+        let (key, _) = SigningKey::generate(JwtAlgorithm::RS256).unwrap();
+        let verifier = VerifyingKey::from_jwk(key.jwk(), JwtAlgorithm::RS256).unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid().to_owned());
+        let forged = jsonwebtoken::encode(
+            &header,
+            &json!({"jti": "x"}),
+            &EncodingKey::from_secret(b"public-n-value"),
+        )
+        .unwrap();
+        assert!(verifier.verify::<Value>(&forged).is_err());
+    }
+
+    #[test]
+    fn hs256_with_a_shared_secret() {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("app_1".into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &json!({"scope": "app"}),
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        let claims: Value = verify_hs256(&token, b"s3cret", 30).unwrap();
+        assert_eq!(claims["scope"], "app");
+        assert_eq!(
+            verify_hs256::<Value>(&token, b"other", 30).unwrap_err(),
+            VerifyError::BadSignature
+        );
+        let hs384 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS384),
+            &json!({}),
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        assert!(verify_hs256::<Value>(&hs384, b"s3cret", 30).is_err());
+    }
+
+    #[test]
+    fn thumbprint_kids() {
+        assert!(is_thumbprint_kid(&"a".repeat(43)));
+        assert!(!is_thumbprint_kid(&"a".repeat(44)));
+        assert!(!is_thumbprint_kid(&format!("{}=", "a".repeat(42))));
+        assert!(!is_thumbprint_kid("app_0123"));
+    }
+
+    #[test]
+    fn jwt_algorithm_parse_round_trip() {
+        for alg in JwtAlgorithm::ALL {
+            assert_eq!(JwtAlgorithm::parse(alg.as_str()).unwrap(), *alg);
+            assert_eq!(
+                alg.to_jsonwebtoken(),
+                alg.as_str().parse::<jsonwebtoken::Algorithm>().unwrap()
+            );
+            let json = serde_json::to_string(alg).unwrap();
+            assert_eq!(serde_json::from_str::<JwtAlgorithm>(&json).unwrap(), *alg);
+        }
+        assert_eq!(JwtAlgorithm::ALL.len(), 12);
+        assert!(JwtAlgorithm::parse("none").is_none());
+    }
+
+    #[test]
+    fn install_provider_is_idempotent() {
+        install_provider();
+        install_provider();
+        check_signing_key(JwtAlgorithm::HS256, "secret", "k").unwrap();
+    }
+}

@@ -1,0 +1,334 @@
+//! The verification caches: what this node knows of issued credential and key ids, on moka.
+//!
+//! A [`LiveCache`] answers "is this id live, and what is it?" from memory. It is bounded by
+//! weight (bytes, roughly), and moka's TinyLFU admission keeps a flood of one-hit ids (random
+//! key ids, say) from evicting the hot set. A miss loads from the store once however many
+//! callers wait for it (`try_get_with`); an id the store does not know is cached as `None`.
+//!
+//! Revocations are tombstones in a second map, checked first, so a reader that loaded a row
+//! just before its delete committed cannot bring it back. Only the kernel writes tombstones:
+//! a family revokes through [`super::tx::WriteTx::revoke`], which also puts the revocation
+//! in the feed every other node reads (`kernel::feed`). Live entries are trusted only while
+//! this node's feed is current, and never for longer than [`MAX_AGE`] (a backstop).
+
+use std::{
+    future::Future,
+    sync::{
+        Arc, LazyLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use super::{CoreError, Result};
+
+/// The longest a live entry is trusted without reading the store again.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// How long a tombstone is kept: longer than any live entry a late reader could have put
+/// back, so the tombstone always shadows it.
+const TOMBSTONE_AGE: Duration = Duration::from_secs(10 * 60);
+/// Tombstones kept at most (revocations are authenticated writes; this is generous).
+const MAX_TOMBSTONES: u64 = 1_000_000;
+/// Bytes counted per entry on top of its id and value (map and moka bookkeeping).
+const ENTRY_OVERHEAD: usize = 96;
+/// How stale the revocation feed may be before cached live entries stop counting (it is
+/// read every 200 ms).
+const FEED_MAX_AGE_MS: u64 = 1_000;
+
+/// The approximate heap size of a cached value, in bytes, for the cache's weight bound.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+/// Milliseconds since this process first asked (monotonic; 0 is reserved for "never").
+fn ticks() -> u64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+}
+
+/// When this node last read the revocation feed.
+#[derive(Debug, Default)]
+pub(crate) struct FeedClock {
+    read_at: AtomicU64,
+}
+
+impl FeedClock {
+    pub(crate) fn mark_read(&self) {
+        self.read_at.store(ticks(), Ordering::Relaxed);
+    }
+
+    /// Whether cached live entries may be trusted: only while this node has read the
+    /// revocation feed recently. If the feed stalls, verification asks the store, so a
+    /// delete elsewhere is never missed for longer than this.
+    pub(crate) fn is_current(&self) -> bool {
+        let at = self.read_at.load(Ordering::Relaxed);
+        at != 0 && ticks().saturating_sub(at) < FEED_MAX_AGE_MS
+    }
+
+    #[cfg(test)]
+    pub(crate) fn mark_stale(&self) {
+        self.read_at.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A cache of live-or-revoked ids of one kind (`gateway_credential`, `api_key`, …).
+pub struct LiveCache<T> {
+    kind: &'static str,
+    live: moka::future::Cache<String, Option<Arc<T>>>,
+    revoked: moka::sync::Cache<String, ()>,
+    feed: Arc<FeedClock>,
+}
+
+impl<T> Clone for LiveCache<T> {
+    fn clone(&self) -> Self {
+        Self {
+            kind: self.kind,
+            live: self.live.clone(),
+            revoked: self.revoked.clone(),
+            feed: self.feed.clone(),
+        }
+    }
+}
+
+impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
+    pub(crate) fn new(kind: &'static str, max_bytes: u64, feed: Arc<FeedClock>) -> Self {
+        let live = moka::future::Cache::builder()
+            .name(kind)
+            .max_capacity(max_bytes)
+            .weigher(|id: &String, value: &Option<Arc<T>>| {
+                let bytes = ENTRY_OVERHEAD + id.len() + value.as_ref().map_or(0, |v| v.weight());
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
+            .time_to_live(MAX_AGE)
+            .build();
+        let revoked = moka::sync::Cache::builder()
+            .max_capacity(MAX_TOMBSTONES)
+            .time_to_live(TOMBSTONE_AGE)
+            .build();
+        Self {
+            kind,
+            live,
+            revoked,
+            feed,
+        }
+    }
+
+    /// The kind of id this cache holds, as written in the revocation feed.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The live entry for `id` (`None`: revoked or unknown), from memory when possible, else
+    /// from `load` — called at most once at a time per id, on this node.
+    pub async fn get<F, Fut>(&self, id: &str, load: F) -> Result<Option<Arc<T>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        if self.revoked.contains_key(id) {
+            return Ok(None);
+        }
+        if self.feed.is_current()
+            && let Some(known) = self.live.get(id).await
+        {
+            return Ok(known);
+        }
+        // Boxed, so the store's futures do not weigh on every cached call.
+        Box::pin(self.miss(id, load)).await
+    }
+
+    async fn miss<F, Fut>(&self, id: &str, load: F) -> Result<Option<Arc<T>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        if !self.feed.is_current() {
+            // What is cached may have been revoked elsewhere: ask the store, keep nothing.
+            self.live.invalidate(id).await;
+            let loaded = load().await?.map(Arc::new);
+            return Ok(loaded.filter(|_| !self.revoked.contains_key(id)));
+        }
+        let loaded = self
+            .live
+            .try_get_with(id.to_owned(), async { Ok(load().await?.map(Arc::new)) })
+            .await
+            .map_err(|e: Arc<CoreError>| CoreError::Internal(e.to_string()))?;
+        // A revocation that landed while the store was read wins.
+        if self.revoked.contains_key(id) {
+            return Ok(None);
+        }
+        Ok(loaded)
+    }
+
+    /// Drops every live entry (the feed showed a gap); tombstones stay.
+    fn clear_live(&self) {
+        self.live.invalidate_all();
+    }
+
+    /// Marks `id` revoked. Its live entry, if any, stays until it ages out: the tombstone is
+    /// checked first and outlives it.
+    fn tombstone(&self, id: &str) {
+        self.revoked.insert(id.to_owned(), ());
+    }
+
+    #[cfg(test)]
+    pub(crate) async fn settle(&self) {
+        self.live.run_pending_tasks().await;
+    }
+
+    #[cfg(test)]
+    pub(crate) async fn holds(&self, id: &str) -> bool {
+        self.live.contains_key(id)
+    }
+}
+
+/// What the kernel does to a family's cache: tombstone ids, or forget every live entry.
+pub(crate) trait Revocable: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn tombstone(&self, id: &str);
+    fn clear_live(&self);
+}
+
+impl<T: Weigh + Send + Sync + 'static> Revocable for LiveCache<T> {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn tombstone(&self, id: &str) {
+        LiveCache::tombstone(self, id);
+    }
+    fn clear_live(&self) {
+        LiveCache::clear_live(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    struct Live(u32);
+    impl Weigh for Live {
+        fn weight(&self) -> usize {
+            16
+        }
+    }
+
+    fn cache(max_bytes: u64) -> (LiveCache<Live>, Arc<FeedClock>) {
+        let feed = Arc::new(FeedClock::default());
+        feed.mark_read();
+        (LiveCache::new("test", max_bytes, feed.clone()), feed)
+    }
+
+    async fn value(c: &LiveCache<Live>, id: &str, stored: Option<u32>) -> Option<u32> {
+        c.get(id, || async move { Ok(stored.map(Live)) })
+            .await
+            .unwrap()
+            .map(|l| l.0)
+    }
+
+    #[tokio::test]
+    async fn a_revocation_is_never_undone_by_a_late_reader() {
+        let (c, _) = cache(1 << 20);
+        assert_eq!(value(&c, "c", Some(1)).await, Some(1));
+        assert_eq!(value(&c, "c", None).await, Some(1), "answered from memory");
+        c.tombstone("c");
+        // A reader that loaded the row before the delete committed comes back late.
+        assert_eq!(value(&c, "c", Some(1)).await, None);
+        c.live.insert("c".into(), Some(Arc::new(Live(1)))).await;
+        assert_eq!(
+            value(&c, "c", Some(1)).await,
+            None,
+            "the tombstone shadows it"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_id_the_store_does_not_know_is_cached_as_unknown() {
+        let (c, _) = cache(1 << 20);
+        assert_eq!(value(&c, "nope", None).await, None);
+        assert_eq!(value(&c, "nope", Some(1)).await, None, "from memory");
+    }
+
+    #[tokio::test]
+    async fn live_entries_count_only_while_the_feed_is_current() {
+        let (c, feed) = cache(1 << 20);
+        assert_eq!(value(&c, "c", Some(1)).await, Some(1));
+        feed.mark_stale();
+        assert_eq!(
+            value(&c, "c", Some(2)).await,
+            Some(2),
+            "stale: the store answers"
+        );
+        assert_eq!(value(&c, "c", None).await, None, "and nothing is kept");
+        c.tombstone("c");
+        feed.mark_read();
+        assert_eq!(
+            value(&c, "c", Some(1)).await,
+            None,
+            "tombstones hold regardless"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_thousand_concurrent_misses_make_one_store_read() {
+        let (c, _) = cache(1 << 20);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..1000 {
+            let (c, reads) = (c.clone(), reads.clone());
+            tasks.spawn(async move {
+                c.get("hot", || async move {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(Some(Live(7)))
+                })
+                .await
+                .unwrap()
+                .map(|l| l.0)
+            });
+        }
+        while let Some(got) = tasks.join_next().await {
+            assert_eq!(got.unwrap(), Some(7));
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_random_ids_does_not_evict_a_hot_key() {
+        // Room for about 100 entries; the hot key keeps being used while the flood goes on.
+        let (c, _) = cache(100 * (ENTRY_OVERHEAD as u64 + 16 + 8));
+        for i in 0..20_000 {
+            value(&c, &format!("random-{i}"), None).await;
+            if i % 20 == 0 {
+                assert_eq!(value(&c, "hot", Some(1)).await, Some(1));
+            }
+            if i % 500 == 0 {
+                c.settle().await;
+            }
+        }
+        c.settle().await;
+        assert!(
+            c.holds("hot").await,
+            "the hot key was evicted by one-hit ids"
+        );
+        let cached = (0..20_000)
+            .filter(|i| c.live.contains_key(&format!("random-{i}")))
+            .count();
+        assert!(
+            cached <= 120,
+            "{cached} one-hit ids kept: the bound does not hold"
+        );
+    }
+
+    #[tokio::test]
+    async fn clearing_keeps_tombstones() {
+        let (c, _) = cache(1 << 20);
+        value(&c, "a", Some(1)).await;
+        c.tombstone("b");
+        c.clear_live();
+        c.settle().await;
+        assert!(!c.holds("a").await);
+        assert_eq!(value(&c, "b", Some(1)).await, None);
+    }
+}

@@ -1,0 +1,246 @@
+//! The issuer: every JWT Latchkey signs, for every family, and its verification.
+//!
+//! Each organization has at most one active signing key per algorithm (a unique index), made
+//! on first need. The key is generated off the async runtime (`spawn_blocking`: RSA takes
+//! tens of milliseconds) and before the write transaction begins, so no SQLite write lock is
+//! held while it is made; if another node inserted one meanwhile, the unique index refuses
+//! ours and theirs is used. Private halves are sealed under `(signing_keys, kid,
+//! private_key)`; public halves are published as a JWK Set, where retired keys stay until
+//! their last token can have expired. A `kid` is the key's RFC 7638 thumbprint, so a kid
+//! that does not have that shape is refused before any lookup or cache insert.
+
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{CoreError, Kernel, Result, now_ms};
+use crate::{
+    crypto::{
+        jwt::{JwtAlgorithm, SigningKey, VerifyError, VerifyingKey, is_thumbprint_kid},
+        keyring::Aad,
+    },
+    store::{PublicKeyRow, SigningKeyRow, StoreError},
+};
+
+/// Signing keys kept in memory (two per organization and algorithm in use is plenty).
+const MAX_SIGNERS: u64 = 10_000;
+/// Verifying keys (and unknown kids) kept in memory.
+const MAX_VERIFIERS: u64 = 100_000;
+
+fn private_aad(kid: &str) -> Aad<'_> {
+    Aad {
+        table: "signing_keys",
+        row_id: kid,
+        column: "private_key",
+    }
+}
+
+fn parse_jwk(kid: &str, json: &str) -> Result<Jwk> {
+    serde_json::from_str(json).map_err(|e| CoreError::Internal(format!("stored JWK {kid}: {e}")))
+}
+
+fn stored_algorithm(row_kid: &str, name: &str) -> Result<JwtAlgorithm> {
+    JwtAlgorithm::parse(name)
+        .ok_or_else(|| CoreError::Internal(format!("signing key {row_kid}: algorithm {name:?}")))
+}
+
+/// A key that verifies, with the organization it belongs to.
+pub struct IssuedKey {
+    pub organization_id: String,
+    key: VerifyingKey,
+}
+
+/// A token one of our keys signed, its signature and `exp` checked.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub organization_id: String,
+    pub claims: Value,
+}
+
+/// Why an issued token did not verify: the `/v1/authenticate` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssuedError {
+    UnknownKey,
+    BadSignature,
+    Expired,
+    Malformed,
+}
+
+impl IssuedError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+pub(crate) struct Issuer {
+    signers: moka::future::Cache<(String, JwtAlgorithm), Arc<SigningKey>>,
+    verifiers: moka::future::Cache<String, Option<Arc<IssuedKey>>>,
+}
+
+impl Default for Issuer {
+    fn default() -> Self {
+        Self {
+            signers: moka::future::Cache::new(MAX_SIGNERS),
+            verifiers: moka::future::Cache::new(MAX_VERIFIERS),
+        }
+    }
+}
+
+impl Kernel {
+    /// The key that signs `algorithm` tokens for `org`, created on first use.
+    pub async fn signing_key(&self, org: &str, algorithm: JwtAlgorithm) -> Result<Arc<SigningKey>> {
+        let slot = (org.to_owned(), algorithm);
+        self.inner
+            .issuer
+            .signers
+            .try_get_with(slot, self.load_or_create_signer(org, algorithm))
+            .await
+            .map_err(|e: Arc<CoreError>| CoreError::Internal(e.to_string()))
+    }
+
+    async fn load_or_create_signer(
+        &self,
+        org: &str,
+        algorithm: JwtAlgorithm,
+    ) -> Result<Arc<SigningKey>> {
+        if let Some(key) = self.active_signer(org, algorithm).await? {
+            return Ok(key);
+        }
+        let (key, pem) = tokio::task::spawn_blocking(move || SigningKey::generate(algorithm))
+            .await
+            .map_err(|e| CoreError::Internal(format!("key generation: {e}")))??;
+        let row = SigningKeyRow {
+            kid: key.kid().to_owned(),
+            organization_id: org.to_owned(),
+            algorithm: algorithm.as_str().to_owned(),
+            public_jwk: serde_json::to_string(key.jwk())
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+            private_key: self.keyring().seal_str(
+                &private_aad(key.kid()),
+                secrecy::ExposeSecret::expose_secret(&pem),
+            )?,
+            status: "active".to_owned(),
+            created_at: now_ms(),
+        };
+        let mut tx = self.store().write().await?;
+        match tx.insert_signing_key(&row).await {
+            Ok(()) => {
+                tx.commit().await?;
+                Ok(Arc::new(key))
+            }
+            // Another node made one first: use theirs.
+            Err(StoreError::Conflict(_)) => {
+                drop(tx);
+                self.active_signer(org, algorithm)
+                    .await?
+                    .ok_or_else(|| CoreError::Internal("signing key vanished".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn active_signer(
+        &self,
+        org: &str,
+        algorithm: JwtAlgorithm,
+    ) -> Result<Option<Arc<SigningKey>>> {
+        let row = self
+            .store()
+            .conn()
+            .await?
+            .active_signing_key(org, algorithm.as_str())
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let pem = self
+            .keyring()
+            .open_string(&private_aad(&row.kid), &row.private_key)?;
+        Ok(Some(Arc::new(SigningKey::from_pem(algorithm, &pem)?)))
+    }
+
+    /// Signs `claims` with the organization's active `algorithm` key.
+    pub async fn issue(
+        &self,
+        org: &str,
+        algorithm: JwtAlgorithm,
+        claims: &impl Serialize,
+    ) -> Result<String> {
+        Ok(self.signing_key(org, algorithm).await?.sign(claims)?)
+    }
+
+    /// Verifies a token signed by one of our keys: the key its `kid` names (in our format),
+    /// with that key's algorithm, and `exp` when present. The caller checks the claims.
+    pub async fn verify_issued(
+        &self,
+        token: &str,
+        kid: &str,
+    ) -> Result<Result<Issued, IssuedError>> {
+        if !is_thumbprint_kid(kid) {
+            return Ok(Err(IssuedError::UnknownKey));
+        }
+        let verifier = match self.inner.issuer.verifiers.get(kid).await {
+            Some(known) => known,
+            None => Box::pin(self.load_verifier(kid)).await?,
+        };
+        let Some(verifier) = verifier else {
+            return Ok(Err(IssuedError::UnknownKey));
+        };
+        Ok(match verifier.key.verify::<Value>(token) {
+            Ok(claims) => Ok(Issued {
+                organization_id: verifier.organization_id.clone(),
+                claims,
+            }),
+            Err(VerifyError::BadSignature) => Err(IssuedError::BadSignature),
+            Err(VerifyError::Expired) => Err(IssuedError::Expired),
+            Err(VerifyError::Malformed) => Err(IssuedError::Malformed),
+        })
+    }
+
+    async fn load_verifier(&self, kid: &str) -> Result<Option<Arc<IssuedKey>>> {
+        let load = async {
+            let row = self.store().conn().await?.public_key(kid).await?;
+            let verifier = match row {
+                Some(row) => {
+                    let algorithm = stored_algorithm(&row.kid, &row.algorithm)?;
+                    let key =
+                        VerifyingKey::from_jwk(&parse_jwk(&row.kid, &row.public_jwk)?, algorithm)?;
+                    Some(Arc::new(IssuedKey {
+                        organization_id: row.organization_id,
+                        key,
+                    }))
+                }
+                None => None,
+            };
+            Ok(verifier)
+        };
+        self.inner
+            .issuer
+            .verifiers
+            .try_get_with(kid.to_owned(), load)
+            .await
+            .map_err(|e: Arc<CoreError>| CoreError::Internal(e.to_string()))
+    }
+
+    /// The organization's published keys as a JWK Set.
+    pub async fn jwks(&self, org: &str) -> Result<JwkSet> {
+        let rows = self
+            .store()
+            .conn()
+            .await?
+            .published_keys(org, now_ms())
+            .await?;
+        let keys = rows
+            .iter()
+            .map(|r: &PublicKeyRow| parse_jwk(&r.kid, &r.public_jwk))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(JwkSet { keys })
+    }
+}

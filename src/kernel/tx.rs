@@ -1,0 +1,60 @@
+//! The write transaction every change goes through: [`Kernel::write`].
+//!
+//! It makes the revocation invariant structural. A family that deletes a credential or key
+//! calls [`WriteTx::revoke`] inside the transaction; on success the kernel writes those ids
+//! to the revocation feed in the same transaction (so other nodes learn of them exactly when
+//! the delete commits), commits, and only then tombstones them in this node's caches. There
+//! is no other way to revoke, so neither half can be forgotten.
+
+use std::ops::{Deref, DerefMut};
+
+use super::{Kernel, Result, cache::LiveCache};
+use crate::store::Tx;
+
+pub struct WriteTx {
+    tx: Tx,
+    revoked: Vec<(&'static str, String)>,
+}
+
+impl WriteTx {
+    /// Revokes `ids` of `cache`'s kind when this transaction commits.
+    pub fn revoke<T>(&mut self, cache: &LiveCache<T>, ids: impl IntoIterator<Item = String>)
+    where
+        T: super::cache::Weigh + Send + Sync + 'static,
+    {
+        let kind = cache.kind();
+        self.revoked.extend(ids.into_iter().map(|id| (kind, id)));
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
+impl Kernel {
+    /// Runs `f` in a write transaction and commits only if it succeeds; revocations it made
+    /// reach the feed in the same commit and this node's caches right after.
+    pub async fn write<T>(&self, f: impl AsyncFnOnce(&mut WriteTx) -> Result<T>) -> Result<T> {
+        let mut tx = WriteTx {
+            tx: self.store().write().await?,
+            revoked: Vec::new(),
+        };
+        let value = f(&mut tx).await?;
+        let WriteTx { mut tx, revoked } = tx;
+        let rows: Vec<(&str, &str)> = revoked.iter().map(|(k, id)| (*k, id.as_str())).collect();
+        // Last, so the feed's head is locked only for the moment before the commit.
+        tx.append_revocations(&rows).await?;
+        tx.commit().await?;
+        self.inner.feed.tombstone(&revoked);
+        Ok(value)
+    }
+}

@@ -1,0 +1,301 @@
+//! Verifying credentials we issued (`POST /v1/authenticate`): the hot path, and the verifier
+//! registry each credential family plugs into.
+//!
+//! A platform forwards whatever it received — an `Authorization` header value or a bare
+//! token — and gets back who it is or why not. The kernel parses the shape once: HTTP Basic,
+//! a JWT signed by one of our issuer keys (its signature checked here, once, for every
+//! family), a JWT signed with some other key (an API key's secret, say), or an opaque token.
+//! Then each registered [`Verifier`] is asked, in order, whether the credential is one of
+//! its own; the first that claims it answers. Answers must come from memory (each family
+//! keeps a [`super::LiveCache`]); a verdict of "not valid" is an answer, not an error.
+
+use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc};
+
+use base64::Engine as _;
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::{Ctx, Kernel, Result, issuer::Issued};
+use crate::crypto::jwt::{JwtHeader, decode_header, is_thumbprint_kid};
+
+/// A boxed future, for the registry's dynamic dispatch (one allocation per verification).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The credential as presented, parsed once.
+pub enum Presented<'a> {
+    /// HTTP Basic `key_id:secret`.
+    Basic { id: String, secret: SecretString },
+    /// A JWT one of our issuer keys signed; signature and `exp` already checked.
+    Issued(Issued),
+    /// A JWT signed with a key that is not an issuer key (nothing checked yet).
+    Jwt { token: &'a str, header: JwtHeader },
+    /// Anything else.
+    Opaque(&'a str),
+}
+
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Basic { id, .. } => f
+                .debug_struct("Basic")
+                .field("id", id)
+                .finish_non_exhaustive(),
+            Self::Issued(issued) => f
+                .debug_struct("Issued")
+                .field("organization_id", &issued.organization_id)
+                .finish_non_exhaustive(),
+            Self::Jwt { header, .. } => f
+                .debug_struct("Jwt")
+                .field("kid", &header.kid)
+                .finish_non_exhaustive(),
+            Self::Opaque(_) => f.write_str("Opaque([redacted])"),
+        }
+    }
+}
+
+/// The first parse of an `Authorization` value: Basic, or a token (bearer or bare).
+pub enum Authorization<'a> {
+    Basic { id: String, secret: SecretString },
+    Token(&'a str),
+}
+
+impl<'a> Authorization<'a> {
+    /// `Basic <base64(id:secret)>`, `Bearer <token>` or a bare token; None if unusable.
+    pub fn parse(authorization: &'a str) -> Option<Self> {
+        let value = authorization.trim();
+        if let Some((scheme, rest)) = value.split_once(' ') {
+            let rest = rest.trim();
+            if scheme.eq_ignore_ascii_case("basic") {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(rest)
+                    .ok()?;
+                let text = String::from_utf8(decoded).ok()?;
+                let (id, secret) = text.split_once(':')?;
+                return Some(Self::Basic {
+                    id: id.to_owned(),
+                    secret: SecretString::from(secret.to_owned()),
+                });
+            }
+            if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+                return Some(Self::Token(rest));
+            }
+            return None;
+        }
+        (!value.is_empty()).then_some(Self::Token(value))
+    }
+}
+
+/// Who a valid credential belongs to: its type, organization and scope, and the ids its
+/// family names it by (`environment_id`, `key_id`, …), flattened into the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CredentialPrincipal {
+    /// `gateway_credential`, `gateway_access_token`, `app_key`, `integration_key`, `account_key`, …
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub organization_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The family's ids: `environment_id`, `gateway_id`, `credential_id`, `key_id`,
+    /// `app_id`, `integration_id`, …
+    #[serde(flatten)]
+    #[schema(value_type = Object, additional_properties)]
+    pub ids: BTreeMap<&'static str, String>,
+}
+
+impl CredentialPrincipal {
+    pub fn new(kind: &'static str, organization_id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            organization_id: organization_id.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds an id (skipped when `value` is None).
+    pub fn with(mut self, name: &'static str, value: Option<impl Into<String>>) -> Self {
+        if let Some(value) = value {
+            self.ids.insert(name, value.into());
+        }
+        self
+    }
+
+    pub fn id(&self, name: &str) -> Option<&str> {
+        self.ids.get(name).map(String::as_str)
+    }
+}
+
+/// The answer of `/v1/authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<CredentialPrincipal>,
+    /// Why not: `malformed`, `bad_signature`, `unknown_key`, `revoked`, `expired`,
+    /// `wrong_organization`, `bad_secret`, `scope_mismatch`, `unsupported_algorithm`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+}
+
+impl Verification {
+    pub fn valid(principal: CredentialPrincipal) -> Self {
+        Self {
+            valid: true,
+            principal: Some(principal),
+            code: None,
+        }
+    }
+
+    pub fn invalid(code: &'static str) -> Self {
+        Self {
+            valid: false,
+            principal: None,
+            code: Some(code),
+        }
+    }
+}
+
+/// A family's part of `/v1/authenticate`.
+pub trait Verifier: Send + Sync + 'static {
+    /// Whether `presented` is one of this family's credentials — a check of its shape only,
+    /// no lookup — and if so, the future that verifies it.
+    fn verify<'a>(
+        &'a self,
+        presented: &'a Presented<'a>,
+    ) -> Option<BoxFuture<'a, Result<Verification>>>;
+
+    /// Called once a credential this family verified was found valid for the caller's
+    /// organization (e.g. to record its last use).
+    fn used(&self, _principal: &CredentialPrincipal) {}
+}
+
+/// The families' verifiers, asked in order.
+#[derive(Clone)]
+pub struct Registry {
+    kernel: Kernel,
+    verifiers: Arc<[Arc<dyn Verifier>]>,
+}
+
+impl Registry {
+    pub fn new(kernel: Kernel, verifiers: Vec<Arc<dyn Verifier>>) -> Self {
+        Self {
+            kernel,
+            verifiers: verifiers.into(),
+        }
+    }
+
+    /// Checks a credential on behalf of the caller's organization.
+    pub async fn verify(&self, ctx: &Ctx, authorization: &str) -> Result<Verification> {
+        let org = ctx.principal.org()?;
+        let (verdict, verifier) = match self.presented(authorization).await? {
+            Ok(presented) => self.dispatch(&presented).await?,
+            Err(verdict) => (verdict, None),
+        };
+        // A credential of another organization is not valid for the caller's.
+        let verdict = match &verdict.principal {
+            Some(p) if p.organization_id != org => Verification::invalid("wrong_organization"),
+            _ => verdict,
+        };
+        // A use counts only once the credential is valid for the caller's organization.
+        if let (Some(principal), Some(verifier)) = (&verdict.principal, verifier) {
+            verifier.used(principal);
+        }
+        let result = match (&verdict.principal, verdict.code) {
+            (Some(p), _) => p.kind,
+            (None, code) => code.unwrap_or("invalid"),
+        };
+        metrics::counter!("latchkey_verifications_total", "result" => result).increment(1);
+        Ok(verdict)
+    }
+
+    /// Parses `authorization`; a verdict when it is already clear it is not valid.
+    async fn presented<'a>(
+        &self,
+        authorization: &'a str,
+    ) -> Result<Result<Presented<'a>, Verification>> {
+        Ok(Ok(match Authorization::parse(authorization) {
+            None => return Ok(Err(Verification::invalid("malformed"))),
+            Some(Authorization::Basic { id, secret }) => Presented::Basic { id, secret },
+            Some(Authorization::Token(token)) => match decode_header(token) {
+                None => Presented::Opaque(token),
+                Some(header) => match header.kid.as_deref() {
+                    Some(kid) if is_thumbprint_kid(kid) => {
+                        match self.kernel.verify_issued(token, kid).await? {
+                            Ok(issued) => Presented::Issued(issued),
+                            Err(e) => return Ok(Err(Verification::invalid(e.code()))),
+                        }
+                    }
+                    _ => Presented::Jwt { token, header },
+                },
+            },
+        }))
+    }
+
+    /// The verdict of the first verifier that claims `presented`, and which one it was.
+    async fn dispatch(
+        &self,
+        presented: &Presented<'_>,
+    ) -> Result<(Verification, Option<&dyn Verifier>)> {
+        for verifier in self.verifiers.iter() {
+            if let Some(verifying) = verifier.verify(presented) {
+                return Ok((verifying.await?, Some(verifier.as_ref())));
+            }
+        }
+        let verdict = Verification::invalid(match presented {
+            Presented::Basic { .. } => "unknown_key",
+            Presented::Jwt { header, .. } if header.kid.is_some() => "unknown_key",
+            // Signed by us, but no family knows these claims.
+            _ => "malformed",
+        });
+        Ok((verdict, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn authorization_shapes() {
+        let basic = base64::engine::general_purpose::STANDARD.encode("app_1:s3cret:with:colons");
+        match Authorization::parse(&format!("Basic {basic}")) {
+            Some(Authorization::Basic { id, secret }) => {
+                assert_eq!(id, "app_1");
+                assert_eq!(secret.expose_secret(), "s3cret:with:colons");
+            }
+            _ => panic!("not basic"),
+        }
+        assert!(matches!(
+            Authorization::parse("Bearer a.b.c"),
+            Some(Authorization::Token("a.b.c"))
+        ));
+        assert!(matches!(
+            Authorization::parse("a.b.c"),
+            Some(Authorization::Token("a.b.c"))
+        ));
+        assert!(Authorization::parse("Basic !!!").is_none());
+        assert!(Authorization::parse("Digest x").is_none());
+        assert!(Authorization::parse("  ").is_none());
+        let shown = format!(
+            "{:?}",
+            Presented::Basic {
+                id: "app_1".into(),
+                secret: SecretString::from("s3cret".to_owned())
+            }
+        );
+        assert!(!shown.contains("s3cret"));
+    }
+
+    #[test]
+    fn principal_ids_are_flattened() {
+        let p = CredentialPrincipal::new("app_key", "org")
+            .with("key_id", Some("app_1"))
+            .with("integration_id", None::<String>);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "app_key", "organization_id": "org", "key_id": "app_1"})
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! PingOne's part of `/v1/authenticate` and its token exchange: gateway credentials (our
+//! RS256 JWTs whose `jti` names a live credential record; they have no `exp`, so they are
+//! valid exactly while the record exists) and the five-minute access tokens they are
+//! exchanged for. The kernel has already checked the signature; this module checks the
+//! claims against the live record, from the cache.
+
+use serde_json::Value;
+
+use super::{
+    PingOne, SIGNING_ALGORITHM,
+    model::{
+        ACCESS_TOKEN_SECONDS, ACCESS_TOKEN_USE, AccessClaims, AccessToken, CredentialClaims,
+        ExchangeError, SUBJECT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, issuer,
+    },
+};
+use crate::{
+    crypto::jwt::decode_header,
+    kernel::{
+        Result,
+        issuer::Issued,
+        now_ms,
+        verify::{BoxFuture, CredentialPrincipal, Presented, Verification, Verifier},
+    },
+};
+
+/// A live gateway credential, as the hot path needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveGatewayCredential {
+    pub organization_id: String,
+    pub environment_id: String,
+    pub gateway_id: String,
+}
+
+impl crate::kernel::Weigh for LiveGatewayCredential {
+    fn weight(&self) -> usize {
+        self.organization_id.len() + self.environment_id.len() + self.gateway_id.len() + 72
+    }
+}
+
+/// Gateway credentials and their access tokens both carry `gatewayId`.
+fn is_ours(claims: &Value) -> bool {
+    claims.get("gatewayId").is_some()
+}
+
+impl PingOne {
+    async fn live_credential(
+        &self,
+        id: &str,
+    ) -> Result<Option<std::sync::Arc<LiveGatewayCredential>>> {
+        self.credentials
+            .get(id, || async {
+                let row = self
+                    .kernel
+                    .store()
+                    .conn()
+                    .await?
+                    .gateway_credential_by_id(id)
+                    .await?;
+                Ok(row.map(|r| LiveGatewayCredential {
+                    organization_id: r.organization_id,
+                    environment_id: r.environment_id,
+                    gateway_id: r.gateway_id,
+                }))
+            })
+            .await
+    }
+
+    /// Checks the claims of a token our issuer signed: a gateway credential or an access
+    /// token obtained by exchanging one.
+    async fn verify_issued(&self, issued: &Issued) -> Result<Verification> {
+        let claims = &issued.claims;
+        if claims.get("tokenUse").and_then(Value::as_str) == Some(ACCESS_TOKEN_USE) {
+            let Ok(access) = serde_json::from_value::<AccessClaims>(claims.clone()) else {
+                return Ok(Verification::invalid("malformed"));
+            };
+            if access.organization_id != issued.organization_id {
+                return Ok(Verification::invalid("bad_signature"));
+            }
+            return Ok(Verification::valid(
+                CredentialPrincipal::new("gateway_access_token", access.organization_id)
+                    .with("environment_id", Some(access.environment_id))
+                    .with("gateway_id", Some(access.gateway_id))
+                    .with("credential_id", Some(access.sub)),
+            ));
+        }
+        let Ok(claims) = serde_json::from_value::<CredentialClaims>(claims.clone()) else {
+            return Ok(Verification::invalid("malformed"));
+        };
+        let Some(live) = self.live_credential(&claims.jti).await? else {
+            return Ok(Verification::invalid("revoked"));
+        };
+        if live.organization_id != issued.organization_id
+            || live.organization_id != claims.organization_id
+            || live.gateway_id != claims.gateway_id
+            || live.environment_id != claims.environment_id
+        {
+            return Ok(Verification::invalid("bad_signature"));
+        }
+        Ok(Verification::valid(
+            CredentialPrincipal::new("gateway_credential", live.organization_id.clone())
+                .with("environment_id", Some(live.environment_id.clone()))
+                .with("gateway_id", Some(live.gateway_id.clone()))
+                .with("credential_id", Some(claims.jti)),
+        ))
+    }
+
+    /// `POST /{envID}/as/token` with the token-exchange grant: a gateway credential for a
+    /// five-minute access token.
+    pub async fn exchange_gateway_credential(
+        &self,
+        env_id: &str,
+        grant_type: Option<&str>,
+        subject_token: Option<&str>,
+        subject_token_type: Option<&str>,
+    ) -> Result<Result<AccessToken, ExchangeError>> {
+        match grant_type {
+            Some(TOKEN_EXCHANGE_GRANT) => {}
+            Some(_) => return Ok(Err(ExchangeError::UnsupportedGrantType)),
+            None => return Ok(Err(ExchangeError::InvalidRequest)),
+        }
+        let (Some(token), Some(SUBJECT_TOKEN_TYPE)) = (subject_token, subject_token_type) else {
+            return Ok(Err(ExchangeError::InvalidRequest));
+        };
+        let Some(kid) = decode_header(token).and_then(|h| h.kid) else {
+            return Ok(Err(ExchangeError::InvalidGrant));
+        };
+        let Ok(issued) = self.kernel.verify_issued(token, &kid).await? else {
+            return Ok(Err(ExchangeError::InvalidGrant));
+        };
+        let principal = match self.verify_issued(&issued).await?.principal {
+            Some(p) if p.kind == "gateway_credential" && p.id("environment_id") == Some(env_id) => {
+                p
+            }
+            _ => return Ok(Err(ExchangeError::InvalidGrant)),
+        };
+        let credential_id = principal.id("credential_id").unwrap_or_default().to_owned();
+        let gateway_id = principal.id("gateway_id").unwrap_or_default().to_owned();
+        self.usage.record(&credential_id, now_ms());
+        let now = now_ms() / 1000;
+        let claims = AccessClaims {
+            iss: issuer(env_id),
+            sub: credential_id,
+            aud: gateway_id.clone(),
+            iat: now,
+            exp: now + ACCESS_TOKEN_SECONDS,
+            jti: uuid::Uuid::new_v4().to_string(),
+            token_use: ACCESS_TOKEN_USE.into(),
+            environment_id: env_id.to_owned(),
+            gateway_id,
+            organization_id: principal.organization_id.clone(),
+        };
+        let access_token = self
+            .kernel
+            .issue(&principal.organization_id, SIGNING_ALGORITHM, &claims)
+            .await?;
+        Ok(Ok(AccessToken {
+            access_token,
+            expires_in: ACCESS_TOKEN_SECONDS,
+        }))
+    }
+
+    /// The public JWK Set of the organization that owns `env_id` (None if no such
+    /// environment), with its signing key made if it has none yet.
+    pub async fn environment_jwks(
+        &self,
+        env_id: &str,
+    ) -> Result<Option<jsonwebtoken::jwk::JwkSet>> {
+        let env = self
+            .kernel
+            .store()
+            .conn()
+            .await?
+            .environment_by_id(env_id)
+            .await?;
+        let Some(env) = env else {
+            return Ok(None);
+        };
+        self.kernel
+            .signing_key(&env.organization_id, SIGNING_ALGORITHM)
+            .await?;
+        Ok(Some(self.kernel.jwks(&env.organization_id).await?))
+    }
+
+    /// Writes the pending `lastUsedAt` stamps (called periodically and at shutdown).
+    /// A failed write puts the stamps back for the next attempt.
+    pub async fn flush_usage(&self) -> Result<()> {
+        let pending = self.usage.take();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let written = self
+            .kernel
+            .write(async |tx| {
+                for (id, at) in &pending {
+                    tx.touch_gateway_credential(id, *at).await?;
+                }
+                Ok(())
+            })
+            .await;
+        if written.is_err() {
+            for (id, at) in &pending {
+                self.usage.record(id, *at);
+            }
+        }
+        written
+    }
+}
+
+impl Verifier for PingOne {
+    fn verify<'a>(
+        &'a self,
+        presented: &'a Presented<'a>,
+    ) -> Option<BoxFuture<'a, Result<Verification>>> {
+        match presented {
+            Presented::Issued(issued) if is_ours(&issued.claims) => {
+                Some(Box::pin(self.verify_issued(issued)))
+            }
+            _ => None,
+        }
+    }
+
+    /// A use counts only once the credential is valid for the caller's organization.
+    fn used(&self, principal: &CredentialPrincipal) {
+        if principal.kind == "gateway_credential"
+            && let Some(id) = principal.id("credential_id")
+        {
+            self.usage.record(id, now_ms());
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The server: where the kernel and the families meet. It builds each family on the kernel,
+//! registers its verifier and its routes, and wraps the whole in the middleware stack
+//! (request ids, access log, metrics, body limit, panics); `ops` serves health, metrics and
+//! the OpenAPI document.
+//!
+//! Adding a family is a folder plus one line in each of [`Families::new`] (its service),
+//! [`Families::verifiers`] (its part of `/v1/authenticate`, if it issues credentials),
+//! [`openapi`] and [`router`] (its routes and its error envelope for unknown paths).
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    middleware::{self, Next},
+    response::Response,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use utoipa::OpenApi;
+
+use crate::{
+    kernel::{
+        Kernel,
+        http::{
+            PublicUrl,
+            error::{ApiError, Surface, render},
+            native::{self, Native, NativeState},
+        },
+        verify::{Registry, Verifier},
+    },
+    pingone::{self, PingOne, PingOneSurface},
+    sunshine::{self, Sunshine, SunshineSurface},
+    tines::{self, Tines, TinesSurface},
+};
+
+pub mod ops;
+
+/// Every family, built on one kernel.
+#[derive(Clone)]
+pub struct Families {
+    pub pingone: PingOne,
+    pub sunshine: Sunshine,
+    pub tines: Tines,
+}
+
+impl Families {
+    pub fn new(kernel: &Kernel, public_url: &PublicUrl) -> Self {
+        Self {
+            pingone: PingOne::new(kernel, public_url.clone()),
+            sunshine: Sunshine::new(kernel, public_url.clone()),
+            tines: Tines::new(kernel, public_url.clone()),
+        }
+    }
+
+    /// The families that issue credentials, in the order `/v1/authenticate` asks them.
+    pub fn verifiers(&self) -> Vec<Arc<dyn Verifier>> {
+        vec![
+            Arc::new(self.pingone.clone()),
+            Arc::new(self.sunshine.clone()),
+        ]
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Latchkey",
+        description = "Issue and verify credentials; keep and use outbound ones. \
+                       Each surface speaks its product's wire format.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "native", description = "Latchkey's own organizations, management tokens, audit log, credential verification and JWK Sets"),
+        (name = "pingone", description = "PingOne: environments, gateways and gateway credentials"),
+        (name = "sunshine", description = "Sunshine Conversations: apps, integrations and their API keys"),
+        (name = "tines", description = "Tines: teams, folders and user credentials"),
+        (name = "ops", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("lk_… or an HS256 JWT signed with a Sunshine API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of every surface (for `/openapi.json`, the snapshot test and the
+/// route check).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(native::routes().split_for_parts().1);
+    doc.merge(pingone::api::routes().split_for_parts().1);
+    doc.merge(sunshine::api::routes().split_for_parts().1);
+    doc.merge(tines::api::routes().split_for_parts().1);
+    doc.merge(ops::routes().split_for_parts().1);
+    doc
+}
+
+/// Which envelope an unknown path gets: the surface that owns its prefix (first match).
+type Render = fn(ApiError) -> Response;
+const FALLBACKS: &[(&[&str], Render)] = &[
+    (PingOneSurface::PREFIXES, render::<PingOneSurface>),
+    (SunshineSurface::PREFIXES, render::<SunshineSurface>),
+    (TinesSurface::PREFIXES, render::<TinesSurface>),
+    (Native::PREFIXES, render::<Native>),
+];
+
+/// The whole application: every surface's routes, the documentation UI and the middleware
+/// stack.
+pub fn router(
+    kernel: &Kernel,
+    families: &Families,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    body_limit: usize,
+) -> Router {
+    let registry = Registry::new(kernel.clone(), families.verifiers());
+    let native_state = NativeState {
+        kernel: kernel.clone(),
+        registry,
+    };
+    let ops_state = ops::OpsState {
+        kernel: kernel.clone(),
+        metrics,
+    };
+    Router::new()
+        .merge(native::router(native_state))
+        .merge(pingone::api::router(families.pingone.clone()))
+        .merge(sunshine::api::router(families.sunshine.clone()))
+        .merge(tines::api::router(families.tines.clone()))
+        .merge(ops::router(ops_state))
+        .merge(ops::docs_router(Arc::new(openapi())))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        .layer(middleware::from_fn(track_metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            })
+            // One access-log line per request at the default level (paths hold ids, never secrets).
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(ops::panic_response))
+}
+
+/// A path or method no route serves: 404 or 405, in the envelope of the surface the path
+/// belongs to (by prefix), so a client of one product never sees another's error format.
+async fn no_route(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    matched: Option<MatchedPath>,
+) -> Response {
+    use axum::http::StatusCode;
+    let error = if matched.is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on this path"),
+        )
+    } else {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    };
+    let path = uri.path();
+    let render = FALLBACKS
+        .iter()
+        .find(|(prefixes, _)| prefixes.iter().any(|p| path.starts_with(p)))
+        .map_or(render::<Native> as Render, |(_, render)| *render);
+    render(error)
+}
+
+/// Counts and times requests, labelled by route template (never by id, token or query).
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("latchkey_http_requests_total", &labels).increment(1);
+    metrics::histogram!("latchkey_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,360 @@
+//! Sunshine apps, integrations and API keys.
+
+use crate::store::{Result, Tx, on_conn};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AppRow {
+    pub id: String,
+    pub organization_id: String,
+    pub display_name: String,
+    /// JSON object.
+    pub settings: String,
+    /// JSON object, or NULL when none was given.
+    pub metadata: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, sqlx::FromRow)]
+pub struct IntegrationRow {
+    pub id: String,
+    pub organization_id: String,
+    pub app_id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub display_name: Option<String>,
+    pub status: String,
+    /// JSON object of the fields shown on reads.
+    pub config: String,
+    /// Sealed JSON object of write-only channel settings.
+    pub secrets: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for IntegrationRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationRow")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: String,
+    pub organization_id: String,
+    pub scope: String,
+    pub app_id: Option<String>,
+    pub integration_id: Option<String>,
+    pub display_name: String,
+    /// Sealed.
+    pub secret: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for KeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRow")
+            .field("id", &self.id)
+            .field("scope", &self.scope)
+            .field("app_id", &self.app_id)
+            .field("integration_id", &self.integration_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which slice of an id-ordered list to read: after one id, before one, or from the start.
+/// Reads return up to `limit` rows in ascending id order.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor<'a> {
+    After(&'a str),
+    Before(&'a str),
+}
+
+/// `id > $n ORDER BY id` or `id < $n ORDER BY id DESC`: the cursor's condition and order.
+fn cursor_sql(cursor: Cursor<'_>, placeholder: usize) -> (String, &str, &'static str) {
+    match cursor {
+        Cursor::After(id) => (format!("id > ${placeholder}"), id, "ASC"),
+        Cursor::Before(id) => (format!("id < ${placeholder}"), id, "DESC"),
+    }
+}
+
+impl Tx {
+    pub async fn insert_app(&mut self, r: &AppRow) -> Result<()> {
+        let sql = "INSERT INTO sunshine_apps (id, organization_id, display_name, settings, metadata, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(&r.id)
+                .bind(&r.organization_id)
+                .bind(&r.display_name)
+                .bind(&r.settings)
+                .bind(&r.metadata)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn update_app(&mut self, r: &AppRow) -> Result<()> {
+        let sql = "UPDATE sunshine_apps SET display_name = $3, settings = $4, metadata = $5, updated_at = $6 \
+                   WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(&r.organization_id)
+                .bind(&r.id)
+                .bind(&r.display_name)
+                .bind(&r.settings)
+                .bind(&r.metadata)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn app(&mut self, org: &str, id: &str) -> Result<Option<AppRow>> {
+        let sql = "SELECT * FROM sunshine_apps WHERE organization_id = $1 AND id = $2";
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    /// Up to `limit` apps of the organization on the cursor's side, in ascending id order.
+    pub async fn apps_page(
+        &mut self,
+        org: &str,
+        cursor: Cursor<'_>,
+        limit: i64,
+    ) -> Result<Vec<AppRow>> {
+        let (condition, id, order) = cursor_sql(cursor, 2);
+        let sql = format!(
+            "SELECT * FROM sunshine_apps WHERE organization_id = $1 AND {condition} ORDER BY id {order} LIMIT $3"
+        );
+        let mut rows: Vec<AppRow> = on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(c)
+            .await?);
+        if matches!(cursor, Cursor::Before(_)) {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    /// Takes the app's row lock so counting its keys and inserting one cannot interleave
+    /// (SQLite's write transaction is exclusive already).
+    pub async fn lock_app(&mut self, org: &str, id: &str) -> Result<()> {
+        let sql = "UPDATE sunshine_apps SET updated_at = updated_at WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql).bind(org).bind(id).execute(c).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_app(&mut self, org: &str, id: &str) -> Result<bool> {
+        let sql = "DELETE FROM sunshine_apps WHERE organization_id = $1 AND id = $2";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
+    pub async fn insert_integration(&mut self, r: &IntegrationRow) -> Result<()> {
+        let sql = "INSERT INTO sunshine_integrations (id, organization_id, app_id, type, display_name, status, config, secrets, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(&r.id)
+                .bind(&r.organization_id)
+                .bind(&r.app_id)
+                .bind(&r.kind)
+                .bind(&r.display_name)
+                .bind(&r.status)
+                .bind(&r.config)
+                .bind(&r.secrets)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn integration(
+        &mut self,
+        org: &str,
+        app: &str,
+        id: &str,
+    ) -> Result<Option<IntegrationRow>> {
+        let sql = "SELECT * FROM sunshine_integrations WHERE organization_id = $1 AND app_id = $2 AND id = $3";
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .bind(app)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    /// Up to `limit` integrations of the app on the cursor's side, optionally of the given
+    /// types only, in ascending id order.
+    pub async fn integrations_page(
+        &mut self,
+        org: &str,
+        app: &str,
+        types: &[String],
+        cursor: Cursor<'_>,
+        limit: i64,
+    ) -> Result<Vec<IntegrationRow>> {
+        let (condition, id, order) = cursor_sql(cursor, 3);
+        let type_filter = if types.is_empty() {
+            String::new()
+        } else {
+            let placeholders: Vec<String> =
+                (0..types.len()).map(|i| format!("${}", i + 5)).collect();
+            format!(" AND type IN ({})", placeholders.join(", "))
+        };
+        let sql = format!(
+            "SELECT * FROM sunshine_integrations WHERE organization_id = $1 AND app_id = $2 AND {condition}{type_filter} \
+             ORDER BY id {order} LIMIT $4"
+        );
+        let mut rows: Vec<IntegrationRow> = on_conn!(self, |c| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .bind(app)
+                .bind(id)
+                .bind(limit);
+            for t in types {
+                query = query.bind(t);
+            }
+            query.fetch_all(c).await?
+        });
+        if matches!(cursor, Cursor::Before(_)) {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    pub async fn lock_integration(&mut self, org: &str, id: &str) -> Result<()> {
+        let sql = "UPDATE sunshine_integrations SET updated_at = updated_at WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql).bind(org).bind(id).execute(c).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_integration(&mut self, org: &str, id: &str) -> Result<bool> {
+        let sql = "DELETE FROM sunshine_integrations WHERE organization_id = $1 AND id = $2";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
+    pub async fn insert_key(&mut self, r: &KeyRow) -> Result<()> {
+        let sql = "INSERT INTO sunshine_keys (id, organization_id, scope, app_id, integration_id, display_name, secret, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(&r.id)
+                .bind(&r.organization_id)
+                .bind(&r.scope)
+                .bind(&r.app_id)
+                .bind(&r.integration_id)
+                .bind(&r.display_name)
+                .bind(&r.secret)
+                .bind(r.created_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The keys of one owner: account keys (no app), an app's keys (no integration), or an
+    /// integration's keys; oldest first. Each shape uses the owner index for all it names.
+    pub async fn keys_of(
+        &mut self,
+        org: &str,
+        scope: &str,
+        app: Option<&str>,
+        integration: Option<&str>,
+    ) -> Result<Vec<KeyRow>> {
+        let sql = match (app, integration) {
+            (None, _) => {
+                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                          ORDER BY created_at, id"
+            }
+            (Some(_), None) => {
+                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                                AND app_id = $3 ORDER BY created_at, id"
+            }
+            (Some(_), Some(_)) => {
+                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                                   AND app_id = $3 AND integration_id = $4 ORDER BY created_at, id"
+            }
+        };
+        Ok(on_conn!(self, |c| {
+            let mut query = sqlx::query_as(sql).bind(org).bind(scope);
+            if let Some(app) = app {
+                query = query.bind(app);
+            }
+            if let Some(integration) = integration {
+                query = query.bind(integration);
+            }
+            query.fetch_all(c).await?
+        }))
+    }
+
+    /// The ids of every key under an app (its app keys and its integrations' keys), or under
+    /// one integration: what a delete of that owner revokes.
+    pub async fn key_ids_under(
+        &mut self,
+        org: &str,
+        app: &str,
+        integration: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let sql = "SELECT id FROM sunshine_keys WHERE organization_id = $1 \
+                   AND scope IN ('app', 'integration') AND app_id = $2 \
+                   AND ($3 = '' OR integration_id = $3)";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .bind(app)
+            .bind(integration.unwrap_or_default())
+            .fetch_all(c)
+            .await?))
+    }
+
+    /// A key by id alone (the hot path's cache miss).
+    pub async fn key_by_id(&mut self, id: &str) -> Result<Option<KeyRow>> {
+        let sql = "SELECT * FROM sunshine_keys WHERE id = $1";
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    pub async fn delete_key(&mut self, org: &str, id: &str) -> Result<bool> {
+        let sql = "DELETE FROM sunshine_keys WHERE organization_id = $1 AND id = $2";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+}

@@ -1,0 +1,265 @@
+//! Sunshine's part of `/v1/authenticate`, and how `/v2` callers authenticate: an API key as
+//! HTTP Basic `id:secret` or as an HS256 JWT whose header `kid` is the key id and whose
+//! `scope` claim is the key's scope (or a management token). Keys answer from the cache;
+//! their secrets are opened once, compared in constant time.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{
+    Sunshine,
+    authz::{Caller, KeyGrant},
+    model::KeyScope,
+    service::key_aad,
+};
+use crate::{
+    crypto::{
+        jwt::{JwtAlgorithm, VerifyError, decode_header, verify_hs256},
+        secret::looks_like_management_token,
+        secrets_equal,
+    },
+    kernel::{
+        CoreError, Ctx, Principal, PrincipalKind, RequestMeta, Result, Role,
+        audit::{self, Event, Outcome},
+        verify::{
+            Authorization, BoxFuture, CredentialPrincipal, Presented, Verification, Verifier,
+        },
+    },
+};
+
+/// Seconds of clock skew tolerated on a JWT's `exp`.
+const JWT_LEEWAY_SECONDS: u64 = 30;
+
+/// A live key, as the hot path needs it.
+pub struct LiveKey {
+    pub organization_id: String,
+    pub scope: KeyScope,
+    pub app_id: Option<String>,
+    pub integration_id: Option<String>,
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for LiveKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveKey")
+            .field("organization_id", &self.organization_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyClaims {
+    scope: Option<String>,
+}
+
+impl crate::kernel::Weigh for LiveKey {
+    fn weight(&self) -> usize {
+        self.organization_id.len()
+            + self.app_id.as_ref().map_or(0, String::len)
+            + self.integration_id.as_ref().map_or(0, String::len)
+            + self.secret.expose_secret().len()
+            + 96
+    }
+}
+
+impl Sunshine {
+    /// The live key with this id, from the cache or else the store (its secret opened once).
+    async fn live_key(&self, id: &str) -> Result<Option<Arc<LiveKey>>> {
+        self.keys.get(id, || self.load_key(id)).await
+    }
+
+    async fn load_key(&self, id: &str) -> Result<Option<LiveKey>> {
+        let row = self.kernel.store().conn().await?.key_by_id(id).await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(LiveKey {
+            secret: self
+                .kernel
+                .keyring()
+                .open_string(&key_aad(&row.id), &row.secret)?,
+            scope: KeyScope::parse(&row.scope)
+                .map_err(|_| CoreError::Internal(format!("key {} has a bad scope", row.id)))?,
+            organization_id: row.organization_id,
+            app_id: row.app_id,
+            integration_id: row.integration_id,
+        }))
+    }
+
+    fn key_principal(id: &str, key: &LiveKey) -> CredentialPrincipal {
+        let kind = match key.scope {
+            KeyScope::Account => "account_key",
+            KeyScope::App => "app_key",
+            KeyScope::Integration => "integration_key",
+        };
+        CredentialPrincipal {
+            scope: Some(key.scope.as_str().to_owned()),
+            ..CredentialPrincipal::new(kind, key.organization_id.clone())
+        }
+        .with("key_id", Some(id))
+        .with("app_id", key.app_id.clone())
+        .with("integration_id", key.integration_id.clone())
+    }
+
+    /// HTTP Basic `key_id:secret`.
+    async fn verify_basic_key(&self, id: &str, secret: &SecretString) -> Result<Verification> {
+        if KeyScope::of_key_id(id).is_none() {
+            return Ok(Verification::invalid("unknown_key"));
+        }
+        let Some(key) = self.live_key(id).await? else {
+            return Ok(Verification::invalid("unknown_key"));
+        };
+        let presented = secret.expose_secret().as_bytes();
+        if !secrets_equal(presented, key.secret.expose_secret().as_bytes()) {
+            return Ok(Verification::invalid("bad_secret"));
+        }
+        Ok(Verification::valid(Self::key_principal(id, &key)))
+    }
+
+    /// An HS256 JWT signed with a key's secret: header `kid` = key id, claim `scope` = the
+    /// key's scope, `exp` honoured when present. Any other algorithm is refused.
+    async fn verify_key_jwt(
+        &self,
+        token: &str,
+        algorithm: Option<JwtAlgorithm>,
+        kid: &str,
+    ) -> Result<Verification> {
+        if algorithm != Some(JwtAlgorithm::HS256) {
+            return Ok(Verification::invalid("unsupported_algorithm"));
+        }
+        let Some(key) = self.live_key(kid).await? else {
+            return Ok(Verification::invalid("unknown_key"));
+        };
+        let secret = key.secret.expose_secret().as_bytes();
+        let claims = match verify_hs256::<KeyClaims>(token, secret, JWT_LEEWAY_SECONDS) {
+            Ok(claims) => claims,
+            Err(VerifyError::Expired) => return Ok(Verification::invalid("expired")),
+            Err(VerifyError::BadSignature) => return Ok(Verification::invalid("bad_signature")),
+            Err(VerifyError::Malformed) => return Ok(Verification::invalid("malformed")),
+        };
+        if claims.scope.as_deref() != Some(key.scope.as_str()) {
+            return Ok(Verification::invalid("scope_mismatch"));
+        }
+        Ok(Verification::valid(Self::key_principal(kid, &key)))
+    }
+
+    /// A credential of this family, by its shape; the verdict and the key id it named.
+    async fn verify_presented(
+        &self,
+        presented: &Presented<'_>,
+    ) -> Result<(Verification, Option<String>)> {
+        Ok(match presented {
+            Presented::Basic { id, secret } => {
+                (self.verify_basic_key(id, secret).await?, Some(id.clone()))
+            }
+            Presented::Jwt { token, header } => match header.kid.as_deref() {
+                Some(kid) if KeyScope::of_key_id(kid).is_some() => (
+                    self.verify_key_jwt(token, header.algorithm, kid).await?,
+                    Some(kid.to_owned()),
+                ),
+                _ => (Verification::invalid("unknown_key"), None),
+            },
+            _ => (Verification::invalid("malformed"), None),
+        })
+    }
+
+    /// Authenticates a caller of the Sunshine surface: a management token, or an API key as
+    /// HTTP Basic or an HS256 JWT. A failure is audited and counted (per client and per key
+    /// id) and answers `Unauthenticated`, or `RateLimited` once over the limit.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        meta: RequestMeta,
+    ) -> Result<Caller> {
+        let presented = match authorization.and_then(Authorization::parse) {
+            Some(Authorization::Token(token)) if looks_like_management_token(token) => {
+                let principal = self.kernel.authenticate(Some(token), &meta).await?;
+                return Ok(Ctx::new(principal, meta).into());
+            }
+            Some(Authorization::Basic { id, secret }) => Presented::Basic { id, secret },
+            Some(Authorization::Token(token)) => match decode_header(token) {
+                Some(header) => Presented::Jwt { token, header },
+                None => Presented::Opaque(token),
+            },
+            None => Presented::Opaque(""),
+        };
+        let (verdict, key_id) = self.verify_presented(&presented).await?;
+        let Some(p) = verdict.principal else {
+            return Box::pin(self.key_auth_failed(key_id.as_deref(), &meta)).await;
+        };
+        let scope = p
+            .scope
+            .as_deref()
+            .and_then(|s| KeyScope::parse(s).ok())
+            .ok_or(CoreError::Unauthenticated)?;
+        let principal = Principal {
+            id: p.id("key_id").unwrap_or_default().to_owned(),
+            kind: PrincipalKind::ApiKey,
+            organization_id: Some(p.organization_id.clone()),
+            role: Role::Editor,
+            team_id: None,
+        };
+        Ok(Caller {
+            ctx: Ctx::new(principal, meta),
+            grant: Some(KeyGrant {
+                scope,
+                app_id: p.id("app_id").map(str::to_owned),
+                integration_id: p.id("integration_id").map(str::to_owned),
+            }),
+        })
+    }
+
+    async fn key_auth_failed(&self, key_id: Option<&str>, meta: &RequestMeta) -> Result<Caller> {
+        self.kernel
+            .count_failure(&format!("ip:{}", meta.ip.as_deref().unwrap_or("unknown")))?;
+        // A key id that exists: its own organization hears of the failure, and the key's
+        // failures are limited wherever they come from.
+        let known = match key_id.filter(|id| KeyScope::of_key_id(id).is_some()) {
+            Some(id) => self.live_key(id).await?.map(|k| (id, k)),
+            None => None,
+        };
+        if let Some((id, _)) = &known {
+            self.kernel.count_failure(&format!("key:{id}"))?;
+        }
+        let org = known.as_ref().map(|(_, k)| k.organization_id.clone());
+        let event = Event {
+            organization_id: org.as_deref(),
+            actor: known
+                .as_ref()
+                .map_or_else(|| "anonymous".to_owned(), |(id, _)| format!("key:{id}")),
+            action: "auth.failed",
+            target_type: "api_key",
+            target_id: known.as_ref().map(|(id, _)| (*id).to_owned()),
+            outcome: Outcome::Failure,
+            request_id: meta.request_id.as_deref(),
+            ip: meta.ip.as_deref(),
+            external_id: meta.external_id.as_deref(),
+        };
+        self.kernel
+            .write(async |tx| Ok(audit::append(tx, event.clone()).await?))
+            .await?;
+        Err(CoreError::Unauthenticated)
+    }
+}
+
+impl Verifier for Sunshine {
+    fn verify<'a>(
+        &'a self,
+        presented: &'a Presented<'a>,
+    ) -> Option<BoxFuture<'a, Result<Verification>>> {
+        let ours = match presented {
+            Presented::Basic { id, .. } => KeyScope::of_key_id(id).is_some(),
+            Presented::Jwt { header, .. } => header
+                .kid
+                .as_deref()
+                .is_some_and(|kid| KeyScope::of_key_id(kid).is_some()),
+            _ => false,
+        };
+        ours.then(|| -> BoxFuture<'a, Result<Verification>> {
+            Box::pin(async move { Ok(self.verify_presented(presented).await?.0) })
+        })
+    }
+}

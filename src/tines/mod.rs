@@ -1,0 +1,41 @@
+//! Tines: teams, folders and user credentials in all seven modes (TEXT, JWT, OAUTH, AWS,
+//! MTLS, HTTP_REQUEST_AGENT, MULTI_REQUEST), with their secret inputs sealed at rest and
+//! never returned. `api` is the wire format (`/api/v1/…`), `service` the rules, `mode` the
+//! per-mode validation, `model` the types, `pagination` pages, `store` the SQL, and
+//! `host_pattern` the `allowed_hosts` patterns.
+
+use axum::extract::FromRef;
+
+use crate::kernel::{Kernel, http::PublicUrl};
+
+pub mod api;
+pub mod host_pattern;
+pub mod mode;
+pub mod model;
+pub mod pagination;
+pub mod service;
+pub mod store;
+
+pub use api::TinesSurface;
+
+/// The Tines family: its service, and the state of its routes.
+#[derive(Clone)]
+pub struct Tines {
+    kernel: Kernel,
+    public_url: PublicUrl,
+}
+
+impl Tines {
+    pub fn new(kernel: &Kernel, public_url: PublicUrl) -> Self {
+        Self {
+            kernel: kernel.clone(),
+            public_url,
+        }
+    }
+}
+
+impl FromRef<Tines> for Kernel {
+    fn from_ref(t: &Tines) -> Kernel {
+        t.kernel.clone()
+    }
+}

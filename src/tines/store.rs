@@ -1,0 +1,381 @@
+//! Teams, folders and user credentials (the Tines surface's resources).
+
+use crate::store::{Result, Tx, on_conn};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TeamRow {
+    pub id: i64,
+    pub organization_id: String,
+    pub name: String,
+    pub slug: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FolderRow {
+    pub id: i64,
+    pub organization_id: String,
+    pub team_id: i64,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A user credential as stored: JSON text columns and the sealed secrets blob.
+#[derive(Clone, sqlx::FromRow)]
+pub struct CredentialRow {
+    pub id: i64,
+    pub organization_id: String,
+    pub team_id: i64,
+    pub folder_id: Option<i64>,
+    pub live_credential_id: Option<i64>,
+    pub name: String,
+    pub slug: String,
+    pub mode: String,
+    pub read_access: String,
+    pub shared_team_slugs: String,
+    pub description: String,
+    pub metadata: String,
+    pub allowed_hosts: String,
+    pub config: String,
+    pub secrets: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Timestamps of this credential's test twin, when it has one (filled by reads only).
+    #[sqlx(default)]
+    pub twin_created_at: Option<i64>,
+    #[sqlx(default)]
+    pub twin_updated_at: Option<i64>,
+}
+
+impl std::fmt::Debug for CredentialRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialRow")
+            .field("id", &self.id)
+            .field("team_id", &self.team_id)
+            .field("slug", &self.slug)
+            .field("mode", &self.mode)
+            .field("secrets", &self.secrets.as_ref().map(|_| "[sealed]"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which slice of a list to read.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// The folder columns plus `size`, the number of credentials in it.
+macro_rules! folder_select {
+    () => {
+        "SELECT f.id, f.organization_id, f.team_id, f.name, f.content_type, \
+         (SELECT COUNT(*) FROM user_credentials u WHERE u.folder_id = f.id) AS size, \
+         f.created_at, f.updated_at FROM folders f "
+    };
+}
+
+/// Credential columns plus the test twin's timestamps.
+macro_rules! credential_select {
+    () => {
+        "SELECT u.*, t.created_at AS twin_created_at, t.updated_at AS twin_updated_at \
+         FROM user_credentials u LEFT JOIN user_credentials t ON t.live_credential_id = u.id "
+    };
+}
+
+impl Tx {
+    pub async fn insert_team(
+        &mut self,
+        org: &str,
+        name: &str,
+        slug: &str,
+        now: i64,
+    ) -> Result<i64> {
+        let sql = "INSERT INTO teams (organization_id, name, slug, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $4) RETURNING id";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .bind(name)
+            .bind(slug)
+            .bind(now)
+            .fetch_one(c)
+            .await?))
+    }
+
+    pub async fn team(&mut self, org: &str, id: i64) -> Result<Option<TeamRow>> {
+        let sql = "SELECT * FROM teams WHERE organization_id = $1 AND id = $2";
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    pub async fn all_teams(&mut self, org: &str) -> Result<Vec<TeamRow>> {
+        let sql = "SELECT * FROM teams WHERE organization_id = $1 ORDER BY id";
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .fetch_all(c)
+            .await?))
+    }
+
+    /// A page of teams and the total; `only` restricts to one team (team-bound tokens).
+    pub async fn teams(
+        &mut self,
+        org: &str,
+        only: Option<i64>,
+        page: Page,
+    ) -> Result<(Vec<TeamRow>, i64)> {
+        let list = "SELECT * FROM teams WHERE organization_id = $1 AND ($2 IS NULL OR id = $2) \
+                    ORDER BY id LIMIT $3 OFFSET $4";
+        let count =
+            "SELECT COUNT(*) FROM teams WHERE organization_id = $1 AND ($2 IS NULL OR id = $2)";
+        on_conn!(self, |c| {
+            let rows = sqlx::query_as(list)
+                .bind(org)
+                .bind(only)
+                .bind(page.limit)
+                .bind(page.offset)
+                .fetch_all(&mut *c)
+                .await?;
+            let total = sqlx::query_scalar(count)
+                .bind(org)
+                .bind(only)
+                .fetch_one(&mut *c)
+                .await?;
+            Ok((rows, total))
+        })
+    }
+
+    pub async fn delete_team(&mut self, org: &str, id: i64) -> Result<bool> {
+        let sql = "DELETE FROM teams WHERE organization_id = $1 AND id = $2";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
+    pub async fn insert_folder(
+        &mut self,
+        org: &str,
+        team_id: i64,
+        name: &str,
+        content_type: &str,
+        now: i64,
+    ) -> Result<i64> {
+        let sql = "INSERT INTO folders (organization_id, team_id, name, content_type, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .bind(team_id)
+            .bind(name)
+            .bind(content_type)
+            .bind(now)
+            .fetch_one(c)
+            .await?))
+    }
+
+    pub async fn folder(&mut self, org: &str, id: i64) -> Result<Option<FolderRow>> {
+        let sql = concat!(
+            folder_select!(),
+            "WHERE f.organization_id = $1 AND f.id = $2"
+        );
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    pub async fn folders(
+        &mut self,
+        org: &str,
+        team: Option<i64>,
+        page: Page,
+    ) -> Result<(Vec<FolderRow>, i64)> {
+        let list = concat!(
+            folder_select!(),
+            "WHERE f.organization_id = $1 AND ($2 IS NULL OR f.team_id = $2) ORDER BY f.id LIMIT $3 OFFSET $4"
+        );
+        let count = "SELECT COUNT(*) FROM folders WHERE organization_id = $1 AND ($2 IS NULL OR team_id = $2)";
+        on_conn!(self, |c| {
+            let rows = sqlx::query_as(list)
+                .bind(org)
+                .bind(team)
+                .bind(page.limit)
+                .bind(page.offset)
+                .fetch_all(&mut *c)
+                .await?;
+            let total = sqlx::query_scalar(count)
+                .bind(org)
+                .bind(team)
+                .fetch_one(&mut *c)
+                .await?;
+            Ok((rows, total))
+        })
+    }
+
+    pub async fn delete_folder(&mut self, org: &str, id: i64) -> Result<bool> {
+        let sql = "DELETE FROM folders WHERE organization_id = $1 AND id = $2";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
+    /// Inserts everything but the sealed secrets (their associated data needs the new id).
+    pub async fn insert_credential(&mut self, r: &CredentialRow) -> Result<i64> {
+        let sql = "INSERT INTO user_credentials (organization_id, team_id, folder_id, live_credential_id, \
+                   name, slug, mode, read_access, shared_team_slugs, description, metadata, allowed_hosts, \
+                   config, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(&r.organization_id)
+            .bind(r.team_id)
+            .bind(r.folder_id)
+            .bind(r.live_credential_id)
+            .bind(&r.name)
+            .bind(&r.slug)
+            .bind(&r.mode)
+            .bind(&r.read_access)
+            .bind(&r.shared_team_slugs)
+            .bind(&r.description)
+            .bind(&r.metadata)
+            .bind(&r.allowed_hosts)
+            .bind(&r.config)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .fetch_one(c)
+            .await?))
+    }
+
+    /// Rewrites every mutable column of an existing credential, secrets included.
+    pub async fn update_credential(&mut self, r: &CredentialRow) -> Result<()> {
+        let sql = "UPDATE user_credentials SET folder_id = $3, live_credential_id = $4, name = $5, \
+                   slug = $6, mode = $7, read_access = $8, shared_team_slugs = $9, description = $10, \
+                   metadata = $11, allowed_hosts = $12, config = $13, secrets = $14, updated_at = $15 \
+                   WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(&r.organization_id)
+                .bind(r.id)
+                .bind(r.folder_id)
+                .bind(r.live_credential_id)
+                .bind(&r.name)
+                .bind(&r.slug)
+                .bind(&r.mode)
+                .bind(&r.read_access)
+                .bind(&r.shared_team_slugs)
+                .bind(&r.description)
+                .bind(&r.metadata)
+                .bind(&r.allowed_hosts)
+                .bind(&r.config)
+                .bind(&r.secrets)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn credential(&mut self, org: &str, id: i64) -> Result<Option<CredentialRow>> {
+        let sql = concat!(
+            credential_select!(),
+            "WHERE u.organization_id = $1 AND u.id = $2"
+        );
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    /// The test twin of a live credential, if it has one.
+    pub async fn credential_twin(
+        &mut self,
+        org: &str,
+        live_id: i64,
+    ) -> Result<Option<CredentialRow>> {
+        let sql = concat!(
+            credential_select!(),
+            "WHERE u.organization_id = $1 AND u.live_credential_id = $2"
+        );
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .bind(live_id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    pub async fn credentials(
+        &mut self,
+        org: &str,
+        team: Option<i64>,
+        folder: Option<i64>,
+        page: Page,
+    ) -> Result<(Vec<CredentialRow>, i64)> {
+        let list = concat!(
+            credential_select!(),
+            "WHERE u.organization_id = $1 AND ($2 IS NULL OR u.team_id = $2) \
+             AND ($3 IS NULL OR u.folder_id = $3) ORDER BY u.id LIMIT $4 OFFSET $5"
+        );
+        let count = "SELECT COUNT(*) FROM user_credentials WHERE organization_id = $1 \
+                     AND ($2 IS NULL OR team_id = $2) AND ($3 IS NULL OR folder_id = $3)";
+        on_conn!(self, |c| {
+            let rows = sqlx::query_as(list)
+                .bind(org)
+                .bind(team)
+                .bind(folder)
+                .bind(page.limit)
+                .bind(page.offset)
+                .fetch_all(&mut *c)
+                .await?;
+            let total = sqlx::query_scalar(count)
+                .bind(org)
+                .bind(team)
+                .bind(folder)
+                .fetch_one(&mut *c)
+                .await?;
+            Ok((rows, total))
+        })
+    }
+
+    pub async fn delete_credential(&mut self, org: &str, id: i64) -> Result<bool> {
+        let sql = "DELETE FROM user_credentials WHERE organization_id = $1 AND id = $2";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
+    pub async fn set_credential_secrets(
+        &mut self,
+        org: &str,
+        id: i64,
+        sealed: Option<&[u8]>,
+    ) -> Result<()> {
+        let sql = "UPDATE user_credentials SET secrets = $3 WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(org)
+                .bind(id)
+                .bind(sealed)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+}
