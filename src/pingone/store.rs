@@ -57,7 +57,7 @@ impl Tx {
     }
 
     pub async fn environment(&mut self, org: &str, id: &str) -> Result<Option<EnvironmentRow>> {
-        let sql = "SELECT * FROM environments WHERE organization_id = $1 AND id = $2";
+        let sql = "SELECT id, organization_id, name, description, region, created_at, updated_at FROM environments WHERE organization_id = $1 AND id = $2";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .bind(id)
@@ -67,7 +67,7 @@ impl Tx {
 
     /// An environment by id alone, for public routes (JWKS, token exchange).
     pub async fn environment_by_id(&mut self, id: &str) -> Result<Option<EnvironmentRow>> {
-        let sql = "SELECT * FROM environments WHERE id = $1";
+        let sql = "SELECT id, organization_id, name, description, region, created_at, updated_at FROM environments WHERE id = $1";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(c)
@@ -75,7 +75,7 @@ impl Tx {
     }
 
     pub async fn environments(&mut self, org: &str) -> Result<Vec<EnvironmentRow>> {
-        let sql = "SELECT * FROM environments WHERE organization_id = $1 ORDER BY created_at, id";
+        let sql = "SELECT id, organization_id, name, description, region, created_at, updated_at FROM environments WHERE organization_id = $1 ORDER BY created_at, id";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .fetch_all(c)
@@ -131,8 +131,7 @@ impl Tx {
     }
 
     pub async fn gateway(&mut self, org: &str, env: &str, id: &str) -> Result<Option<GatewayRow>> {
-        let sql =
-            "SELECT * FROM gateways WHERE organization_id = $1 AND environment_id = $2 AND id = $3";
+        let sql = "SELECT id, organization_id, environment_id, name, type, enabled, description, created_at, updated_at FROM gateways WHERE organization_id = $1 AND environment_id = $2 AND id = $3";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .bind(env)
@@ -142,7 +141,7 @@ impl Tx {
     }
 
     pub async fn gateways(&mut self, org: &str, env: &str) -> Result<Vec<GatewayRow>> {
-        let sql = "SELECT * FROM gateways WHERE organization_id = $1 AND environment_id = $2 ORDER BY created_at, id";
+        let sql = "SELECT id, organization_id, environment_id, name, type, enabled, description, created_at, updated_at FROM gateways WHERE organization_id = $1 AND environment_id = $2 ORDER BY created_at, id";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .bind(env)
@@ -196,7 +195,7 @@ impl Tx {
         org: &str,
         gateway: &str,
     ) -> Result<Vec<GatewayCredentialRow>> {
-        let sql = "SELECT * FROM gateway_credentials WHERE organization_id = $1 AND gateway_id = $2 \
+        let sql = "SELECT id, organization_id, environment_id, gateway_id, created_at, last_used_at FROM gateway_credentials WHERE organization_id = $1 AND gateway_id = $2 \
                    ORDER BY created_at, id";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
@@ -210,7 +209,7 @@ impl Tx {
         &mut self,
         id: &str,
     ) -> Result<Option<GatewayCredentialRow>> {
-        let sql = "SELECT * FROM gateway_credentials WHERE id = $1";
+        let sql = "SELECT id, organization_id, environment_id, gateway_id, created_at, last_used_at FROM gateway_credentials WHERE id = $1";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(c)

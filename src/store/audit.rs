@@ -82,7 +82,7 @@ impl Tx {
 
     /// Events newest first (ids are UUIDv7, so id order is time order).
     pub async fn audit_events(&mut self, f: &AuditFilter) -> Result<Vec<AuditRow>> {
-        let sql = "SELECT * FROM audit_events WHERE organization_id = $1 \
+        let sql = "SELECT id, chain, seq, at, organization_id, actor, action, target_type, target_id, outcome, request_id, ip, external_id, prev_hash, hash FROM audit_events WHERE organization_id = $1 \
                    AND ($2 IS NULL OR action = $2) AND ($3 IS NULL OR target_type = $3) \
                    AND ($4 IS NULL OR target_id = $4) AND ($5 IS NULL OR id < $5) \
                    ORDER BY id DESC LIMIT $6";
@@ -109,7 +109,7 @@ impl Tx {
         from_seq: i64,
         limit: i64,
     ) -> Result<Vec<AuditRow>> {
-        let sql = "SELECT * FROM audit_events WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
+        let sql = "SELECT id, chain, seq, at, organization_id, actor, action, target_type, target_id, outcome, request_id, ip, external_id, prev_hash, hash FROM audit_events WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(chain)
             .bind(from_seq)

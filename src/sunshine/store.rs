@@ -119,7 +119,7 @@ impl Tx {
     }
 
     pub async fn app(&mut self, org: &str, id: &str) -> Result<Option<AppRow>> {
-        let sql = "SELECT * FROM sunshine_apps WHERE organization_id = $1 AND id = $2";
+        let sql = "SELECT id, organization_id, display_name, settings, metadata, created_at, updated_at FROM sunshine_apps WHERE organization_id = $1 AND id = $2";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .bind(id)
@@ -136,7 +136,7 @@ impl Tx {
     ) -> Result<Vec<AppRow>> {
         let (condition, id, order) = cursor_sql(cursor, 2);
         let sql = format!(
-            "SELECT * FROM sunshine_apps WHERE organization_id = $1 AND {condition} ORDER BY id {order} LIMIT $3"
+            "SELECT id, organization_id, display_name, settings, metadata, created_at, updated_at FROM sunshine_apps WHERE organization_id = $1 AND {condition} ORDER BY id {order} LIMIT $3"
         );
         let mut rows: Vec<AppRow> = on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(org)
@@ -198,7 +198,7 @@ impl Tx {
         app: &str,
         id: &str,
     ) -> Result<Option<IntegrationRow>> {
-        let sql = "SELECT * FROM sunshine_integrations WHERE organization_id = $1 AND app_id = $2 AND id = $3";
+        let sql = "SELECT id, organization_id, app_id, type, display_name, status, config, secrets, created_at, updated_at FROM sunshine_integrations WHERE organization_id = $1 AND app_id = $2 AND id = $3";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .bind(app)
@@ -226,7 +226,7 @@ impl Tx {
             format!(" AND type IN ({})", placeholders.join(", "))
         };
         let sql = format!(
-            "SELECT * FROM sunshine_integrations WHERE organization_id = $1 AND app_id = $2 AND {condition}{type_filter} \
+            "SELECT id, organization_id, app_id, type, display_name, status, config, secrets, created_at, updated_at FROM sunshine_integrations WHERE organization_id = $1 AND app_id = $2 AND {condition}{type_filter} \
              ORDER BY id {order} LIMIT $4"
         );
         let mut rows: Vec<IntegrationRow> = on_conn!(self, |c| {
@@ -295,15 +295,15 @@ impl Tx {
     ) -> Result<Vec<KeyRow>> {
         let sql = match (app, integration) {
             (None, _) => {
-                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
                           ORDER BY created_at, id"
             }
             (Some(_), None) => {
-                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
                                 AND app_id = $3 ORDER BY created_at, id"
             }
             (Some(_), Some(_)) => {
-                "SELECT * FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
+                "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
                                    AND app_id = $3 AND integration_id = $4 ORDER BY created_at, id"
             }
         };
@@ -340,7 +340,7 @@ impl Tx {
 
     /// A key by id alone (the hot path's cache miss).
     pub async fn key_by_id(&mut self, id: &str) -> Result<Option<KeyRow>> {
-        let sql = "SELECT * FROM sunshine_keys WHERE id = $1";
+        let sql = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE id = $1";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(c)

@@ -82,7 +82,8 @@ macro_rules! folder_select {
 /// Credential columns plus the test twin's timestamps.
 macro_rules! credential_select {
     () => {
-        "SELECT u.*, t.created_at AS twin_created_at, t.updated_at AS twin_updated_at \
+        "SELECT u.id, u.organization_id, u.team_id, u.folder_id, u.live_credential_id, u.name, u.slug, u.mode, u.read_access, u.shared_team_slugs, u.description, u.metadata, u.allowed_hosts, u.config, u.secrets, u.created_at, u.updated_at, \
+         t.created_at AS twin_created_at, t.updated_at AS twin_updated_at \
          FROM user_credentials u LEFT JOIN user_credentials t ON t.live_credential_id = u.id "
     };
 }
@@ -107,7 +108,7 @@ impl Tx {
     }
 
     pub async fn team(&mut self, org: &str, id: i64) -> Result<Option<TeamRow>> {
-        let sql = "SELECT * FROM teams WHERE organization_id = $1 AND id = $2";
+        let sql = "SELECT id, organization_id, name, slug, created_at, updated_at FROM teams WHERE organization_id = $1 AND id = $2";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .bind(id)
@@ -116,7 +117,7 @@ impl Tx {
     }
 
     pub async fn all_teams(&mut self, org: &str) -> Result<Vec<TeamRow>> {
-        let sql = "SELECT * FROM teams WHERE organization_id = $1 ORDER BY id";
+        let sql = "SELECT id, organization_id, name, slug, created_at, updated_at FROM teams WHERE organization_id = $1 ORDER BY id";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .fetch_all(c)
@@ -130,7 +131,7 @@ impl Tx {
         only: Option<i64>,
         page: Page,
     ) -> Result<(Vec<TeamRow>, i64)> {
-        let list = "SELECT * FROM teams WHERE organization_id = $1 AND ($2 IS NULL OR id = $2) \
+        let list = "SELECT id, organization_id, name, slug, created_at, updated_at FROM teams WHERE organization_id = $1 AND ($2 IS NULL OR id = $2) \
                     ORDER BY id LIMIT $3 OFFSET $4";
         let count =
             "SELECT COUNT(*) FROM teams WHERE organization_id = $1 AND ($2 IS NULL OR id = $2)";

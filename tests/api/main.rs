@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod feed;
 mod native;
 mod ops;
 mod pingone;

@@ -1,0 +1,176 @@
+//! The revocation feed, driven by hand: two kernels on one database (as two nodes are), no
+//! background polling, so each step is explicit. The real-time cross-node tests (three
+//! servers, a revocation seen everywhere within a second) live with each family.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use latchkey::kernel::{Kernel, LiveCache, Weigh};
+
+use crate::{both_engines, helpers::TestApp};
+
+struct Live;
+
+impl Weigh for Live {
+    fn weight(&self) -> usize {
+        8
+    }
+}
+
+async fn node(app: &TestApp) -> (Kernel, LiveCache<Live>) {
+    let kernel = latchkey::open(&app.config).await.unwrap();
+    let cache = kernel.live_cache::<Live>("test_credential", 1 << 20);
+    kernel.poll_feed().await.unwrap();
+    (kernel, cache)
+}
+
+/// Whether `id` is live in `cache`, counting the store reads in `reads`; the store says
+/// `stored`.
+async fn live(cache: &LiveCache<Live>, id: &str, stored: bool, reads: &AtomicUsize) -> bool {
+    cache
+        .get(id, || async {
+            reads.fetch_add(1, Ordering::SeqCst);
+            Ok(stored.then_some(Live))
+        })
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// A revocation whose transaction commits after the reader has polled past the moment it
+/// began is still seen: numbers are handed out under the head's lock, in commit order.
+async fn a_late_commit_is_still_seen(app: TestApp) {
+    let (writer, _) = node(&app).await;
+    let (reader, cache) = node(&app).await;
+    let reads = AtomicUsize::new(0);
+    assert!(live(&cache, "late", true, &reads).await);
+
+    // A writer appends its revocation, then takes its time to commit.
+    let mut slow = writer.store().write().await.unwrap();
+    slow.append_revocations(&[("test_credential", "late")])
+        .await
+        .unwrap();
+    // A second writer revokes another id meanwhile: it must queue behind the first.
+    let second = tokio::spawn({
+        let writer = writer.clone();
+        async move {
+            let mut tx = writer.store().write().await.unwrap();
+            tx.append_revocations(&[("test_credential", "second")])
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    reader.poll_feed().await.unwrap();
+    assert!(
+        live(&cache, "late", true, &reads).await,
+        "not committed yet: still live"
+    );
+    assert!(
+        !second.is_finished(),
+        "the second writer waits for the first"
+    );
+
+    slow.commit().await.unwrap();
+    second.await.unwrap();
+    reader.poll_feed().await.unwrap();
+    assert!(
+        !live(&cache, "late", true, &reads).await,
+        "the late commit was missed"
+    );
+    assert!(!live(&cache, "second", true, &reads).await);
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        1,
+        "loaded once; the tombstones answered after"
+    );
+}
+
+/// A node that fell behind the retention window (its rows were pruned) cannot know what it
+/// missed: it drops every live entry and asks the store again.
+async fn a_node_behind_the_retention_drops_its_live_entries(app: TestApp) {
+    let (writer, _) = node(&app).await;
+    let (reader, cache) = node(&app).await;
+    let reads = AtomicUsize::new(0);
+    assert!(live(&cache, "kept", true, &reads).await);
+    assert!(live(&cache, "gone", true, &reads).await);
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+
+    let mut tx = writer.store().write().await.unwrap();
+    tx.append_revocations(&[("test_credential", "gone")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Pruned before the reader came back.
+    app.execute_sql("DELETE FROM revocations").await;
+
+    reader.poll_feed().await.unwrap();
+    assert!(
+        !live(&cache, "gone", false, &reads).await,
+        "the store is asked again, and it says revoked"
+    );
+    assert!(live(&cache, "kept", true, &reads).await);
+    assert_eq!(reads.load(Ordering::SeqCst), 4, "both were reloaded");
+    // From then on the feed continues normally.
+    let mut tx = writer.store().write().await.unwrap();
+    tx.append_revocations(&[("test_credential", "kept")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    reader.poll_feed().await.unwrap();
+    assert!(!live(&cache, "kept", true, &reads).await);
+}
+
+/// Revocations made through the write transaction reach the writer's own cache at once and
+/// the other node's at its next poll; many at once come in order, in batches.
+async fn write_transactions_revoke_here_and_there(app: TestApp) {
+    let (writer, writer_cache) = node(&app).await;
+    let (reader, cache) = node(&app).await;
+    let reads = Arc::new(AtomicUsize::new(0));
+    let ids: Vec<String> = (0..2500).map(|i| format!("id-{i}")).collect();
+    for id in ["id-0", "id-2499"] {
+        assert!(live(&cache, id, true, &reads).await);
+        assert!(live(&writer_cache, id, true, &reads).await);
+    }
+    writer
+        .write(async |tx| {
+            tx.revoke(&writer_cache, ids.clone());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(
+        !live(&writer_cache, "id-0", true, &reads).await,
+        "at once here"
+    );
+    assert!(live(&cache, "id-2499", true, &reads).await, "not yet there");
+    reader.poll_feed().await.unwrap();
+    for id in ["id-0", "id-2499"] {
+        assert!(!live(&cache, id, true, &reads).await, "{id}");
+    }
+}
+
+/// Two nodes making their first key for the same organization and algorithm at once end
+/// with one active key, which both use.
+async fn one_active_signing_key_per_organization_and_algorithm(app: TestApp) {
+    use latchkey::crypto::jwt::JwtAlgorithm;
+    let (org, _) = app.org_with("admin").await;
+    let (a, _) = node(&app).await;
+    let (b, _) = node(&app).await;
+    for alg in [JwtAlgorithm::ES256, JwtAlgorithm::RS512] {
+        let (ka, kb) = tokio::join!(a.signing_key(&org, alg), b.signing_key(&org, alg));
+        assert_eq!(ka.unwrap().kid(), kb.unwrap().kid(), "{alg}");
+    }
+    let jwks = a.jwks(&org).await.unwrap();
+    assert_eq!(jwks.keys.len(), 2);
+}
+
+both_engines!(
+    a_late_commit_is_still_seen,
+    a_node_behind_the_retention_drops_its_live_entries,
+    write_transactions_revoke_here_and_there,
+    one_active_signing_key_per_organization_and_algorithm,
+);
