@@ -18,8 +18,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwn
 
 use super::CryptoError;
 
-/// Makes aws-lc-rs jsonwebtoken's process-wide crypto provider. Called once at start-up
-/// (and by the tests that sign); later calls keep the provider in place.
+/// Makes aws-lc-rs jsonwebtoken's process-wide crypto provider, once at start-up
+/// (`Kernel::open`). With only the `aws_lc_rs` feature jsonwebtoken would pick it itself, but
+/// if another crate ever turned on `rust_crypto` too it could no longer choose and would
+/// panic on first use. Later calls keep the provider in place.
 pub fn install_provider() {
     // An `Err` only means a provider is already installed.
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
@@ -161,7 +163,6 @@ impl<'de> Deserialize<'de> for JwtAlgorithm {
 /// key/algorithm pairing are only checked when signing, so signing is the only trustworthy
 /// test. The error is a message for the user, naming `field`; it never includes the key.
 pub fn check_signing_key(alg: JwtAlgorithm, key: &str, field: &str) -> Result<(), String> {
-    install_provider();
     if key.trim().is_empty() {
         return Err(format!("{field} must not be empty for {alg}"));
     }

@@ -2,6 +2,7 @@
 //! requires, what they may hold, and which secret inputs are kept from the stored credential
 //! when an update leaves them out.
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use super::model::*;
@@ -32,13 +33,13 @@ fn required_text(value: &Option<String>, field: &str, mode: CredentialMode) -> R
 
 /// A secret input: the new value, or (same mode, field omitted) the one already stored.
 fn secret_or_kept(
-    new: &Option<String>,
-    kept: Option<&String>,
+    new: &Option<SecretString>,
+    kept: Option<&SecretString>,
     field: &str,
     mode: CredentialMode,
-) -> Result<String> {
+) -> Result<SecretString> {
     match new.as_ref().or(kept) {
-        Some(s) if !s.is_empty() => Ok(s.clone()),
+        Some(s) if !s.expose_secret().is_empty() => Ok(s.clone()),
         Some(_) => Err(CoreError::invalid(
             field,
             format!("{field} must not be empty"),
@@ -51,9 +52,12 @@ fn secret_or_kept(
 }
 
 /// Optional secret: a new value replaces, an empty string clears, omission keeps.
-fn optional_secret(new: &Option<String>, kept: Option<&String>) -> Option<String> {
+fn optional_secret(
+    new: &Option<SecretString>,
+    kept: Option<&SecretString>,
+) -> Option<SecretString> {
     match new {
-        Some(s) if s.is_empty() => None,
+        Some(s) if s.expose_secret().is_empty() => None,
         Some(s) => Some(s.clone()),
         None => kept.cloned(),
     }
@@ -171,7 +175,7 @@ pub(super) fn build_mode(
                 "jwt_private_key",
                 mode,
             )?;
-            check_jwt_signing_key(alg, &key)?;
+            check_jwt_signing_key(alg, key.expose_secret())?;
             secrets.jwt_private_key = Some(key);
             ModeConfig::Jwt {
                 jwt_algorithm: alg,
@@ -305,7 +309,7 @@ pub(super) fn build_mode(
                 mode,
             )?;
             check_pem(
-                &key,
+                key.expose_secret(),
                 "mtls_client_private_key",
                 |l| l.ends_with("PRIVATE KEY"),
                 "a private key",

@@ -4,9 +4,9 @@
 //! secret inputs ([`Secrets`], sealed under `(user_credentials, id, secrets)`). Secrets are
 //! write-only: no view type has a field for them.
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use zeroize::Zeroize;
 
 use super::store::{CredentialRow, FolderRow, TeamRow};
 use crate::{
@@ -238,17 +238,18 @@ impl From<FolderRow> for FolderView {
 // User credentials: input
 
 /// One request of a MULTI_REQUEST credential.
-#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct CredentialRequestInput {
     /// HTTP Request options (`url`, `method`, `content_type`, `payload`, `headers`).
     pub options: Option<Map<String, Value>>,
     /// Write-only; referenced as `<<secret>>` inside `options`.
-    pub http_request_secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub http_request_secret: Option<SecretString>,
 }
 
 /// The body of `POST` and `PUT /api/v1/user_credentials`. Every field is optional here so
 /// that a missing one gets a message naming it; which are required depends on `mode`.
-#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct CredentialInput {
     pub name: Option<String>,
     /// TEXT, JWT, OAUTH, AWS, MTLS, HTTP_REQUEST_AGENT or MULTI_REQUEST.
@@ -263,17 +264,20 @@ pub struct CredentialInput {
     pub allowed_hosts: Option<Vec<String>>,
     pub live_credential_id: Option<i64>,
     /// TEXT: the value (write-only).
-    pub value: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub value: Option<SecretString>,
     pub jwt_algorithm: Option<String>,
     pub jwt_payload: Option<Map<String, Value>>,
     pub jwt_auto_generate_time_claims: Option<bool>,
     /// Write-only.
-    pub jwt_private_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub jwt_private_key: Option<SecretString>,
     pub oauth_url: Option<String>,
     pub oauth_token_url: Option<String>,
     pub oauth_client_id: Option<String>,
     /// Write-only.
-    pub oauth_client_secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub oauth_client_secret: Option<SecretString>,
     pub oauth_scope: Option<String>,
     /// client_credentials (default) or authorization_code.
     pub oauth_grant_type: Option<String>,
@@ -284,45 +288,24 @@ pub struct CredentialInput {
     pub aws_authentication_type: Option<String>,
     pub aws_access_key: Option<String>,
     /// Write-only.
-    pub aws_secret_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub aws_secret_key: Option<SecretString>,
     pub aws_assumed_role_arn: Option<String>,
     pub mtls_client_certificate: Option<String>,
     /// Write-only.
-    pub mtls_client_private_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub mtls_client_private_key: Option<SecretString>,
     pub mtls_root_certificate: Option<String>,
     pub http_request_options: Option<Map<String, Value>>,
     pub http_request_location_of_token: Option<String>,
     /// Write-only; referenced as `<<secret>>` inside `http_request_options`.
-    pub http_request_secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub http_request_secret: Option<SecretString>,
     /// Seconds, 1..=120; omitted on PUT means none.
     pub http_request_ttl: Option<i64>,
     pub content_type: Option<String>,
     /// MULTI_REQUEST: exactly two requests.
     pub credential_requests: Option<Vec<CredentialRequestInput>>,
-}
-
-impl std::fmt::Debug for CredentialInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialInput")
-            .field("name", &self.name)
-            .field("mode", &self.mode)
-            .field("team_id", &self.team_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for CredentialInput {
-    fn drop(&mut self) {
-        self.value.zeroize();
-        self.jwt_private_key.zeroize();
-        self.oauth_client_secret.zeroize();
-        self.aws_secret_key.zeroize();
-        self.mtls_client_private_key.zeroize();
-        self.http_request_secret.zeroize();
-        for r in self.credential_requests.iter_mut().flatten() {
-            r.http_request_secret.zeroize();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,40 +374,72 @@ impl ModeConfig {
 }
 
 /// The write-only inputs, sealed together. Never serialized anywhere but into the sealer.
-#[derive(Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Secrets {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt_private_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth_client_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws_secret_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtls_client_private_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_request_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub request_secrets: Vec<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_option"
+    )]
+    pub value: Option<SecretString>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_option"
+    )]
+    pub jwt_private_key: Option<SecretString>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_option"
+    )]
+    pub oauth_client_secret: Option<SecretString>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_option"
+    )]
+    pub aws_secret_key: Option<SecretString>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_option"
+    )]
+    pub mtls_client_private_key: Option<SecretString>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_option"
+    )]
+    pub http_request_secret: Option<SecretString>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "expose_options"
+    )]
+    pub request_secrets: Vec<Option<SecretString>>,
 }
 
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secrets([redacted])")
-    }
+/// Serializes the secrets into the sealer's plaintext (the only place they are serialized).
+fn expose_option<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    secret
+        .as_ref()
+        .map(ExposeSecret::expose_secret)
+        .serialize(s)
 }
 
-impl Drop for Secrets {
-    fn drop(&mut self) {
-        self.value.zeroize();
-        self.jwt_private_key.zeroize();
-        self.oauth_client_secret.zeroize();
-        self.aws_secret_key.zeroize();
-        self.mtls_client_private_key.zeroize();
-        self.http_request_secret.zeroize();
-        self.request_secrets.zeroize();
-    }
+fn expose_options<S: serde::Serializer>(
+    secrets: &[Option<SecretString>],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let exposed: Vec<Option<&str>> = secrets
+        .iter()
+        .map(|o| o.as_ref().map(ExposeSecret::expose_secret))
+        .collect();
+    exposed.serialize(s)
 }
 
 pub(super) fn secrets_aad(id: &str) -> Aad<'_> {
@@ -808,11 +823,21 @@ mod tests {
 
     #[test]
     fn secrets_debug_is_redacted() {
-        let mut s = Secrets::default();
-        s.value = Some("hunter2".into());
-        assert_eq!(format!("{s:?}"), "Secrets([redacted])");
-        let mut input = CredentialInput::default();
-        input.value = Some("hunter2".into());
+        let s = Secrets {
+            value: Some(SecretString::from("hunter2")),
+            request_secrets: vec![Some(SecretString::from("hunter3"))],
+            ..Default::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        let input = CredentialInput {
+            value: Some(SecretString::from("hunter2")),
+            ..Default::default()
+        };
         assert!(!format!("{input:?}").contains("hunter2"));
+        // The sealer's plaintext (and only it) holds them.
+        let sealed = serde_json::to_string(&s).unwrap();
+        assert!(sealed.contains("hunter2") && sealed.contains("hunter3"));
     }
 }
