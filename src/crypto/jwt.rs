@@ -18,6 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwn
 
 use super::CryptoError;
 
+/// The JWK types, as published in JWK Sets.
+pub use jsonwebtoken::jwk::{Jwk as PublicJwk, JwkSet};
+
 /// Makes aws-lc-rs jsonwebtoken's process-wide crypto provider, once at start-up
 /// (`Kernel::open`). With only the `aws_lc_rs` feature jsonwebtoken would pick it itself, but
 /// if another crate ever turned on `rust_crypto` too it could no longer choose and would

@@ -22,11 +22,14 @@ use std::{
 
 use super::{CoreError, Result};
 
-/// The longest a live entry is trusted without reading the store again.
-pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// The longest a live entry is trusted without reading the store again: a backstop, should
+/// the feed ever miss a revocation. As long as the feed's retention, so a hot key costs one
+/// store read per ten minutes (at 60 s, 100,000 hot keys cost ~1,700 reads/s and a third of
+/// the verification rate on SQLite; see bench/README.md).
+pub const MAX_AGE: Duration = Duration::from_secs(10 * 60);
 /// How long a tombstone is kept: longer than any live entry a late reader could have put
 /// back, so the tombstone always shadows it.
-const TOMBSTONE_AGE: Duration = Duration::from_secs(10 * 60);
+const TOMBSTONE_AGE: Duration = Duration::from_secs(20 * 60);
 /// Tombstones kept at most (revocations are authenticated writes; this is generous).
 const MAX_TOMBSTONES: u64 = 1_000_000;
 /// Bytes counted per entry on top of its id and value (map and moka bookkeeping).

@@ -11,14 +11,16 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{CoreError, Kernel, Result, now_ms};
 use crate::{
     crypto::{
-        jwt::{JwtAlgorithm, SigningKey, VerifyError, VerifyingKey, is_thumbprint_kid},
+        jwt::{
+            JwkSet, JwtAlgorithm, PublicJwk as Jwk, SigningKey, VerifyError, VerifyingKey,
+            is_thumbprint_kid,
+        },
         keyring::Aad,
     },
     store::{PublicKeyRow, SigningKeyRow, StoreError},
@@ -113,22 +115,7 @@ impl Kernel {
         if let Some(key) = self.active_signer(org, algorithm).await? {
             return Ok(key);
         }
-        let (key, pem) = tokio::task::spawn_blocking(move || SigningKey::generate(algorithm))
-            .await
-            .map_err(|e| CoreError::Internal(format!("key generation: {e}")))??;
-        let row = SigningKeyRow {
-            kid: key.kid().to_owned(),
-            organization_id: org.to_owned(),
-            algorithm: algorithm.as_str().to_owned(),
-            public_jwk: serde_json::to_string(key.jwk())
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
-            private_key: self.keyring().seal_str(
-                &private_aad(key.kid()),
-                secrecy::ExposeSecret::expose_secret(&pem),
-            )?,
-            status: "active".to_owned(),
-            created_at: now_ms(),
-        };
+        let (key, row) = self.new_signing_key(org, algorithm).await?;
         let mut tx = self.store().write().await?;
         match tx.insert_signing_key(&row).await {
             Ok(()) => {
@@ -227,6 +214,61 @@ impl Kernel {
             .try_get_with(kid.to_owned(), load)
             .await
             .map_err(|e: Arc<CoreError>| CoreError::Internal(e.to_string()))
+    }
+
+    /// Replaces the organization's `algorithm` key with a new one. The old key stops signing
+    /// at once but stays published for `longest_token` (the longest lifetime of a token it
+    /// signed; None for tokens without `exp`, which keeps it published for ever), so tokens
+    /// already issued keep verifying. Other nodes pick up the new key when their cached
+    /// signer is reloaded.
+    pub async fn rotate_signing_key(
+        &self,
+        org: &str,
+        algorithm: JwtAlgorithm,
+        longest_token: Option<std::time::Duration>,
+    ) -> Result<Arc<SigningKey>> {
+        let (key, row) = self.new_signing_key(org, algorithm).await?;
+        let until = longest_token
+            .map(|d| now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+        self.write(async |tx| {
+            tx.retire_signing_key(org, algorithm.as_str(), until)
+                .await?;
+            tx.insert_signing_key(&row).await?;
+            Ok(())
+        })
+        .await?;
+        let key = Arc::new(key);
+        self.inner
+            .issuer
+            .signers
+            .insert((org.to_owned(), algorithm), key.clone())
+            .await;
+        Ok(key)
+    }
+
+    /// A fresh key for `org` and its row, private half sealed; generated off the runtime.
+    async fn new_signing_key(
+        &self,
+        org: &str,
+        algorithm: JwtAlgorithm,
+    ) -> Result<(SigningKey, SigningKeyRow)> {
+        let (key, pem) = tokio::task::spawn_blocking(move || SigningKey::generate(algorithm))
+            .await
+            .map_err(|e| CoreError::Internal(format!("key generation: {e}")))??;
+        let row = SigningKeyRow {
+            kid: key.kid().to_owned(),
+            organization_id: org.to_owned(),
+            algorithm: algorithm.as_str().to_owned(),
+            public_jwk: serde_json::to_string(key.jwk())
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+            private_key: self.keyring().seal_str(
+                &private_aad(key.kid()),
+                secrecy::ExposeSecret::expose_secret(&pem),
+            )?,
+            status: "active".to_owned(),
+            created_at: now_ms(),
+        };
+        Ok((key, row))
     }
 
     /// The organization's published keys as a JWK Set.

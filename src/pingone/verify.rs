@@ -164,7 +164,7 @@ impl PingOne {
     pub async fn environment_jwks(
         &self,
         env_id: &str,
-    ) -> Result<Option<jsonwebtoken::jwk::JwkSet>> {
+    ) -> Result<Option<crate::crypto::jwt::JwkSet>> {
         let env = self
             .kernel
             .store()

@@ -73,6 +73,26 @@ impl Tx {
             .await?))
     }
 
+    /// Retires the active key of (organization, algorithm): it stops signing and stays
+    /// published until `published_until` (epoch ms; None: for ever).
+    pub async fn retire_signing_key(
+        &mut self,
+        org: &str,
+        algorithm: &str,
+        published_until: Option<i64>,
+    ) -> Result<bool> {
+        let sql = "UPDATE signing_keys SET status = 'retired', published_until = $3 \
+                   WHERE organization_id = $1 AND algorithm = $2 AND status = 'active'";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(algorithm)
+            .bind(published_until)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
     /// The keys an organization publishes at `now` (epoch ms): active ones, and retired ones
     /// until their `published_until` (never, if unset), newest first.
     pub async fn published_keys(&mut self, org: &str, now: i64) -> Result<Vec<PublicKeyRow>> {

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod feed;
+mod issuer;
 mod native;
 mod ops;
 mod pingone;

@@ -229,7 +229,7 @@ async fn authenticate(
 }
 
 /// A JWK Set, cacheable by anyone for five minutes.
-pub fn jwks_response(keys: &jsonwebtoken::jwk::JwkSet) -> Response {
+pub fn jwks_response(keys: &crate::crypto::jwt::JwkSet) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
         axum::Json(keys),
