@@ -64,17 +64,7 @@ impl JwtAlgorithm {
     ];
 
     /// The algorithms with a key pair (everything but HMAC): what an issuer can sign with.
-    pub const ASYMMETRIC: &'static [JwtAlgorithm] = &[
-        Self::RS256,
-        Self::RS384,
-        Self::RS512,
-        Self::PS256,
-        Self::PS384,
-        Self::PS512,
-        Self::ES256,
-        Self::ES384,
-        Self::EdDSA,
-    ];
+    pub const ASYMMETRIC: &'static [JwtAlgorithm] = Self::ALL.split_at(3).1;
 
     /// Parses the exact (case-sensitive) JOSE name.
     pub fn parse(s: &str) -> Option<Self> {
@@ -381,17 +371,29 @@ impl VerifyingKey {
     }
 }
 
-/// Verifies an HS256 JWT signed with a shared `secret` (an API key's), honouring `exp` with
-/// `leeway_seconds` of clock skew. The algorithm is pinned to HS256.
-pub fn verify_hs256<T: DeserializeOwned>(
-    token: &str,
-    secret: &[u8],
-    leeway_seconds: u64,
-) -> Result<T, VerifyError> {
-    let validation = validation(Algorithm::HS256, leeway_seconds);
-    jsonwebtoken::decode::<T>(token, &DecodingKey::from_secret(secret), &validation)
-        .map(|d| d.claims)
-        .map_err(|e| verify_error(&e))
+/// Verifies HS256 JWTs signed with a shared secret (an API key's), honouring `exp` with some
+/// leeway for clock skew. The algorithm is pinned to HS256. Build it once: the rules
+/// allocate.
+pub struct Hs256Verifier {
+    validation: Validation,
+}
+
+impl Hs256Verifier {
+    pub fn new(leeway_seconds: u64) -> Self {
+        Self {
+            validation: validation(Algorithm::HS256, leeway_seconds),
+        }
+    }
+
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        secret: &[u8],
+    ) -> Result<T, VerifyError> {
+        jsonwebtoken::decode::<T>(token, &DecodingKey::from_secret(secret), &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| verify_error(&e))
+    }
 }
 
 /// The parts of a JWT header the dispatch looks at; `None` if `token` is not a JWT.
@@ -550,10 +552,11 @@ mod tests {
             &EncodingKey::from_secret(b"s3cret"),
         )
         .unwrap();
-        let claims: Value = verify_hs256(&token, b"s3cret", 30).unwrap();
+        let hs256 = Hs256Verifier::new(30);
+        let claims: Value = hs256.verify(&token, b"s3cret").unwrap();
         assert_eq!(claims["scope"], "app");
         assert_eq!(
-            verify_hs256::<Value>(&token, b"other", 30).unwrap_err(),
+            hs256.verify::<Value>(&token, b"other").unwrap_err(),
             VerifyError::BadSignature
         );
         let hs384 = jsonwebtoken::encode(
@@ -562,7 +565,7 @@ mod tests {
             &EncodingKey::from_secret(b"s3cret"),
         )
         .unwrap();
-        assert!(verify_hs256::<Value>(&hs384, b"s3cret", 30).is_err());
+        assert!(hs256.verify::<Value>(&hs384, b"s3cret").is_err());
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! The verification caches: what this node knows of issued credential and key ids, on moka.
+//! The verification caches: what this node knows of issued credential and key ids, on
+//! quick_cache.
 //!
 //! A [`LiveCache`] answers "is this id live, and what is it?" from memory. It is bounded by
-//! weight (bytes, roughly), and moka's TinyLFU admission keeps a flood of one-hit ids (random
-//! key ids, say) from evicting the hot set. A miss loads from the store once however many
-//! callers wait for it (`try_get_with`); an id the store does not know is cached as `None`.
+//! weight (bytes, roughly), and its S3-FIFO eviction keeps a flood of one-hit ids (random key
+//! ids, say) in a small probation queue, so they cannot push out the hot set. A miss loads
+//! from the store once however many callers wait for it (a placeholder guard); an id the
+//! store does not know is cached as `None`. (moka was tried first: its per-read bookkeeping
+//! cost a third of the verification rate with 100,000 live keys; see bench/README.md.)
 //!
 //! Revocations are tombstones in a second map, checked first, so a reader that loaded a row
 //! just before its delete committed cannot bring it back. Only the kernel writes tombstones:
@@ -31,8 +34,8 @@ pub const MAX_AGE: Duration = Duration::from_secs(10 * 60);
 /// back, so the tombstone always shadows it.
 const TOMBSTONE_AGE: Duration = Duration::from_secs(20 * 60);
 /// Tombstones kept at most (revocations are authenticated writes; this is generous).
-const MAX_TOMBSTONES: u64 = 1_000_000;
-/// Bytes counted per entry on top of its id and value (map and moka bookkeeping).
+const MAX_TOMBSTONES: usize = 1_000_000;
+/// Bytes counted per entry on top of its id and value (the map's own bookkeeping).
 const ENTRY_OVERHEAD: usize = 96;
 /// How stale the revocation feed may be before cached live entries stop counting (it is
 /// read every 200 ms).
@@ -74,11 +77,37 @@ impl FeedClock {
     }
 }
 
+/// A cached answer and when it was read from the store.
+struct Entry<T> {
+    live: Option<Arc<T>>,
+    loaded_at: Instant,
+}
+
+impl<T> Clone for Entry<T> {
+    fn clone(&self) -> Self {
+        Self {
+            live: self.live.clone(),
+            loaded_at: self.loaded_at,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ByWeight;
+
+impl<T: Weigh> quick_cache::Weighter<String, Entry<T>> for ByWeight {
+    fn weight(&self, id: &String, entry: &Entry<T>) -> u64 {
+        let value = entry.live.as_ref().map_or(0, |v| v.weight());
+        u64::try_from(ENTRY_OVERHEAD + id.len() + value).unwrap_or(u64::MAX)
+    }
+}
+
 /// A cache of live-or-revoked ids of one kind (`gateway_credential`, `api_key`, …).
 pub struct LiveCache<T> {
     kind: &'static str,
-    live: moka::future::Cache<String, Option<Arc<T>>>,
-    revoked: moka::sync::Cache<String, ()>,
+    live: Arc<quick_cache::sync::Cache<String, Entry<T>, ByWeight>>,
+    /// Revoked ids, and when.
+    revoked: Arc<quick_cache::sync::Cache<String, Instant>>,
     feed: Arc<FeedClock>,
 }
 
@@ -95,23 +124,15 @@ impl<T> Clone for LiveCache<T> {
 
 impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
     pub(crate) fn new(kind: &'static str, max_bytes: u64, feed: Arc<FeedClock>) -> Self {
-        let live = moka::future::Cache::builder()
-            .name(kind)
-            .max_capacity(max_bytes)
-            .weigher(|id: &String, value: &Option<Arc<T>>| {
-                let bytes = ENTRY_OVERHEAD + id.len() + value.as_ref().map_or(0, |v| v.weight());
-                u32::try_from(bytes).unwrap_or(u32::MAX)
-            })
-            .time_to_live(MAX_AGE)
-            .build();
-        let revoked = moka::sync::Cache::builder()
-            .max_capacity(MAX_TOMBSTONES)
-            .time_to_live(TOMBSTONE_AGE)
-            .build();
+        let estimated = usize::try_from(max_bytes / 256)
+            .unwrap_or(usize::MAX)
+            .max(16);
         Self {
             kind,
-            live,
-            revoked,
+            live: Arc::new(quick_cache::sync::Cache::with_weighter(
+                estimated, max_bytes, ByWeight,
+            )),
+            revoked: Arc::new(quick_cache::sync::Cache::new(MAX_TOMBSTONES)),
             feed,
         }
     }
@@ -121,6 +142,12 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
         self.kind
     }
 
+    fn is_revoked(&self, id: &str) -> bool {
+        self.revoked
+            .get(id)
+            .is_some_and(|at| at.elapsed() < TOMBSTONE_AGE)
+    }
+
     /// The live entry for `id` (`None`: revoked or unknown), from memory when possible, else
     /// from `load` — called at most once at a time per id, on this node.
     pub async fn get<F, Fut>(&self, id: &str, load: F) -> Result<Option<Arc<T>>>
@@ -128,13 +155,14 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>>>,
     {
-        if self.revoked.contains_key(id) {
+        if self.is_revoked(id) {
             return Ok(None);
         }
         if self.feed.is_current()
-            && let Some(known) = self.live.get(id).await
+            && let Some(entry) = self.live.get(id)
+            && entry.loaded_at.elapsed() < MAX_AGE
         {
-            return Ok(known);
+            return Ok(entry.live);
         }
         // Boxed, so the store's futures do not weigh on every cached call.
         Box::pin(self.miss(id, load)).await
@@ -147,40 +175,43 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
     {
         if !self.feed.is_current() {
             // What is cached may have been revoked elsewhere: ask the store, keep nothing.
-            self.live.invalidate(id).await;
+            self.live.remove(id);
             let loaded = load().await?.map(Arc::new);
-            return Ok(loaded.filter(|_| !self.revoked.contains_key(id)));
+            return Ok(loaded.filter(|_| !self.is_revoked(id)));
         }
-        let loaded = self
+        // Absent, or older than MAX_AGE: read the store (once, for every waiting caller).
+        self.live
+            .remove_if(id, |entry| entry.loaded_at.elapsed() >= MAX_AGE);
+        let entry = self
             .live
-            .try_get_with(id.to_owned(), async { Ok(load().await?.map(Arc::new)) })
-            .await
-            .map_err(|e: Arc<CoreError>| CoreError::Internal(e.to_string()))?;
+            .get_or_insert_async(id, async {
+                Ok::<_, CoreError>(Entry {
+                    live: load().await?.map(Arc::new),
+                    loaded_at: Instant::now(),
+                })
+            })
+            .await?;
         // A revocation that landed while the store was read wins.
-        if self.revoked.contains_key(id) {
+        if self.is_revoked(id) {
             return Ok(None);
         }
-        Ok(loaded)
+        Ok(entry.live)
     }
 
     /// Drops every live entry (the feed showed a gap); tombstones stay.
     fn clear_live(&self) {
-        self.live.invalidate_all();
+        self.live.clear();
     }
 
-    /// Marks `id` revoked. Its live entry, if any, stays until it ages out: the tombstone is
-    /// checked first and outlives it.
+    /// Marks `id` revoked and drops its live entry. One a late reader puts back is shadowed
+    /// by the tombstone, which outlives it.
     fn tombstone(&self, id: &str) {
-        self.revoked.insert(id.to_owned(), ());
+        self.revoked.insert(id.to_owned(), Instant::now());
+        self.live.remove(id);
     }
 
     #[cfg(test)]
-    pub(crate) async fn settle(&self) {
-        self.live.run_pending_tasks().await;
-    }
-
-    #[cfg(test)]
-    pub(crate) async fn holds(&self, id: &str) -> bool {
+    pub(crate) fn holds(&self, id: &str) -> bool {
         self.live.contains_key(id)
     }
 }
@@ -238,7 +269,13 @@ mod tests {
         c.tombstone("c");
         // A reader that loaded the row before the delete committed comes back late.
         assert_eq!(value(&c, "c", Some(1)).await, None);
-        c.live.insert("c".into(), Some(Arc::new(Live(1)))).await;
+        c.live.insert(
+            "c".into(),
+            Entry {
+                live: Some(Arc::new(Live(1))),
+                loaded_at: Instant::now(),
+            },
+        );
         assert_eq!(
             value(&c, "c", Some(1)).await,
             None,
@@ -306,17 +343,10 @@ mod tests {
             if i % 20 == 0 {
                 assert_eq!(value(&c, "hot", Some(1)).await, Some(1));
             }
-            if i % 500 == 0 {
-                c.settle().await;
-            }
         }
-        c.settle().await;
-        assert!(
-            c.holds("hot").await,
-            "the hot key was evicted by one-hit ids"
-        );
+        assert!(c.holds("hot"), "the hot key was evicted by one-hit ids");
         let cached = (0..20_000)
-            .filter(|i| c.live.contains_key(&format!("random-{i}")))
+            .filter(|i| c.holds(&format!("random-{i}")))
             .count();
         assert!(
             cached <= 120,
@@ -330,8 +360,7 @@ mod tests {
         value(&c, "a", Some(1)).await;
         c.tombstone("b");
         c.clear_live();
-        c.settle().await;
-        assert!(!c.holds("a").await);
+        assert!(!c.holds("a"));
         assert_eq!(value(&c, "b", Some(1)).await, None);
     }
 }

@@ -27,9 +27,9 @@ use crate::{
 };
 
 /// Signing keys kept in memory (two per organization and algorithm in use is plenty).
-const MAX_SIGNERS: u64 = 10_000;
+const MAX_SIGNERS: usize = 10_000;
 /// Verifying keys (and unknown kids) kept in memory.
-const MAX_VERIFIERS: u64 = 100_000;
+const MAX_VERIFIERS: usize = 100_000;
 
 fn private_aad(kid: &str) -> Aad<'_> {
     Aad {
@@ -82,15 +82,16 @@ impl IssuedError {
 }
 
 pub(crate) struct Issuer {
-    signers: moka::future::Cache<(String, JwtAlgorithm), Arc<SigningKey>>,
-    verifiers: moka::future::Cache<String, Option<Arc<IssuedKey>>>,
+    signers: quick_cache::sync::Cache<(String, JwtAlgorithm), Arc<SigningKey>>,
+    /// kid → its key; `None` caches a kid of our shape that no key has.
+    verifiers: quick_cache::sync::Cache<String, Option<Arc<IssuedKey>>>,
 }
 
 impl Default for Issuer {
     fn default() -> Self {
         Self {
-            signers: moka::future::Cache::new(MAX_SIGNERS),
-            verifiers: moka::future::Cache::new(MAX_VERIFIERS),
+            signers: quick_cache::sync::Cache::new(MAX_SIGNERS),
+            verifiers: quick_cache::sync::Cache::new(MAX_VERIFIERS),
         }
     }
 }
@@ -102,9 +103,8 @@ impl Kernel {
         self.inner
             .issuer
             .signers
-            .try_get_with(slot, self.load_or_create_signer(org, algorithm))
+            .get_or_insert_async(&slot, self.load_or_create_signer(org, algorithm))
             .await
-            .map_err(|e: Arc<CoreError>| CoreError::Internal(e.to_string()))
     }
 
     async fn load_or_create_signer(
@@ -173,7 +173,7 @@ impl Kernel {
         if !is_thumbprint_kid(kid) {
             return Ok(Err(IssuedError::UnknownKey));
         }
-        let verifier = match self.inner.issuer.verifiers.get(kid).await {
+        let verifier = match self.inner.issuer.verifiers.get(kid) {
             Some(known) => known,
             None => Box::pin(self.load_verifier(kid)).await?,
         };
@@ -211,9 +211,8 @@ impl Kernel {
         self.inner
             .issuer
             .verifiers
-            .try_get_with(kid.to_owned(), load)
+            .get_or_insert_async(kid, load)
             .await
-            .map_err(|e: Arc<CoreError>| CoreError::Internal(e.to_string()))
     }
 
     /// Replaces the organization's `algorithm` key with a new one. The old key stops signing
@@ -241,8 +240,7 @@ impl Kernel {
         self.inner
             .issuer
             .signers
-            .insert((org.to_owned(), algorithm), key.clone())
-            .await;
+            .insert((org.to_owned(), algorithm), key.clone());
         Ok(key)
     }
 

@@ -3,7 +3,7 @@
 //! A token is shown once, in the response that creates it; only its HMAC-SHA256 under the
 //! server pepper is stored, and a presented token is checked in constant time against it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,8 @@ use crate::{
 /// Recently authenticated tokens (by hash). A delete on this node takes effect at once; on
 /// another node within [`TOKEN_TTL`].
 pub(crate) struct TokenCache {
-    cache: moka::sync::Cache<[u8; 32], Principal>,
+    /// token hash → its principal, and when it was read from the store.
+    cache: quick_cache::sync::Cache<[u8; 32], (Principal, Instant)>,
 }
 
 /// How long a live token is trusted without asking the store again.
@@ -30,11 +31,7 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(1);
 impl Default for TokenCache {
     fn default() -> Self {
         Self {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(TOKEN_TTL)
-                .support_invalidation_closures()
-                .build(),
+            cache: quick_cache::sync::Cache::new(100_000),
         }
     }
 }
@@ -105,7 +102,8 @@ impl Kernel {
             .map(|t| (t, self.inner.pepper.hash(t)));
         // The hot path: a recently seen token answers from memory.
         if let Some((_, hash)) = &token
-            && let Some(principal) = self.inner.tokens.cache.get(hash)
+            && let Some((principal, at)) = self.inner.tokens.cache.get(hash)
+            && at.elapsed() < TOKEN_TTL
         {
             return Ok(principal);
         }
@@ -143,7 +141,10 @@ impl Kernel {
             organization_id: row.organization_id,
             team_id: row.team_id,
         };
-        self.inner.tokens.cache.insert(hash, principal.clone());
+        self.inner
+            .tokens
+            .cache
+            .insert(hash, (principal.clone(), Instant::now()));
         Ok(principal)
     }
 
@@ -300,20 +301,17 @@ impl Kernel {
 
     /// Drops a token from this node's cache (deleted, or bound to a deleted team).
     pub fn forget_token(&self, token_id: &str) {
-        let token_id = token_id.to_owned();
-        let _ = self
-            .inner
+        self.inner
             .tokens
             .cache
-            .invalidate_entries_if(move |_, principal| principal.id == token_id);
+            .retain(|_, (principal, _)| principal.id != token_id);
     }
 
     /// Drops the tokens bound to `team` from this node's cache.
     pub fn forget_team_tokens(&self, team: i64) {
-        let _ = self
-            .inner
+        self.inner
             .tokens
             .cache
-            .invalidate_entries_if(move |_, principal| principal.team_id == Some(team));
+            .retain(|_, (principal, _)| principal.team_id != Some(team));
     }
 }

@@ -3,7 +3,7 @@
 //! `scope` claim is the key's scope (or a management token). Keys answer from the cache;
 //! their secrets are opened once, compared in constant time.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     crypto::{
-        jwt::{JwtAlgorithm, VerifyError, decode_header, verify_hs256},
+        jwt::{Hs256Verifier, JwtAlgorithm, VerifyError, decode_header},
         secret::looks_like_management_token,
         secrets_equal,
     },
@@ -29,8 +29,8 @@ use crate::{
     },
 };
 
-/// Seconds of clock skew tolerated on a JWT's `exp`.
-const JWT_LEEWAY_SECONDS: u64 = 30;
+/// HS256 with 30 seconds of clock skew tolerated on a JWT's `exp`.
+static KEY_JWT: LazyLock<Hs256Verifier> = LazyLock::new(|| Hs256Verifier::new(30));
 
 /// A live key, as the hot path needs it.
 pub struct LiveKey {
@@ -134,7 +134,7 @@ impl Sunshine {
             return Ok(Verification::invalid("unknown_key"));
         };
         let secret = key.secret.expose_secret().as_bytes();
-        let claims = match verify_hs256::<KeyClaims>(token, secret, JWT_LEEWAY_SECONDS) {
+        let claims = match KEY_JWT.verify::<KeyClaims>(token, secret) {
             Ok(claims) => claims,
             Err(VerifyError::Expired) => return Ok(Verification::invalid("expired")),
             Err(VerifyError::BadSignature) => return Ok(Verification::invalid("bad_signature")),

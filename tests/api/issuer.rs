@@ -6,6 +6,14 @@ use serde_json::json;
 
 use crate::{both_engines, helpers::TestApp};
 
+async fn published_kids(kernel: &latchkey::Kernel, org: &str) -> Vec<String> {
+    let jwks = kernel.jwks(org).await.unwrap();
+    jwks.keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect()
+}
+
 async fn rotation_keeps_old_tokens_verifying(app: TestApp) {
     let (org, _) = app.org_with("admin").await;
     let kernel = &app.latchkey;
@@ -36,28 +44,14 @@ async fn rotation_keeps_old_tokens_verifying(app: TestApp) {
             let issued = kernel.verify_issued(token, &kid).await.unwrap().unwrap();
             assert_eq!(issued.organization_id, org);
         }
-        let kids: Vec<String> = kernel
-            .jwks(&org)
-            .await
-            .unwrap()
-            .keys
-            .iter()
-            .filter_map(|k| k.common.key_id.clone())
-            .collect();
+        let kids = published_kids(kernel, &org).await;
         assert!(kids.contains(&old_kid) && kids.contains(&new_key.kid().to_owned()));
         // Once the old key's last token can have expired, it is no longer published.
         app.execute_sql(&format!(
             "UPDATE signing_keys SET published_until = 1 WHERE kid = '{old_kid}'"
         ))
         .await;
-        let kids: Vec<String> = kernel
-            .jwks(&org)
-            .await
-            .unwrap()
-            .keys
-            .iter()
-            .filter_map(|k| k.common.key_id.clone())
-            .collect();
+        let kids = published_kids(kernel, &org).await;
         assert!(
             !kids.contains(&old_kid),
             "{alg}: a retired key stayed published"
