@@ -9,7 +9,7 @@
 //! its own; the first that claims it answers. Answers must come from memory (each family
 //! keeps a [`super::LiveCache`]); a verdict of "not valid" is an answer, not an error.
 
-use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use base64::Engine as _;
 use secrecy::SecretString;
@@ -99,7 +99,17 @@ pub struct CredentialPrincipal {
     /// `app_id`, `integration_id`, …
     #[serde(flatten)]
     #[schema(value_type = Object, additional_properties)]
-    pub ids: BTreeMap<&'static str, String>,
+    pub ids: Ids,
+}
+
+/// Named ids, serialized as object fields (a few per principal: a list, not a map).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ids(Vec<(&'static str, String)>);
+
+impl Serialize for Ids {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (*k, v)))
+    }
 }
 
 impl CredentialPrincipal {
@@ -114,13 +124,17 @@ impl CredentialPrincipal {
     /// Adds an id (skipped when `value` is None).
     pub fn with(mut self, name: &'static str, value: Option<impl Into<String>>) -> Self {
         if let Some(value) = value {
-            self.ids.insert(name, value.into());
+            self.ids.0.push((name, value.into()));
         }
         self
     }
 
     pub fn id(&self, name: &str) -> Option<&str> {
-        self.ids.get(name).map(String::as_str)
+        self.ids
+            .0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
