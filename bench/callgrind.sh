@@ -11,7 +11,7 @@
 # instructions per request and the ratio to healthz. Background work (the revocation feed
 # read every 200 ms) is counted too, over the same wall time for each kind.
 #
-# Environment: CG_APPS=10  CG_REQUESTS=2000
+# Environment: CG_APPS=10  CG_REQUESTS=2000  CG_KEEP=1 (keep the callgrind files, for callgrind_annotate)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -73,7 +73,7 @@ for name in ("healthz", "basic", "jwt"):
 PY
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    rm -rf "$tmp"
+    if [ "${CG_KEEP:-0}" = 1 ]; then echo "  kept $tmp"; else rm -rf "$tmp"; fi
 }
 
 for bin in "$@"; do
