@@ -18,6 +18,26 @@ use crate::{
     store::Tx,
 };
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// The caller's organization, if it may do this. PingOne resources belong to the
+/// organization, not to a team: a team-bound token reaches none of them, reads included.
+fn organization(ctx: &Ctx, access: Access) -> Result<&str> {
+    if ctx.principal.team_id.is_some() {
+        return Err(CoreError::forbidden(
+            "a team-bound token cannot use PingOne environments, gateways or credentials",
+        ));
+    }
+    match access {
+        Access::Read => ctx.principal.org(),
+        Access::Write => ctx.principal.org_for_write(),
+    }
+}
+
 fn name_of(input: &Option<String>) -> Result<Name> {
     Ok(Name::parse(input.as_deref().ok_or_else(|| {
         CoreError::malformed("name", "name is required")
@@ -36,7 +56,7 @@ fn conflict_on_name(e: crate::store::StoreError, what: &str) -> CoreError {
 
 impl PingOne {
     async fn environment_of(&self, tx: &mut Tx, ctx: &Ctx, id: &str) -> Result<EnvironmentRow> {
-        let org = ctx.principal.org()?;
+        let org = organization(ctx, Access::Read)?;
         tx.environment(org, id)
             .await?
             .ok_or(CoreError::not_found("environment"))
@@ -56,7 +76,7 @@ impl PingOne {
         ctx: &Ctx,
         input: EnvironmentInput,
     ) -> Result<EnvironmentView> {
-        let org = ctx.principal.org_for_write()?;
+        let org = organization(ctx, Access::Write)?;
         let name = name_of(&input.name)?;
         let region = input.region.clone().unwrap_or_else(|| "NA".into());
         if !REGIONS.contains(&region.as_str()) {
@@ -95,7 +115,7 @@ impl PingOne {
             .store()
             .read()
             .await?
-            .environments(ctx.principal.org()?)
+            .environments(organization(ctx, Access::Read)?)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -109,7 +129,7 @@ impl PingOne {
 
     /// Deletes an environment with its gateways; their credentials are revoked at once.
     pub async fn delete_environment(&self, ctx: &Ctx, id: &str) -> Result<()> {
-        let org = ctx.principal.org_for_write()?;
+        let org = organization(ctx, Access::Write)?;
         self.kernel
             .write(async |tx| {
                 let env = self.environment_of(tx, ctx, id).await?;
@@ -142,7 +162,7 @@ impl PingOne {
         env_id: &str,
         input: GatewayInput,
     ) -> Result<GatewayView> {
-        let org = ctx.principal.org_for_write()?;
+        let org = organization(ctx, Access::Write)?;
         let name = name_of(&input.name)?;
         let kind = input
             .kind
@@ -211,7 +231,7 @@ impl PingOne {
         id: &str,
         input: GatewayInput,
     ) -> Result<GatewayView> {
-        let org = ctx.principal.org_for_write()?;
+        let org = organization(ctx, Access::Write)?;
         let name = name_of(&input.name)?;
         let kind = input
             .kind
@@ -248,7 +268,7 @@ impl PingOne {
 
     /// Deletes a gateway; all its credentials are revoked at once.
     pub async fn delete_gateway(&self, ctx: &Ctx, env_id: &str, id: &str) -> Result<()> {
-        let org = ctx.principal.org_for_write()?;
+        let org = organization(ctx, Access::Write)?;
         self.kernel
             .write(async |tx| {
                 let gateway = self.gateway_of(tx, ctx, env_id, id).await?;
@@ -279,7 +299,7 @@ impl PingOne {
         env_id: &str,
         gateway_id: &str,
     ) -> Result<CreatedGatewayCredential> {
-        let org = ctx.principal.org_for_write()?;
+        let org = organization(ctx, Access::Write)?;
         let signer = self.kernel.signing_key(org, SIGNING_ALGORITHM).await?;
         let (row, claims) = self
             .kernel
@@ -394,7 +414,7 @@ impl PingOne {
         gateway_id: &str,
         id: &str,
     ) -> Result<()> {
-        let org = ctx.principal.org_for_write()?;
+        let org = organization(ctx, Access::Write)?;
         self.kernel
             .write(async |tx| {
                 let gateway = self.gateway_of(tx, ctx, env_id, gateway_id).await?;

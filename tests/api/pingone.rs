@@ -2,7 +2,7 @@
 //! the token exchange.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
@@ -736,7 +736,127 @@ async fn revocation_reaches_every_node_within_a_second(app: TestApp) {
     }
 }
 
+/// PingOne resources belong to the organization, not to a team: a team-bound token, of any
+/// role, reaches none of them (reads included), while the organization's own token does.
+async fn team_bound_tokens_reach_no_pingone_route(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let team = app.team(&admin, "Security").await;
+    let env = app
+        .post(
+            "/v1/environments",
+            &admin,
+            json!({"name": "Production", "region": "NA"}),
+        )
+        .await
+        .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gw = app
+        .post(
+            &format!("/v1/environments/{env}/gateways"),
+            &admin,
+            json!({"name": "LDAP West", "type": "LDAP", "enabled": true}),
+        )
+        .await
+        .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cred = app
+        .post(
+            &format!("/v1/environments/{env}/gateways/{gw}/credentials"),
+            &admin,
+            json!({}),
+        )
+        .await
+        .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gateway = json!({"name": "LDAP East", "type": "LDAP", "enabled": true});
+    for role in ["admin", "editor", "viewer"] {
+        let bound = app.token(&org, role, Some(team)).await;
+        let calls: Vec<(reqwest::Method, String, Option<Value>)> = vec![
+            (
+                Method::POST,
+                "/v1/environments".into(),
+                Some(json!({"name": "X"})),
+            ),
+            (Method::GET, "/v1/environments".into(), None),
+            (Method::GET, format!("/v1/environments/{env}"), None),
+            (Method::DELETE, format!("/v1/environments/{env}"), None),
+            (
+                Method::POST,
+                format!("/v1/environments/{env}/gateways"),
+                Some(gateway.clone()),
+            ),
+            (
+                Method::GET,
+                format!("/v1/environments/{env}/gateways"),
+                None,
+            ),
+            (
+                Method::GET,
+                format!("/v1/environments/{env}/gateways/{gw}"),
+                None,
+            ),
+            (
+                Method::PUT,
+                format!("/v1/environments/{env}/gateways/{gw}"),
+                Some(gateway.clone()),
+            ),
+            (
+                Method::DELETE,
+                format!("/v1/environments/{env}/gateways/{gw}"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/v1/environments/{env}/gateways/{gw}/credentials"),
+                Some(json!({})),
+            ),
+            (
+                Method::GET,
+                format!("/v1/environments/{env}/gateways/{gw}/credentials"),
+                None,
+            ),
+            (
+                Method::GET,
+                format!("/v1/environments/{env}/gateways/{gw}/credentials/{cred}"),
+                None,
+            ),
+            (
+                Method::DELETE,
+                format!("/v1/environments/{env}/gateways/{gw}/credentials/{cred}"),
+                None,
+            ),
+            (Method::GET, format!("/environments/{env}"), None),
+        ];
+        for (method, path, body) in calls {
+            let (status, error) = app.request(method.clone(), &path, Some(&bound), body).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{role} {method} {path}: {error}"
+            );
+            assert_eq!(error["code"], "ACCESS_FAILED", "{error}");
+        }
+    }
+    // Nothing was made or removed on the way.
+    let (_, envs) = app.get("/v1/environments", &admin).await;
+    assert_eq!(envs["count"], 1);
+    let (status, _) = app
+        .get(
+            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{cred}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 both_engines!(
+    team_bound_tokens_reach_no_pingone_route,
     revocation_reaches_every_node_within_a_second,
     seed_000_credential_is_a_verifiable_jwt,
     five_per_gateway_sequential_and_concurrent,
