@@ -123,11 +123,21 @@ pub async fn open(config: &Config) -> Result<Kernel, StartError> {
 }
 
 /// The process-wide Prometheus recorder (a recorder can be installed once per process).
+/// Durations are histograms with fixed buckets, so a series costs the same however many
+/// samples it has seen; `Server::run` runs the recorder's upkeep.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    /// Seconds: from a cached verification (~100 µs) to a slow store write.
+    const BUCKETS: &[f64] = &[
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let builder = PrometheusBuilder::new();
+            let recorder = builder
+                .set_buckets(BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
             handle
@@ -178,6 +188,7 @@ impl Server {
         let upkeep = tokio::spawn({
             let (kernel, pingone, mut stopped) =
                 (self.kernel.clone(), self.families.pingone.clone(), stopped);
+            let metrics = metrics_handle();
             async move {
                 let mut flush = tokio::time::interval(USAGE_FLUSH_INTERVAL);
                 let mut prune = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
@@ -186,7 +197,10 @@ impl Server {
                         _ = flush.tick() => if let Err(e) = pingone.flush_usage().await {
                             tracing::warn!(error = %e, "could not record credential use");
                         },
-                        _ = prune.tick() => kernel.upkeep(),
+                        _ = prune.tick() => {
+                            kernel.upkeep();
+                            metrics.run_upkeep();
+                        }
                         _ = stopped.changed() => break,
                     }
                 }
@@ -211,7 +225,8 @@ impl Server {
 
 /// How often pending `lastUsedAt` stamps are written: one batch instead of a write per use.
 const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-/// How often rate-limiter keys that have fully replenished are forgotten.
+/// How often rate-limiter keys that have fully replenished are forgotten, and the metrics
+/// recorder does its upkeep.
 const LIMITER_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Binds the configured address.

@@ -138,6 +138,38 @@ async fn every_documented_route_is_served() {
     assert!(checked >= 40, "only {checked} routes checked");
 }
 
+/// Clients cannot add metric series: a made-up method is counted as `OTHER`, and durations
+/// are histograms with fixed buckets (no per-series summary that grows with every sample).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_grow_the_metrics() {
+    let app = TestApp::sqlite().await;
+    for method in ["FOO1", "FOO2", "BREW"] {
+        let res = app
+            .client
+            .request(method.parse().unwrap(), format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("FOO1") && !text.contains("BREW"), "{text}");
+    assert!(text.contains("method=\"OTHER\""), "{text}");
+    assert!(
+        text.contains("latchkey_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(!text.contains("quantile="), "no summaries: {text}");
+}
+
 both_engines!(health_ready_metrics, docs_are_served);
 
 /// Every route the router serves is in the OpenAPI document, and the document is stable.
