@@ -1,6 +1,6 @@
 //! `TestApp`: the real server on port 0 over a fresh database (an SQLite file in a temp dir,
-//! or a new PostgreSQL database created from `LATCHKEY_TEST_DATABASE_URL` and dropped
-//! afterwards), with typed request helpers.
+//! or a PostgreSQL database cloned from a migrated template on `LATCHKEY_TEST_DATABASE_URL`'s
+//! server and dropped afterwards, see `postgres`), with typed request helpers.
 
 use std::{
     io::Write,
@@ -12,6 +12,8 @@ use latchkey::{Config, Server, core::Latchkey};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+
+mod postgres;
 
 /// Runs each named `async fn(TestApp)` once per engine, as `<name>::sqlite` and `<name>::postgres`.
 #[macro_export]
@@ -120,18 +122,7 @@ impl TestApp {
             );
             return None;
         };
-        let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url)
-            .await
-            .expect("LATCHKEY_TEST_DATABASE_URL must be reachable");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let mut url = url::Url::parse(&admin_url).unwrap();
-        url.set_path(&format!("/{name}"));
-        let url = url.to_string();
+        let (name, url) = postgres::create_database(&admin_url).await;
         let env = vec![
             ("LATCHKEY_DATABASE_URL".to_owned(), url.clone()),
             ("LATCHKEY_MASTER_KEY".to_owned(), master_key_b64()),

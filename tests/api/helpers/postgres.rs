@@ -1,0 +1,254 @@
+//! One PostgreSQL database per test, cloned from a template that holds the migrations.
+//!
+//! nextest runs every test in its own process, so "migrate once per run" is coordinated on the
+//! server: the template is named after a hash of `migrations/postgres/*.sql`
+//! (`latchkey_tpl_<16 hex>`), and whoever finds it missing builds it under an advisory lock
+//! while the others wait. A built template refuses connections, so nothing can hold it open
+//! and make `CREATE DATABASE … TEMPLATE` fail. The server still runs its migrations on the
+//! clone at start: they are a no-op, which proves the template is current.
+//!
+//! Test databases are named `latchkey_test_<unix secs>_<8 hex>`; each test drops its own
+//! (see `TestApp`'s `Drop`), and the first test of each process sweeps what killed runs
+//! left behind.
+
+use std::{
+    path::Path,
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+/// The advisory lock under which a template is built and stale databases are swept
+/// ("latchkey" in ASCII; any key no other program on the server uses).
+const LOCK: i64 = 0x6c61_7463_686b_6579;
+/// A test database, or a template of other migrations, older than this is left over.
+const STALE_AFTER_SECS: u64 = 3600;
+const TEST_PREFIX: &str = "latchkey_test_";
+const TEMPLATE_PREFIX: &str = "latchkey_tpl_";
+
+/// Creates a fresh, migrated database for one test: (name, URL).
+pub(super) async fn create_database(admin_url: &str) -> (String, String) {
+    let template = template_name();
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .expect("LATCHKEY_TEST_DATABASE_URL must be reachable");
+    ensure_template(&mut admin, admin_url, template).await;
+    sweep_once(&mut admin, template).await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("{TEST_PREFIX}{}_{}", unix_now(), &suffix[..8]);
+    clone_template(&mut admin, admin_url, template, &name).await;
+    let _ = admin.close().await;
+    let url = database_url(admin_url, &name);
+    (name, url)
+}
+
+/// `latchkey_tpl_` and the first 16 hex digits of a SHA-256 over the migration files (name,
+/// length, contents, in name order), read from the source tree at test time.
+fn template_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+            .collect();
+        files.sort();
+        let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for file in files {
+            let contents = std::fs::read(&file).unwrap();
+            hash.update(file.file_name().unwrap().as_encoded_bytes());
+            hash.update(&(contents.len() as u64).to_le_bytes());
+            hash.update(&contents);
+        }
+        let hex: String = hash.finish().as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{TEMPLATE_PREFIX}{hex}")
+    })
+}
+
+/// Builds the template unless it is there and complete (marked as a template, which is the
+/// last step: one a crashed run left half-built is not, and is built again).
+async fn ensure_template(admin: &mut PgConnection, admin_url: &str, template: &str) {
+    if is_template(admin, template).await {
+        return;
+    }
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LOCK)
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    // Another process may have built it while this one waited.
+    if !is_template(admin, template).await {
+        execute(
+            admin,
+            &format!("DROP DATABASE IF EXISTS {template} WITH (FORCE)"),
+        )
+        .await;
+        execute(admin, &format!("CREATE DATABASE {template}")).await;
+        let store = latchkey::store::Store::postgres(&database_url(admin_url, template))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store.close().await;
+        execute(
+            admin,
+            &format!(
+                "COMMENT ON DATABASE {template} IS 'latchkey test template, created {}'",
+                unix_now()
+            ),
+        )
+        .await;
+        execute(
+            admin,
+            &format!("ALTER DATABASE {template} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"),
+        )
+        .await;
+    }
+    unlock(admin).await;
+}
+
+async fn is_template(admin: &mut PgConnection, name: &str) -> bool {
+    sqlx::query_scalar::<_, bool>("SELECT datistemplate FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut *admin)
+        .await
+        .unwrap()
+        .unwrap_or(false)
+}
+
+/// `CREATE DATABASE name TEMPLATE template`, again after a short sleep while another session
+/// still holds the template (the builder's connections closing), and after building the
+/// template again if a run on other migrations swept it meanwhile.
+async fn clone_template(admin: &mut PgConnection, admin_url: &str, template: &str, name: &str) {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        let sql = format!("CREATE DATABASE {name} TEMPLATE {template}");
+        let Err(e) = sqlx::query(AssertSqlSafe(sql)).execute(&mut *admin).await else {
+            return;
+        };
+        let code = e
+            .as_database_error()
+            .and_then(|db| db.code())
+            .map(|c| c.into_owned());
+        match code.as_deref() {
+            // object_in_use: "source database … is being accessed by other users".
+            Some("55006") if attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            // invalid_catalog_name: the template does not exist.
+            Some("3D000") if attempt < ATTEMPTS => {
+                ensure_template(admin, admin_url, template).await;
+            }
+            _ => panic!("CREATE DATABASE {name} TEMPLATE {template}: {e}"),
+        }
+    }
+}
+
+/// Once per process, unless another process holds the lock (it is building or sweeping):
+/// drops test databases over an hour old, and templates of other migrations built over an
+/// hour ago (a run of another branch on the same server keeps using its own template
+/// meanwhile). Failures are ignored: a database still in use stays.
+async fn sweep_once(admin: &mut PgConnection, template: &str) {
+    static SWEPT: AtomicBool = AtomicBool::new(false);
+    if SWEPT.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LOCK)
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap();
+    if !locked {
+        return;
+    }
+    let now = unix_now();
+    let old = |created: u64| created + STALE_AFTER_SECS < now;
+    let databases: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
+         WHERE datname LIKE 'latchkey%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap();
+    for (name, comment) in databases {
+        if let Some(rest) = name.strip_prefix(TEST_PREFIX) {
+            // The name carries its creation time; `<uuid>` names (an older harness) do not:
+            // their age comes from the file system, which only a superuser may read.
+            let created = match rest.split_once('_') {
+                Some((secs, _)) => secs.parse().ok(),
+                None => legacy_created(admin, &name).await,
+            };
+            if created.is_some_and(old) {
+                try_execute(admin, &format!("DROP DATABASE {name}")).await;
+            }
+        } else if name.starts_with(TEMPLATE_PREFIX) && name != template {
+            let created = comment
+                .as_deref()
+                .and_then(|c| c.rsplit_once("created "))
+                .and_then(|(_, secs)| secs.parse().ok());
+            // No time: left half-built by a crashed run.
+            if created.is_none_or(old) {
+                try_execute(admin, &format!("ALTER DATABASE {name} IS_TEMPLATE false")).await;
+                try_execute(admin, &format!("DROP DATABASE {name}")).await;
+            }
+        }
+    }
+    unlock(admin).await;
+}
+
+/// When a database without a time in its name was created, if the server lets us read it
+/// (None, and the database stays, if not).
+async fn legacy_created(admin: &mut PgConnection, name: &str) -> Option<u64> {
+    let created: Option<i64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM (pg_stat_file('base/' || oid || '/PG_VERSION')).modification)::bigint \
+         FROM pg_database WHERE datname = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *admin)
+    .await
+    .ok()
+    .flatten();
+    created.map(|secs| secs.max(0) as u64)
+}
+
+async fn unlock(admin: &mut PgConnection) {
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK)
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+}
+
+async fn execute(admin: &mut PgConnection, sql: &str) {
+    sqlx::query(AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *admin)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn try_execute(admin: &mut PgConnection, sql: &str) {
+    let _ = sqlx::query(AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *admin)
+        .await;
+}
+
+/// `admin_url` with its database replaced by `name`.
+pub(super) fn database_url(admin_url: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
