@@ -122,6 +122,7 @@ impl TestApp {
             );
             return None;
         };
+        let admin_url = postgres::plain_on_loopback(&admin_url);
         let (name, url) = postgres::create_database(&admin_url).await;
         let env = vec![
             ("LATCHKEY_DATABASE_URL".to_owned(), url.clone()),

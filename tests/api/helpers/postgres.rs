@@ -38,12 +38,23 @@ pub(super) async fn create_database(admin_url: &str) -> (String, String) {
         .expect("LATCHKEY_TEST_DATABASE_URL must be reachable");
     ensure_template(&mut admin, admin_url, template).await;
     sweep_once(&mut admin, template).await;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("{TEST_PREFIX}{}_{}", unix_now(), &suffix[..8]);
+    let name = test_database_name(unix_now());
     clone_template(&mut admin, admin_url, template, &name).await;
     let _ = admin.close().await;
     let url = database_url(admin_url, &name);
     (name, url)
+}
+
+/// `latchkey_test_<unix secs>_<8 hex>`: the name says when it was made, for the sweep.
+fn test_database_name(now: u64) -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{TEST_PREFIX}{now}_{}", &suffix[..8])
+}
+
+/// When a test database was made, as its name says (None for another harness's names).
+fn created_at(name: &str) -> Option<u64> {
+    let (secs, _) = name.strip_prefix(TEST_PREFIX)?.split_once('_')?;
+    secs.parse().ok()
 }
 
 /// `latchkey_tpl_` and the first 16 hex digits of a SHA-256 over the migration files (name,
@@ -178,11 +189,11 @@ async fn sweep_once(admin: &mut PgConnection, template: &str) {
     .await
     .unwrap();
     for (name, comment) in databases {
-        if let Some(rest) = name.strip_prefix(TEST_PREFIX) {
+        if name.starts_with(TEST_PREFIX) {
             // The name carries its creation time; `<uuid>` names (an older harness) do not:
             // their age comes from the file system, which only a superuser may read.
-            let created = match rest.split_once('_') {
-                Some((secs, _)) => secs.parse().ok(),
+            let created = match created_at(&name) {
+                Some(at) => Some(at),
                 None => legacy_created(admin, &name).await,
             };
             if created.is_some_and(old) {
@@ -239,6 +250,35 @@ async fn try_execute(admin: &mut PgConnection, sql: &str) {
         .await;
 }
 
+/// `url`, plus `sslmode=disable` when it names a loopback host and no `sslmode`.
+///
+/// sqlx's default, `prefer`, negotiates TLS whenever the server offers it (Debian's does), and
+/// every new connection then loads the system's root certificates and handshakes: about 100 ms
+/// each on this machine, several times per test, to protect traffic that never leaves it. A URL
+/// that names an `sslmode` is left alone: add `?sslmode=require` to run the tests over TLS.
+pub(super) fn plain_on_loopback(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let loopback = match parsed.host() {
+        // A postgres:// URL's host is opaque to the url crate: an IPv4 address is a "domain".
+        Some(url::Host::Domain(name)) => {
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if !loopback || parsed.query_pairs().any(|(key, _)| key == "sslmode") {
+        return url.to_owned();
+    }
+    parsed.query_pairs_mut().append_pair("sslmode", "disable");
+    parsed.to_string()
+}
+
 /// `admin_url` with its database replaced by `name`.
 pub(super) fn database_url(admin_url: &str, name: &str) -> String {
     let mut url = url::Url::parse(admin_url).unwrap();
@@ -251,4 +291,50 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_database_names_say_when_they_were_made() {
+        let name = test_database_name(1_795_000_000);
+        assert!(
+            name.len() <= 63,
+            "PostgreSQL truncates longer names: {name}"
+        );
+        assert_eq!(created_at(&name), Some(1_795_000_000));
+        // The older harness's names carry no time: the sweep asks the file system instead.
+        assert_eq!(
+            created_at("latchkey_test_0123456789abcdef0123456789abcdef"),
+            None
+        );
+        assert_eq!(created_at("latchkey_tpl_0123456789abcdef"), None);
+    }
+
+    #[test]
+    fn tls_is_turned_off_only_on_loopback_and_only_when_the_url_does_not_choose() {
+        for (url, want) in [
+            (
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+            ),
+            (
+                "postgres://u:p@localhost/db?application_name=t",
+                "postgres://u:p@localhost/db?application_name=t&sslmode=disable",
+            ),
+            ("postgres://[::1]/db", "postgres://[::1]/db?sslmode=disable"),
+            (
+                "postgres://127.0.0.1/db?sslmode=require",
+                "postgres://127.0.0.1/db?sslmode=require",
+            ),
+            (
+                "postgres://db.example.com/db",
+                "postgres://db.example.com/db",
+            ),
+        ] {
+            assert_eq!(plain_on_loopback(url), want, "{url}");
+        }
+    }
 }
