@@ -34,6 +34,23 @@ macro_rules! both_engines {
     )*};
 }
 
+/// Runs each named `async fn(TestApp)` on SQLite only, as `<name>::sqlite`: for tests whose
+/// subject never depends on the engine (request parsing that fails before the store, routing,
+/// error envelopes, headers, the OpenAPI document), where a PostgreSQL run proves nothing more.
+/// A test that asserts what the store holds, counts, cascades, races, revokes or audits stays
+/// in `both_engines!`.
+#[macro_export]
+macro_rules! one_engine {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::TestApp::sqlite().await).await
+            }
+        }
+    )*};
+}
+
 /// Everything the server logs in this test process, to prove secrets never reach it.
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
 
