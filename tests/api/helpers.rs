@@ -1,6 +1,6 @@
 //! `TestApp`: the real server on port 0 over a fresh database (an SQLite file in a temp dir,
 //! or a PostgreSQL database cloned from a migrated template on `LATCHKEY_TEST_DATABASE_URL`'s
-//! server and dropped afterwards, see `postgres`), with typed request helpers.
+//! server and dropped afterwards, see `postgres`), with typed clients of each surface (`api`).
 
 use std::{
     io::Write,
@@ -13,7 +13,10 @@ use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+mod api;
 mod postgres;
+
+pub use api::{Api, Auth};
 
 /// Runs each named `async fn(TestApp)` once per engine, as `<name>::sqlite` and `<name>::postgres`.
 #[macro_export]
@@ -258,13 +261,7 @@ impl TestApp {
         }
         let res = req.send().await.unwrap();
         let status = res.status();
-        let text = res.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        (status, api::parse_body(&res.text().await.unwrap()))
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {

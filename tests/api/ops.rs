@@ -1,6 +1,6 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::{both_engines, helpers::TestApp, one_engine};
@@ -17,20 +17,14 @@ async fn health_ready_metrics(app: TestApp) {
 
     let (_, token) = app.org_with("admin").await;
     let team = app.team(&token, "Ops").await;
-    app.get(&format!("/api/v1/teams/{team}"), &token).await;
-    let res = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
+    app.tines(&token).get(&format!("/teams/{team}")).await;
+    let res = app.raw(Method::GET, "/metrics").send().await;
     assert!(
-        res.headers()["content-type"]
-            .to_str()
+        res.header("content-type")
             .unwrap()
             .starts_with("text/plain")
     );
-    let text = res.text().await.unwrap();
+    let text = res.text;
     assert!(text.contains("latchkey_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/api/v1/teams/{id}\""), "{text}");
     assert!(
@@ -42,16 +36,10 @@ async fn health_ready_metrics(app: TestApp) {
 
 async fn unknown_routes_answer_in_their_surface_envelope(app: TestApp) {
     // Request ids come back; unknown routes answer in JSON.
-    let res = app
-        .client
-        .get(format!("{}/nowhere", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert!(res.headers().contains_key("x-request-id"));
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_found");
+    let res = app.raw(Method::GET, "/nowhere").send().await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert!(res.headers.contains_key("x-request-id"));
+    assert_eq!(res.body["error"]["code"], "not_found");
 
     // An unknown path or method answers in the envelope of the surface the path belongs to.
     for (method, path, status, code) in [
@@ -62,14 +50,9 @@ async fn unknown_routes_answer_in_their_surface_envelope(app: TestApp) {
         ("GET", "/api/v1/nothing", 404, "/errors/0/message"),
         ("PATCH", "/v1/tokens", 405, "/error/code"),
     ] {
-        let res = app
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), status, "{method} {path}");
-        let body: serde_json::Value = res.json().await.unwrap();
+        let res = app.raw(method.parse().unwrap(), path).send().await;
+        assert_eq!(res.status.as_u16(), status, "{method} {path}");
+        let body = res.body;
         assert!(
             body.pointer(code).is_some_and(|v| v.is_string()),
             "{method} {path}: {body}"
@@ -83,14 +66,9 @@ async fn docs_are_served(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    let res = app
-        .client
-        .get(format!("{}/docs/", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.text().await.unwrap().contains("swagger"));
+    let res = app.raw(Method::GET, "/docs/").send().await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.text.contains("swagger"));
 }
 
 both_engines!(health_ready_metrics);
