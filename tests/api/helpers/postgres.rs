@@ -25,7 +25,8 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 /// The advisory lock under which a template is built and stale databases are swept
 /// ("latchkey" in ASCII; any key no other program on the server uses).
 const LOCK: i64 = 0x6c61_7463_686b_6579;
-/// A test database, or a template of other migrations, older than this is left over.
+/// A test database older than this, or a template of other migrations unused for this long,
+/// is left over.
 const STALE_AFTER_SECS: u64 = 3600;
 const TEST_PREFIX: &str = "latchkey_test_";
 const TEMPLATE_PREFIX: &str = "latchkey_tpl_";
@@ -37,6 +38,11 @@ pub(super) async fn create_database(admin_url: &str) -> (String, String) {
         .await
         .expect("LATCHKEY_TEST_DATABASE_URL must be reachable");
     ensure_template(&mut admin, admin_url, template).await;
+    static MARKED: AtomicBool = AtomicBool::new(false);
+    if !MARKED.swap(true, Ordering::SeqCst) {
+        // Processes marking at once may collide ("tuple concurrently updated"): one is enough.
+        try_execute(&mut admin, &mark_used(template)).await;
+    }
     sweep_once(&mut admin, template).await;
     let name = test_database_name(unix_now());
     clone_template(&mut admin, admin_url, template, &name).await;
@@ -108,14 +114,7 @@ async fn ensure_template(admin: &mut PgConnection, admin_url: &str, template: &s
             .unwrap();
         store.migrate().await.unwrap();
         store.close().await;
-        execute(
-            admin,
-            &format!(
-                "COMMENT ON DATABASE {template} IS 'latchkey test template, created {}'",
-                unix_now()
-            ),
-        )
-        .await;
+        execute(admin, &mark_used(template)).await;
         execute(
             admin,
             &format!("ALTER DATABASE {template} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"),
@@ -123,6 +122,20 @@ async fn ensure_template(admin: &mut PgConnection, admin_url: &str, template: &s
         .await;
     }
     unlock(admin).await;
+}
+
+/// The template's comment says when a run last used it, for the sweeps of runs on other
+/// migrations (another branch, on the same server).
+fn mark_used(template: &str) -> String {
+    format!(
+        "COMMENT ON DATABASE {template} IS 'latchkey test template, last used {}'",
+        unix_now()
+    )
+}
+
+/// The time `mark_used` wrote.
+fn last_used(comment: &str) -> Option<u64> {
+    comment.rsplit_once(' ')?.1.parse().ok()
 }
 
 async fn is_template(admin: &mut PgConnection, name: &str) -> bool {
@@ -163,9 +176,9 @@ async fn clone_template(admin: &mut PgConnection, admin_url: &str, template: &st
 }
 
 /// Once per process, unless another process holds the lock (it is building or sweeping):
-/// drops test databases over an hour old, and templates of other migrations built over an
-/// hour ago (a run of another branch on the same server keeps using its own template
-/// meanwhile). Failures are ignored: a database still in use stays.
+/// drops test databases over an hour old, and templates of other migrations no run has used
+/// for an hour (so two branches on one server do not drop each other's on every run).
+/// Failures are ignored: a database still in use stays.
 async fn sweep_once(admin: &mut PgConnection, template: &str) {
     static SWEPT: AtomicBool = AtomicBool::new(false);
     if SWEPT.swap(true, Ordering::SeqCst) {
@@ -180,7 +193,7 @@ async fn sweep_once(admin: &mut PgConnection, template: &str) {
         return;
     }
     let now = unix_now();
-    let old = |created: u64| created + STALE_AFTER_SECS < now;
+    let old = |at: u64| at + STALE_AFTER_SECS < now;
     let databases: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
          WHERE datname LIKE 'latchkey%'",
@@ -200,12 +213,8 @@ async fn sweep_once(admin: &mut PgConnection, template: &str) {
                 try_execute(admin, &format!("DROP DATABASE {name}")).await;
             }
         } else if name.starts_with(TEMPLATE_PREFIX) && name != template {
-            let created = comment
-                .as_deref()
-                .and_then(|c| c.rsplit_once("created "))
-                .and_then(|(_, secs)| secs.parse().ok());
             // No time: left half-built by a crashed run.
-            if created.is_none_or(old) {
+            if comment.as_deref().and_then(last_used).is_none_or(old) {
                 try_execute(admin, &format!("ALTER DATABASE {name} IS_TEMPLATE false")).await;
                 try_execute(admin, &format!("DROP DATABASE {name}")).await;
             }
@@ -311,6 +320,15 @@ mod tests {
             None
         );
         assert_eq!(created_at("latchkey_tpl_0123456789abcdef"), None);
+    }
+
+    #[test]
+    fn a_template_says_when_it_was_last_used() {
+        let sql = mark_used("latchkey_tpl_0123456789abcdef");
+        let comment = sql.split('\'').nth(1).unwrap();
+        let at = last_used(comment).unwrap();
+        assert!(at.abs_diff(unix_now()) < 60, "{comment}");
+        assert_eq!(last_used("a comment someone else wrote"), None);
     }
 
     #[test]
