@@ -1,9 +1,9 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::{both_engines, helpers::TestApp};
+use crate::{both_engines, helpers::TestApp, one_engine};
 
 async fn health_ready_metrics(app: TestApp) {
     let (status, body) = app
@@ -17,20 +17,14 @@ async fn health_ready_metrics(app: TestApp) {
 
     let (_, token) = app.org_with("admin").await;
     let team = app.team(&token, "Ops").await;
-    app.get(&format!("/api/v1/teams/{team}"), &token).await;
-    let res = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
+    app.tines(&token).get(&format!("/teams/{team}")).await;
+    let res = app.raw(Method::GET, "/metrics").send().await;
     assert!(
-        res.headers()["content-type"]
-            .to_str()
+        res.header("content-type")
             .unwrap()
             .starts_with("text/plain")
     );
-    let text = res.text().await.unwrap();
+    let text = res.text;
     assert!(text.contains("latchkey_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/api/v1/teams/{id}\""), "{text}");
     assert!(
@@ -38,18 +32,14 @@ async fn health_ready_metrics(app: TestApp) {
         "ids must not become labels"
     );
     assert!(!text.contains(&token));
+}
 
+async fn unknown_routes_answer_in_their_surface_envelope(app: TestApp) {
     // Request ids come back; unknown routes answer in JSON.
-    let res = app
-        .client
-        .get(format!("{}/nowhere", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert!(res.headers().contains_key("x-request-id"));
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_found");
+    let res = app.raw(Method::GET, "/nowhere").send().await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert!(res.headers.contains_key("x-request-id"));
+    assert_eq!(res.body["error"]["code"], "not_found");
 
     // An unknown path or method answers in the envelope of the surface the path belongs to.
     for (method, path, status, code) in [
@@ -60,14 +50,9 @@ async fn health_ready_metrics(app: TestApp) {
         ("GET", "/api/v1/nothing", 404, "/errors/0/message"),
         ("PATCH", "/v1/tokens", 405, "/error/code"),
     ] {
-        let res = app
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), status, "{method} {path}");
-        let body: serde_json::Value = res.json().await.unwrap();
+        let res = app.raw(method.parse().unwrap(), path).send().await;
+        assert_eq!(res.status.as_u16(), status, "{method} {path}");
+        let body = res.body;
         assert!(
             body.pointer(code).is_some_and(|v| v.is_string()),
             "{method} {path}: {body}"
@@ -81,22 +66,15 @@ async fn docs_are_served(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    let res = app
-        .client
-        .get(format!("{}/docs/", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.text().await.unwrap().contains("swagger"));
+    let res = app.raw(Method::GET, "/docs/").send().await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.text.contains("swagger"));
 }
 
 /// Every documented route is served (the router is built from the documented routes, so no
 /// route can be served without being documented; this proves the other direction): a
 /// request to it never reaches the fallback that answers unknown paths and methods.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_documented_route_is_served() {
-    let app = TestApp::sqlite().await;
+async fn every_documented_route_is_served(app: TestApp) {
     let (_, token) = app.org_with("admin").await;
     let doc = latchkey::server::openapi();
     let mut checked = 0;
@@ -140,9 +118,7 @@ async fn every_documented_route_is_served() {
 
 /// Clients cannot add metric series: a made-up method is counted as `OTHER`, and durations
 /// are histograms with fixed buckets (no per-series summary that grows with every sample).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_cannot_grow_the_metrics() {
-    let app = TestApp::sqlite().await;
+async fn clients_cannot_grow_the_metrics(app: TestApp) {
     for method in ["FOO1", "FOO2", "BREW"] {
         let res = app
             .client
@@ -170,7 +146,13 @@ async fn clients_cannot_grow_the_metrics() {
     assert!(!text.contains("quantile="), "no summaries: {text}");
 }
 
-both_engines!(health_ready_metrics, docs_are_served);
+both_engines!(health_ready_metrics);
+one_engine!(
+    unknown_routes_answer_in_their_surface_envelope,
+    docs_are_served,
+    every_documented_route_is_served,
+    clients_cannot_grow_the_metrics,
+);
 
 /// Every route the router serves is in the OpenAPI document, and the document is stable.
 #[test]

@@ -23,19 +23,18 @@ fn assert_ping_error(status: StatusCode, body: &Value, want: StatusCode, code: &
 /// An environment and an LDAP gateway in a new organization: (token, env id, gateway id, org id).
 async fn gateway(app: &TestApp) -> (String, String, String, String) {
     let (org, token) = app.org_with("admin").await;
-    let (status, env) = app
+    let pingone = app.pingone(&token);
+    let (status, env) = pingone
         .post(
-            "/v1/environments",
-            &token,
+            "/environments",
             json!({"name": "Production", "region": "EU"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{env}");
     let env_id = env["id"].as_str().unwrap().to_owned();
-    let (status, gw) = app
+    let (status, gw) = pingone
         .post(
-            &format!("/v1/environments/{env_id}/gateways"),
-            &token,
+            &format!("/environments/{env_id}/gateways"),
             json!({"name": "LDAP West", "type": "LDAP", "enabled": true}),
         )
         .await;
@@ -45,33 +44,27 @@ async fn gateway(app: &TestApp) -> (String, String, String, String) {
 
 /// Seed 000's request as curl sends it: POST, JSON content type, no body.
 async fn seed_post(app: &TestApp, token: &str, env: &str, gw: &str) -> (StatusCode, Value) {
+    let path = format!("/environments/{env}/gateways/{gw}/credentials");
     let res = app
-        .client
-        .post(format!(
-            "{}/v1/environments/{env}/gateways/{gw}/credentials",
-            app.base
-        ))
-        .header("Content-Type", "application/json")
-        .header("Authorization", format!("Bearer {token}"))
+        .pingone(token)
+        .raw(Method::POST, &path)
+        .content_type("application/json")
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
-        res.headers()
-            .get("cache-control")
-            .map(|v| v.to_str().unwrap()),
-        if res.status() == StatusCode::CREATED {
+        res.header("cache-control"),
+        if res.status == StatusCode::CREATED {
             Some("no-store")
         } else {
             None
         }
     );
-    let status = res.status();
-    (status, res.json().await.unwrap())
+    (res.status, res.body)
 }
 
 async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
     let (token, env, gw, org) = gateway(&app).await;
+    let pingone = app.pingone(&token);
     let (status, created) = seed_post(&app, &token, &env, &gw).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let keys: Vec<&str> = created
@@ -135,11 +128,10 @@ async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
     assert_eq!(same, jwks);
 
     // Reads never show the JWT; the verify path knows it.
-    let (status, one) = app
-        .get(
-            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
-            &token,
-        )
+    let (status, one) = pingone
+        .get(&format!(
+            "/environments/{env}/gateways/{gw}/credentials/{id}"
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -152,11 +144,10 @@ async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
         json!({"valid": true, "principal": {"type": "gateway_credential", "organization_id": org,
             "environment_id": env, "gateway_id": gw, "credential_id": id}})
     );
-    let (_, one) = app
-        .get(
-            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
-            &token,
-        )
+    let (_, one) = pingone
+        .get(&format!(
+            "/environments/{env}/gateways/{gw}/credentials/{id}"
+        ))
         .await;
     assert!(
         one["lastUsedAt"].as_str().is_some(),
@@ -172,8 +163,10 @@ async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
     );
     let mut app = app;
     app.restart().await;
-    let credential_path = format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}");
-    let (_, after) = app.get(&credential_path, &token).await;
+    // The server listens on a new port: a client made before the restart would miss it.
+    let pingone = app.pingone(&token);
+    let credential_path = format!("/environments/{env}/gateways/{gw}/credentials/{id}");
+    let (_, after) = pingone.get(&credential_path).await;
     assert_eq!(
         after["lastUsedAt"], one["lastUsedAt"],
         "persisted across a restart"
@@ -192,6 +185,7 @@ async fn seed_000_credential_is_a_verifiable_jwt(app: TestApp) {
 
 async fn five_per_gateway_sequential_and_concurrent(app: TestApp) {
     let (token, env, gw, _) = gateway(&app).await;
+    let pingone = app.pingone(&token);
     for _ in 0..5 {
         let (status, _) = seed_post(&app, &token, &env, &gw).await;
         assert_eq!(status, StatusCode::CREATED);
@@ -202,11 +196,8 @@ async fn five_per_gateway_sequential_and_concurrent(app: TestApp) {
     assert_eq!(e["details"][0]["target"], "credentials");
     assert!(e["details"][0]["message"].as_str().unwrap().contains('5'));
 
-    let (_, list) = app
-        .get(
-            &format!("/v1/environments/{env}/gateways/{gw}/credentials"),
-            &token,
-        )
+    let (_, list) = pingone
+        .get(&format!("/environments/{env}/gateways/{gw}/credentials"))
         .await;
     assert_eq!(list["count"], 5);
     assert_eq!(list["size"], 5);
@@ -221,10 +212,9 @@ async fn five_per_gateway_sequential_and_concurrent(app: TestApp) {
     }
 
     // Ten at once against a fresh gateway: exactly five win.
-    let (status, gw2) = app
+    let (status, gw2) = pingone
         .post(
-            &format!("/v1/environments/{env}/gateways"),
-            &token,
+            &format!("/environments/{env}/gateways"),
             json!({"name": "RADIUS", "type": "RADIUS", "enabled": true}),
         )
         .await;
@@ -232,22 +222,12 @@ async fn five_per_gateway_sequential_and_concurrent(app: TestApp) {
     let gw2 = gw2["id"].as_str().unwrap().to_owned();
     let mut tasks = Vec::new();
     for _ in 0..10 {
-        let (client, url, token) = (
-            app.client.clone(),
-            format!(
-                "{}/v1/environments/{env}/gateways/{gw2}/credentials",
-                app.base
-            ),
-            token.clone(),
+        let (pingone, path) = (
+            pingone.clone(),
+            format!("/environments/{env}/gateways/{gw2}/credentials"),
         );
         tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
+            pingone.send(Method::POST, &path, None).await.0
         }));
     }
     let mut created = 0;
@@ -259,17 +239,15 @@ async fn five_per_gateway_sequential_and_concurrent(app: TestApp) {
         }
     }
     assert_eq!(created, 5);
-    let (_, list) = app
-        .get(
-            &format!("/v1/environments/{env}/gateways/{gw2}/credentials"),
-            &token,
-        )
+    let (_, list) = pingone
+        .get(&format!("/environments/{env}/gateways/{gw2}/credentials"))
         .await;
     assert_eq!(list["count"], 5);
 }
 
 async fn revocation_tampering_and_other_organizations(app: TestApp) {
     let (token, env, gw, _) = gateway(&app).await;
+    let pingone = app.pingone(&token);
     let (_, created) = seed_post(&app, &token, &env, &gw).await;
     let jwt = created["credential"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap();
@@ -309,44 +287,41 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     );
     assert_eq!(app.verify(&other_token, their_jwt).await["valid"], true);
     for path in [
-        format!("/v1/environments/{other_env}"),
-        format!("/v1/environments/{other_env}/gateways"),
-        format!("/v1/environments/{other_env}/gateways/{other_gw}"),
-        format!("/v1/environments/{other_env}/gateways/{other_gw}/credentials"),
+        format!("/environments/{other_env}"),
+        format!("/environments/{other_env}/gateways"),
+        format!("/environments/{other_env}/gateways/{other_gw}"),
+        format!("/environments/{other_env}/gateways/{other_gw}/credentials"),
         format!(
-            "/v1/environments/{other_env}/gateways/{other_gw}/credentials/{}",
+            "/environments/{other_env}/gateways/{other_gw}/credentials/{}",
             theirs["id"].as_str().unwrap()
         ),
     ] {
-        let (status, e) = app.get(&path, &token).await;
+        let (status, e) = pingone.get(&path).await;
         assert_ping_error(status, &e, StatusCode::NOT_FOUND, "NOT_FOUND");
         if !path.ends_with("/gateways") && !path.ends_with("/credentials") {
-            let (status, _) = app.delete(&path, &token).await;
+            let (status, _) = pingone.delete(&path).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         }
     }
-    let (status, _) = app
-        .request(
-            reqwest::Method::POST,
-            &format!("/v1/environments/{other_env}/gateways/{other_gw}/credentials"),
-            Some(&token),
+    let (status, _) = pingone
+        .send(
+            Method::POST,
+            &format!("/environments/{other_env}/gateways/{other_gw}/credentials"),
             None,
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let gateway_body = json!({"name": "Mine now", "type": "LDAP", "enabled": true});
-    let (status, e) = app
+    let (status, e) = pingone
         .post(
-            &format!("/v1/environments/{other_env}/gateways"),
-            &token,
+            &format!("/environments/{other_env}/gateways"),
             gateway_body.clone(),
         )
         .await;
     assert_ping_error(status, &e, StatusCode::NOT_FOUND, "NOT_FOUND");
-    let (status, e) = app
+    let (status, e) = pingone
         .put(
-            &format!("/v1/environments/{other_env}/gateways/{other_gw}"),
-            &token,
+            &format!("/environments/{other_env}/gateways/{other_gw}"),
             gateway_body,
         )
         .await;
@@ -357,22 +332,20 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
     assert_eq!(body, json!({"error": "invalid_grant"}));
 
     // Delete: the very next verification says revoked.
-    let (status, _) = app
-        .delete(
-            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
-            &token,
-        )
+    let (status, _) = pingone
+        .delete(&format!(
+            "/environments/{env}/gateways/{gw}/credentials/{id}"
+        ))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.verify(&token, &jwt).await,
         json!({"valid": false, "code": "revoked"})
     );
-    let (status, _) = app
-        .get(
-            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
-            &token,
-        )
+    let (status, _) = pingone
+        .get(&format!(
+            "/environments/{env}/gateways/{gw}/credentials/{id}"
+        ))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -385,8 +358,8 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
             true
         );
     }
-    let (status, _) = app
-        .delete(&format!("/v1/environments/{env}/gateways/{gw}"), &token)
+    let (status, _) = pingone
+        .delete(&format!("/environments/{env}/gateways/{gw}"))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     for c in [&a, &b] {
@@ -400,8 +373,7 @@ async fn revocation_tampering_and_other_organizations(app: TestApp) {
 /// The token exchange at `/{env}/as/token`, form-encoded as the issue specifies.
 async fn exchange(app: &TestApp, subject: &str, env: &str) -> (StatusCode, Value) {
     let res = app
-        .client
-        .post(format!("{}/{env}/as/token", app.base))
+        .raw(Method::POST, &format!("/{env}/as/token"))
         .form(&[
             (
                 "grant_type",
@@ -411,14 +383,14 @@ async fn exchange(app: &TestApp, subject: &str, env: &str) -> (StatusCode, Value
             ("subject_token_type", "pingone_gateway_credential"),
         ])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    (res.status(), res.json::<Value>().await.unwrap())
+        .await;
+    assert_eq!(res.headers["cache-control"], "no-store");
+    (res.status, res.body)
 }
 
 async fn token_exchange(app: TestApp) {
     let (token, env, gw, org) = gateway(&app).await;
+    let pingone = app.pingone(&token);
     let (_, created) = seed_post(&app, &token, &env, &gw).await;
     let jwt = created["credential"].as_str().unwrap();
     let (status, body) = exchange(&app, jwt, &env).await;
@@ -467,21 +439,16 @@ async fn token_exchange(app: TestApp) {
         (status, body),
         (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}))
     );
+    let token_url = format!("/{env}/as/token");
     let res = app
-        .client
-        .post(format!("{}/{env}/as/token", app.base))
+        .raw(Method::POST, &token_url)
         .form(&[("grant_type", "password")])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({"error": "unsupported_grant_type"})
-    );
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.body, json!({"error": "unsupported_grant_type"}));
     let res = app
-        .client
-        .post(format!("{}/{env}/as/token", app.base))
+        .raw(Method::POST, &token_url)
         .form(&[
             (
                 "grant_type",
@@ -490,22 +457,16 @@ async fn token_exchange(app: TestApp) {
             ("subject_token", jwt),
         ])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({"error": "invalid_request"})
-    );
+        .await;
+    assert_eq!(res.body, json!({"error": "invalid_request"}));
 
     // A revoked subject cannot be exchanged; an expired access token is refused.
-    app.delete(
-        &format!(
-            "/v1/environments/{env}/gateways/{gw}/credentials/{}",
+    pingone
+        .delete(&format!(
+            "/environments/{env}/gateways/{gw}/credentials/{}",
             created["id"].as_str().unwrap()
-        ),
-        &token,
-    )
-    .await;
+        ))
+        .await;
     let (status, body) = exchange(&app, jwt, &env).await;
     assert_eq!(
         (status, body),
@@ -533,10 +494,10 @@ async fn expired_access_token(app: &TestApp, org: &str) -> String {
 
 async fn environments_and_gateways(app: TestApp) {
     let (org, token) = app.org_with("admin").await;
-    let (status, env) = app
+    let pingone = app.pingone(&token);
+    let (status, env) = pingone
         .post(
-            "/v1/environments",
-            &token,
+            "/environments",
             json!({"name": "Staging", "description": "pre-prod"}),
         )
         .await;
@@ -553,77 +514,55 @@ async fn environments_and_gateways(app: TestApp) {
     }
     assert_eq!(env["region"], "NA");
     let env_id = env["id"].as_str().unwrap();
-    let (_, list) = app.get("/v1/environments", &token).await;
+    let (_, list) = pingone.get("/environments").await;
     assert_eq!(list["count"], 1);
     assert_eq!(list["_embedded"]["environments"][0]["id"], env_id);
     // The same routes answer without /v1, as PingOne's {{apiPath}} ends in /v1.
     let (status, same) = app.get(&format!("/environments/{env_id}"), &token).await;
     assert_eq!((status, &same), (StatusCode::OK, &env));
 
-    let gws = format!("/v1/environments/{env_id}/gateways");
-    let (status, e) = app
-        .post(
-            &gws,
-            &token,
-            json!({"name": "x", "type": "SMTP", "enabled": true}),
-        )
+    let gws = format!("/environments/{env_id}/gateways");
+    let (status, e) = pingone
+        .post(&gws, json!({"name": "x", "type": "SMTP", "enabled": true}))
         .await;
     assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
     assert_eq!(e["details"][0]["target"], "type");
-    let (status, e) = app
-        .post(&gws, &token, json!({"type": "LDAP", "enabled": true}))
+    let (status, e) = pingone
+        .post(&gws, json!({"type": "LDAP", "enabled": true}))
         .await;
     assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
     assert_eq!(e["details"][0]["code"], "REQUIRED_VALUE");
-    let (status, e) = app
-        .post(
-            &gws,
-            &token,
-            json!({"name": "x", "type": "LDAP", "enabled": "yes"}),
-        )
+    let (status, e) = pingone
+        .post(&gws, json!({"name": "x", "type": "LDAP", "enabled": "yes"}))
         .await;
     assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
-    let res = app
-        .client
-        .post(format!("{}{gws}", app.base))
-        .bearer_auth(&token)
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
+    let res = pingone.raw(Method::POST, &gws).body("{oops").send().await;
     assert_ping_error(
-        status,
-        &res.json().await.unwrap(),
+        res.status,
+        &res.body,
         StatusCode::BAD_REQUEST,
         "INVALID_REQUEST",
     );
 
-    let (status, gw) = app
+    let (status, gw) = pingone
         .post(
             &gws,
-            &token,
             json!({"name": "PF", "type": "PING_FEDERATE", "enabled": false, "description": "d"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(gw["environment"]["id"], env_id);
     assert_eq!(gw["enabled"], false);
-    let (status, e) = app
-        .post(
-            &gws,
-            &token,
-            json!({"name": "PF", "type": "LDAP", "enabled": true}),
-        )
+    let (status, e) = pingone
+        .post(&gws, json!({"name": "PF", "type": "LDAP", "enabled": true}))
         .await;
     assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
     assert_eq!(e["details"][0]["code"], "UNIQUENESS_VIOLATION");
 
     let gw_path = format!("{gws}/{}", gw["id"].as_str().unwrap());
-    let (status, updated) = app
+    let (status, updated) = pingone
         .put(
             &gw_path,
-            &token,
             json!({"name": "PF-2", "type": "PING_FEDERATE", "enabled": true}),
         )
         .await;
@@ -636,20 +575,19 @@ async fn environments_and_gateways(app: TestApp) {
         ),
         (Some("PF-2"), Some(true), Some(""))
     );
-    let (status, e) = app
+    let (status, e) = pingone
         .put(
             &gw_path,
-            &token,
             json!({"name": "PF-2", "type": "LDAP", "enabled": true}),
         )
         .await;
     assert_ping_error(status, &e, StatusCode::BAD_REQUEST, "INVALID_DATA");
-    let (_, list) = app.get(&gws, &token).await;
+    let (_, list) = pingone.get(&gws).await;
     assert_eq!(list["_embedded"]["gateways"][0]["name"], "PF-2");
 
     // Viewers read but cannot change; unknown tokens are ACCESS_FAILED.
     let viewer = app.token(&org, "viewer", None).await;
-    let (status, _) = app.get(&gw_path, &viewer).await;
+    let (status, _) = app.pingone(&viewer).get(&gw_path).await;
     assert_eq!(status, StatusCode::OK);
     let (status, e) = app
         .request(
@@ -666,15 +604,12 @@ async fn environments_and_gateways(app: TestApp) {
     assert_ping_error(status, &e, StatusCode::UNAUTHORIZED, "ACCESS_FAILED");
 
     // The client's transaction id reaches the audit event.
-    let res = app
-        .client
-        .post(format!("{}{gw_path}/credentials", app.base))
-        .bearer_auth(&token)
+    let res = pingone
+        .raw(Method::POST, &format!("{gw_path}/credentials"))
         .header("X-Ping-External-Transaction-ID", "txn-42")
         .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
     let (_, events) = app
         .get("/v1/audit_events?action=gateway_credential.create", &token)
         .await;
@@ -685,11 +620,9 @@ async fn environments_and_gateways(app: TestApp) {
         Verification::Intact { .. }
     ));
 
-    let (status, _) = app
-        .delete(&format!("/v1/environments/{env_id}"), &token)
-        .await;
+    let (status, _) = pingone.delete(&format!("/environments/{env_id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = app.get(&gw_path, &token).await;
+    let (status, _) = pingone.get(&gw_path).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -697,6 +630,7 @@ async fn environments_and_gateways(app: TestApp) {
 /// a second, though the others had the credential cached.
 async fn revocation_reaches_every_node_within_a_second(app: TestApp) {
     let (token, env, gw, _) = gateway(&app).await;
+    let pingone = app.pingone(&token);
     let (_, created) = seed_post(&app, &token, &env, &gw).await;
     let jwt = created["credential"].as_str().unwrap().to_owned();
     let (b, _stop_b) = app.another_node().await;
@@ -709,11 +643,10 @@ async fn revocation_reaches_every_node_within_a_second(app: TestApp) {
         );
     }
     let id = created["id"].as_str().unwrap();
-    let (status, _) = app
-        .delete(
-            &format!("/v1/environments/{env}/gateways/{gw}/credentials/{id}"),
-            &token,
-        )
+    let (status, _) = pingone
+        .delete(&format!(
+            "/environments/{env}/gateways/{gw}/credentials/{id}"
+        ))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(

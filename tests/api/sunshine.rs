@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     both_engines,
-    helpers::{TestApp, assert_absent, logs},
+    helpers::{Api, Auth, TestApp, assert_absent, logs},
 };
 
 /// A key as created: (id, secret).
@@ -18,6 +18,11 @@ struct Key {
 }
 
 impl Key {
+    /// The Sunshine surface with this key as HTTP Basic.
+    fn api(&self, app: &TestApp) -> Api {
+        app.sunshine_basic(&self.id, &self.secret)
+    }
+
     fn basic(&self) -> String {
         let raw = format!("{}:{}", self.id, self.secret);
         format!(
@@ -41,31 +46,6 @@ impl Key {
         )
         .unwrap()
     }
-}
-
-/// A request with a raw `Authorization` header value.
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    authorization: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .header("Authorization", authorization);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn get(app: &TestApp, path: &str, authorization: &str) -> (StatusCode, Value) {
-    call(app, Method::GET, path, authorization, None).await
 }
 
 fn assert_sun_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
@@ -94,27 +74,20 @@ fn key_of(created: &Value) -> Key {
 async fn setup(app: &TestApp) -> (String, Key, String, String) {
     let (_, token) = app.org_with("admin").await;
     let account = account_key(app, &token).await;
-    let (status, created) = call(
-        app,
-        Method::POST,
-        "/v2/apps",
-        &account.basic(),
-        Some(json!({"displayName": "Blue Brand", "metadata": {"tier": "gold"}})),
-    )
-    .await;
+    let sunshine = account.api(app);
+    let (status, created) = sunshine
+        .post(
+            "/apps",
+            json!({"displayName": "Blue Brand", "metadata": {"tier": "gold"}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let app_id = created["app"]["id"].as_str().unwrap().to_owned();
-    let (status, integration) = call(
-        app,
-        Method::POST,
-        &format!("/v2/apps/{app_id}/integrations"),
-        &account.basic(),
-        Some(json!({
+    let (status, integration) = sunshine.post(&format!("/apps/{app_id}/integrations"), json!({
             "type": "custom",
             "displayName": "Back office",
             "webhooks": [{"target": "https://example.com/hook", "triggers": ["conversation:message"]}]
-        })),
-    )
+        }))
     .await;
     assert_eq!(status, StatusCode::CREATED, "{integration}");
     let integration_id = integration["integration"]["id"]
@@ -135,22 +108,18 @@ fn is_key_id(id: &str, prefix: &str) -> bool {
 
 async fn seed_001_integration_key(app: TestApp) {
     let (token, account, app_id, integration_id) = setup(&app).await;
+    let sunshine = account.api(&app);
     // Seed 001's curl: -u 'username:password', JSON body {"displayName": "My custom key"}.
-    let res = app
-        .client
-        .post(format!(
-            "{}/v2/apps/{app_id}/integrations/{integration_id}/keys",
-            app.base
-        ))
-        .basic_auth(&account.id, Some(&account.secret))
-        .header("Content-Type", "application/json")
+    let keys_path = format!("/apps/{app_id}/integrations/{integration_id}/keys");
+    let res = sunshine
+        .raw(Method::POST, &keys_path)
+        .content_type("application/json")
         .body(r#"{ "displayName": "My custom key" }"#)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    let created: Value = res.json().await.unwrap();
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    assert_eq!(res.headers["cache-control"], "no-store");
+    let created: Value = res.body;
     let key = &created["key"];
     assert_eq!(
         key.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -167,15 +136,14 @@ async fn seed_001_integration_key(app: TestApp) {
     let int_key = key_of(&created);
 
     // Later reads never show the secret.
-    let keys_path = format!("/v2/apps/{app_id}/integrations/{integration_id}/keys");
-    let (status, list) = get(&app, &keys_path, &account.basic()).await;
+    let (status, list) = sunshine.get(&keys_path).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(
         list["keys"],
         json!([{"id": int_key.id, "displayName": "My custom key"}])
     );
     let one = format!("{keys_path}/{}", int_key.id);
-    let (status, got) = get(&app, &one, &account.basic()).await;
+    let (status, got) = sunshine.get(&one).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         got,
@@ -222,37 +190,29 @@ async fn seed_001_integration_key(app: TestApp) {
     );
 
     // Delete answers 200 {} and the key is refused from the next call on.
-    let (status, body) = call(&app, Method::DELETE, &one, &account.basic(), None).await;
+    let (status, body) = sunshine.delete(&one).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
     let verdict = app.verify(&token, &int_key.basic()).await;
     assert_eq!(verdict, json!({"valid": false, "code": "unknown_key"}));
-    let (status, body) = get(&app, &one, &account.basic()).await;
+    let (status, body) = sunshine.get(&one).await;
     assert_sun_error(status, &body, StatusCode::NOT_FOUND, "key_not_found");
-    let (status, body) = call(&app, Method::DELETE, &one, &account.basic(), None).await;
+    let (status, body) = sunshine.delete(&one).await;
     assert_sun_error(status, &body, StatusCode::NOT_FOUND, "key_not_found");
 }
 
 async fn jwt_refusals(app: TestApp) {
     let (token, account, app_id, _) = setup(&app).await;
-    let (_, created) = call(
-        &app,
-        Method::POST,
-        &format!("/v2/apps/{app_id}/keys"),
-        &account.basic(),
-        Some(json!({"displayName": "app key"})),
-    )
-    .await;
+    let (_, created) = account
+        .api(&app)
+        .post(
+            &format!("/apps/{app_id}/keys"),
+            json!({"displayName": "app key"}),
+        )
+        .await;
     let key = key_of(&created);
     assert!(is_key_id(&key.id, "app_"));
-    let path = format!("/v2/apps/{app_id}");
-    let (status, got) = call(
-        &app,
-        Method::GET,
-        &path,
-        &format!("Bearer {}", key.jwt("app")),
-        None,
-    )
-    .await;
+    let path = format!("/apps/{app_id}");
+    let (status, got) = app.sunshine(&key.jwt("app")).get(&path).await;
     assert_eq!(status, StatusCode::OK, "{got}");
     assert_eq!(got["app"]["displayName"], "Blue Brand");
 
@@ -298,7 +258,7 @@ async fn jwt_refusals(app: TestApp) {
     for (jwt, code) in cases {
         let verdict = app.verify(&token, &format!("Bearer {jwt}")).await;
         assert_eq!(verdict, json!({"valid": false, "code": code}), "{jwt}");
-        let (status, body) = call(&app, Method::GET, &path, &format!("Bearer {jwt}"), None).await;
+        let (status, body) = app.sunshine(&jwt).get(&path).await;
         assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
     }
     // A small clock skew is tolerated; an exp in the future is fine.
@@ -313,7 +273,7 @@ async fn jwt_refusals(app: TestApp) {
         "Basic !!!".into(),
         String::new(),
     ] {
-        let (status, body) = get(&app, &path, &bad).await;
+        let (status, body) = app.api("/v2", Auth::Header(bad)).get(&path).await;
         assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
     }
     let verdict = app.verify(&token, &forged.basic()).await;
@@ -330,45 +290,31 @@ async fn jwt_refusals(app: TestApp) {
 
 async fn scopes(app: TestApp) {
     let (token, account, app_id, integration_id) = setup(&app).await;
-    let auth = account.basic();
-    let (_, created) = call(
-        &app,
-        Method::POST,
-        &format!("/v2/apps/{app_id}/keys"),
-        &auth,
-        Some(json!({"displayName": "a"})),
-    )
-    .await;
-    let app_key = key_of(&created).basic();
-    let (_, created) = call(
-        &app,
-        Method::POST,
-        &format!("/v2/apps/{app_id}/integrations/{integration_id}/keys"),
-        &auth,
-        Some(json!({"displayName": "i"})),
-    )
-    .await;
-    let int_key = key_of(&created).basic();
-    let (_, other) = call(
-        &app,
-        Method::POST,
-        "/v2/apps",
-        &auth,
-        Some(json!({"displayName": "Other"})),
-    )
-    .await;
+    let auth = account.api(&app);
+    let (_, created) = auth
+        .post(&format!("/apps/{app_id}/keys"), json!({"displayName": "a"}))
+        .await;
+    let app_key = key_of(&created).api(&app);
+    let (_, created) = auth
+        .post(
+            &format!("/apps/{app_id}/integrations/{integration_id}/keys"),
+            json!({"displayName": "i"}),
+        )
+        .await;
+    let int_key = key_of(&created).api(&app);
+    let (_, other) = auth.post("/apps", json!({"displayName": "Other"})).await;
     let other_id = other["app"]["id"].as_str().unwrap().to_owned();
 
     let hook = json!({"type": "custom", "webhooks": [{"target": "https://example.com/h", "triggers": ["*"]}]});
     let name = json!({"displayName": "x"});
-    let app_path = format!("/v2/apps/{app_id}");
+    let app_path = format!("/apps/{app_id}");
     let int_path = format!("{app_path}/integrations/{integration_id}");
     // (method, path, body, [account, app key, integration key] expected statuses)
     let cases: Vec<(Method, String, Option<Value>, [u16; 3])> = vec![
-        (Method::GET, "/v2/apps".into(), None, [200, 403, 403]),
+        (Method::GET, "/apps".into(), None, [200, 403, 403]),
         (
             Method::POST,
-            "/v2/apps".into(),
+            "/apps".into(),
             Some(name.clone()),
             [201, 403, 403],
         ),
@@ -381,7 +327,7 @@ async fn scopes(app: TestApp) {
         ),
         (
             Method::GET,
-            format!("/v2/apps/{other_id}"),
+            format!("/apps/{other_id}"),
             None,
             [200, 403, 403],
         ),
@@ -424,7 +370,7 @@ async fn scopes(app: TestApp) {
         ),
         (
             Method::DELETE,
-            format!("/v2/apps/{other_id}"),
+            format!("/apps/{other_id}"),
             None,
             [200, 403, 403],
         ),
@@ -432,7 +378,7 @@ async fn scopes(app: TestApp) {
     for (method, path, body, want) in cases {
         // Run the callers from the least privileged, so a delete by the account key runs last.
         for (auth, want) in [(&int_key, want[2]), (&app_key, want[1]), (&auth, want[0])] {
-            let (status, got) = call(&app, method.clone(), &path, auth, body.clone()).await;
+            let (status, got) = auth.send(method.clone(), &path, body.clone()).await;
             assert_eq!(status.as_u16(), want, "{method} {path}: {got}");
             if want == 403 {
                 assert_sun_error(status, &got, StatusCode::FORBIDDEN, "forbidden");
@@ -440,20 +386,20 @@ async fn scopes(app: TestApp) {
         }
     }
     // Management tokens: admins and editors manage, viewers read, team-bound tokens are refused.
-    let org = app.verify(&token, &auth).await["principal"]["organization_id"]
+    let org = app.verify(&token, &account.basic()).await["principal"]["organization_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let viewer = app.token(&org, "viewer", None).await;
-    let (status, _) = app.get(&app_path, &viewer).await;
+    let (status, _) = app.sunshine(&viewer).get(&app_path).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app.post("/v2/apps", &viewer, name.clone()).await;
+    let (status, body) = app.sunshine(&viewer).post("/apps", name.clone()).await;
     assert_sun_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
-    let (status, _) = app.post("/v2/apps", &token, name.clone()).await;
+    let (status, _) = app.sunshine(&token).post("/apps", name.clone()).await;
     assert_eq!(status, StatusCode::CREATED);
     let team = app.team(&token, "Security").await;
     let bound = app.token(&org, "admin", Some(team)).await;
-    let (status, body) = app.get(&app_path, &bound).await;
+    let (status, body) = app.sunshine(&bound).get(&app_path).await;
     assert_sun_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
     // Account keys are managed by organization admins only.
     let (status, _) = app.get("/v1/account_keys", &viewer).await;
@@ -465,52 +411,33 @@ async fn scopes(app: TestApp) {
         json!([{"id": account.id, "displayName": "ops"}])
     );
     // No credential at all.
-    let res = app
-        .client
-        .get(format!("{}{app_path}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = app.api("/v2", Auth::None).get(&app_path).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 async fn key_limits_sequential_and_concurrent(app: TestApp) {
     let (_, account, app_id, integration_id) = setup(&app).await;
-    let auth = account.basic();
-    let app_keys = format!("/v2/apps/{app_id}/keys");
+    let auth = account.api(&app);
+    let app_keys = format!("/apps/{app_id}/keys");
     for i in 0..10 {
-        let (status, body) = call(
-            &app,
-            Method::POST,
-            &app_keys,
-            &auth,
-            Some(json!({"displayName": format!("k{i}")})),
-        )
-        .await;
+        let (status, body) = auth
+            .post(&app_keys, json!({"displayName": format!("k{i}")}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        &app_keys,
-        &auth,
-        Some(json!({"displayName": "k10"})),
-    )
-    .await;
+    let (status, body) = auth.post(&app_keys, json!({"displayName": "k10"})).await;
     assert_sun_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
-    let (_, list) = get(&app, &app_keys, &auth).await;
+    let (_, list) = auth.get(&app_keys).await;
     assert_eq!(list["keys"].as_array().unwrap().len(), 10);
 
     // Fifteen at once on the integration: exactly ten land.
-    let int_keys = format!("/v2/apps/{app_id}/integrations/{integration_id}/keys");
+    let int_keys = format!("/apps/{app_id}/integrations/{integration_id}/keys");
     let tasks: Vec<_> = (0..15)
         .map(|i| {
-            let req = app
-                .client
-                .post(format!("{}{int_keys}", app.base))
-                .header("Authorization", &auth)
+            let req = auth
+                .raw(Method::POST, &int_keys)
                 .json(&json!({"displayName": format!("c{i}")}));
-            tokio::spawn(async move { req.send().await.unwrap().status() })
+            tokio::spawn(async move { req.send().await.status })
         })
         .collect();
     let mut statuses = Vec::new();
@@ -530,27 +457,23 @@ async fn key_limits_sequential_and_concurrent(app: TestApp) {
             .iter()
             .all(|s| *s == StatusCode::CREATED || *s == StatusCode::BAD_REQUEST)
     );
-    let (_, list) = get(&app, &int_keys, &auth).await;
+    let (_, list) = auth.get(&int_keys).await;
     assert_eq!(list["keys"].as_array().unwrap().len(), 10);
 
     // Keys only on custom integrations.
-    let (_, web) = call(
-        &app,
-        Method::POST,
-        &format!("/v2/apps/{app_id}/integrations"),
-        &auth,
-        Some(json!({"type": "web", "displayName": "Site", "brandColor": "65758e"})),
-    )
-    .await;
+    let (_, web) = auth
+        .post(
+            &format!("/apps/{app_id}/integrations"),
+            json!({"type": "web", "displayName": "Site", "brandColor": "65758e"}),
+        )
+        .await;
     let web_id = web["integration"]["id"].as_str().unwrap();
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        &format!("/v2/apps/{app_id}/integrations/{web_id}/keys"),
-        &auth,
-        Some(json!({"displayName": "x"})),
-    )
-    .await;
+    let (status, body) = auth
+        .post(
+            &format!("/apps/{app_id}/integrations/{web_id}/keys"),
+            json!({"displayName": "x"}),
+        )
+        .await;
     assert_sun_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(
         body["errors"][0]["title"],
@@ -560,21 +483,16 @@ async fn key_limits_sequential_and_concurrent(app: TestApp) {
 
 async fn apps_integrations_and_pagination(app: TestApp) {
     let (_, account, first_app, integration_id) = setup(&app).await;
-    let auth = account.basic();
+    let auth = account.api(&app);
     let mut ids = vec![first_app.clone()];
     for i in 0..4 {
-        let (_, created) = call(
-            &app,
-            Method::POST,
-            "/v2/apps",
-            &auth,
-            Some(json!({"displayName": format!("App {i}")})),
-        )
-        .await;
+        let (_, created) = auth
+            .post("/apps", json!({"displayName": format!("App {i}")}))
+            .await;
         ids.push(created["app"]["id"].as_str().unwrap().to_owned());
     }
     ids.sort();
-    let (status, page) = get(&app, "/v2/apps?page[size]=2", &auth).await;
+    let (status, page) = auth.get("/apps?page[size]=2").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let got = |page: &Value| -> Vec<String> {
         page["apps"]
@@ -593,37 +511,28 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         "{next}"
     );
     assert!(page["links"].get("prev").is_none());
-    let (_, page2) = get(
-        &app,
-        &format!("/v2/apps?page[after]={}&page[size]=2", ids[1]),
-        &auth,
-    )
-    .await;
+    let (_, page2) = auth
+        .get(&format!("/apps?page[after]={}&page[size]=2", ids[1]))
+        .await;
     assert_eq!(got(&page2), ids[2..4]);
     assert_eq!(page2["meta"]["hasMore"], true);
-    let (_, last) = get(
-        &app,
-        &format!("/v2/apps?page[after]={}&page[size]=2", ids[3]),
-        &auth,
-    )
-    .await;
+    let (_, last) = auth
+        .get(&format!("/apps?page[after]={}&page[size]=2", ids[3]))
+        .await;
     assert_eq!(got(&last), ids[4..]);
     assert_eq!(last["meta"]["hasMore"], false);
     assert!(last["links"].get("next").is_none());
     // Backwards, and the SDK's JSON form of the same query.
-    let (_, back) = get(
-        &app,
-        &format!("/v2/apps?page[before]={}&page[size]=2", ids[4]),
-        &auth,
-    )
-    .await;
+    let (_, back) = auth
+        .get(&format!("/apps?page[before]={}&page[size]=2", ids[4]))
+        .await;
     assert_eq!(got(&back), ids[2..4]);
     assert_eq!(back["meta"]["hasMore"], true);
     let sdk = format!(
-        "/v2/apps?page=%7B%22size%22%3A%202%2C%20%22after%22%3A%20%22{}%22%7D",
+        "/apps?page=%7B%22size%22%3A%202%2C%20%22after%22%3A%20%22{}%22%7D",
         ids[1]
     );
-    let (_, same) = get(&app, &sdk, &auth).await;
+    let (_, same) = auth.get(&sdk).await;
     assert_eq!(got(&same), ids[2..4]);
     for bad in [
         "page[size]=0",
@@ -632,23 +541,21 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         "page=notjson",
         &format!("page[after]={}&page[before]={}", ids[0], ids[1]),
     ] {
-        let (status, body) = get(&app, &format!("/v2/apps?{bad}"), &auth).await;
+        let (status, body) = auth.get(&format!("/apps?{bad}")).await;
         assert_sun_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
     }
 
     // App reads and updates: settings merge, metadata replaces or clears.
-    let path = format!("/v2/apps/{first_app}");
-    let (_, got_app) = get(&app, &path, &auth).await;
+    let path = format!("/apps/{first_app}");
+    let (_, got_app) = auth.get(&path).await;
     assert_eq!(got_app["app"]["metadata"], json!({"tier": "gold"}));
     assert_eq!(got_app["app"]["settings"]["maskCreditCardNumbers"], true);
-    let (status, patched) = call(
-        &app,
-        Method::PATCH,
-        &path,
-        &auth,
-        Some(json!({"settings": {"useAnimalNames": true}, "metadata": null})),
-    )
-    .await;
+    let (status, patched) = auth
+        .patch(
+            &path,
+            json!({"settings": {"useAnimalNames": true}, "metadata": null}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["app"]["displayName"], "Blue Brand");
     assert_eq!(patched["app"]["settings"]["useAnimalNames"], true);
@@ -662,7 +569,7 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         (json!({"metadata": [1]}), "metadata"),
         (json!({"metadata": {"nested": {"a": 1}}}), "metadata"),
     ] {
-        let (status, err) = call(&app, Method::PATCH, &path, &auth, Some(body)).await;
+        let (status, err) = auth.patch(&path, body).await;
         assert_sun_error(status, &err, StatusCode::BAD_REQUEST, "bad_request");
         assert!(
             err["errors"][0]["title"].as_str().unwrap().contains(field),
@@ -672,7 +579,7 @@ async fn apps_integrations_and_pagination(app: TestApp) {
 
     // Integrations: the custom one shows its webhook; a channel's secrets are never shown.
     let ints = format!("{path}/integrations");
-    let (status, custom) = get(&app, &format!("{ints}/{integration_id}"), &auth).await;
+    let (status, custom) = auth.get(&format!("{ints}/{integration_id}")).await;
     assert_eq!(status, StatusCode::OK);
     let integration = &custom["integration"];
     assert_eq!(integration["type"], "custom");
@@ -683,14 +590,12 @@ async fn apps_integrations_and_pagination(app: TestApp) {
     assert_eq!(hooks[0]["target"], "https://example.com/hook");
     assert_eq!(hooks[0]["triggers"], json!(["conversation:message"]));
     assert_eq!(hooks[0]["id"].as_str().unwrap().len(), 24);
-    let (status, tg) = call(
-        &app,
-        Method::POST,
-        &ints,
-        &auth,
-        Some(json!({"type": "telegram", "token": "123:telegram-bot-token"})),
-    )
-    .await;
+    let (status, tg) = auth
+        .post(
+            &ints,
+            json!({"type": "telegram", "token": "123:telegram-bot-token"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{tg}");
     assert!(tg["integration"].get("token").is_none(), "{tg}");
     assert_absent(
@@ -698,9 +603,11 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         "123:telegram-bot-token",
         "the database",
     );
-    let (_, all) = get(&app, &ints, &auth).await;
+    let (_, all) = auth.get(&ints).await;
     assert_eq!(all["integrations"].as_array().unwrap().len(), 2);
-    let (_, only) = get(&app, &format!("{ints}?filter[types]=telegram,web"), &auth).await;
+    let (_, only) = auth
+        .get(&format!("{ints}?filter[types]=telegram,web"))
+        .await;
     assert_eq!(only["integrations"].as_array().unwrap().len(), 1);
     assert_eq!(only["integrations"][0]["type"], "telegram");
     for (body, field) in [
@@ -717,7 +624,7 @@ async fn apps_integrations_and_pagination(app: TestApp) {
             "triggers",
         ),
     ] {
-        let (status, err) = call(&app, Method::POST, &ints, &auth, Some(body.clone())).await;
+        let (status, err) = auth.post(&ints, body.clone()).await;
         assert_sun_error(status, &err, StatusCode::BAD_REQUEST, "bad_request");
         assert!(
             err["errors"][0]["title"].as_str().unwrap().contains(field),
@@ -725,22 +632,16 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         );
     }
     // Malformed and oversized bodies answer in the Sunshine envelope.
-    let res = app
-        .client
-        .post(format!("{}/v2/apps", app.base))
-        .header("Authorization", &auth)
-        .header("content-type", "application/json")
+    let res = auth
+        .raw(Method::POST, "/apps")
+        .content_type("application/json")
         .body("{")
         .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["errors"][0]["code"],
-        "bad_request"
-    );
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.body["errors"][0]["code"], "bad_request");
     let huge = json!({"displayName": "x", "metadata": {"big": "y".repeat(101 * 1024)}});
-    let (status, err) = call(&app, Method::POST, "/v2/apps", &auth, Some(huge)).await;
+    let (status, err) = auth.post("/apps", huge).await;
     assert_sun_error(
         status,
         &err,
@@ -749,43 +650,41 @@ async fn apps_integrations_and_pagination(app: TestApp) {
     );
 
     // Deleting an app deletes its integrations and revokes their keys at once.
-    let (_, created) = call(
-        &app,
-        Method::POST,
-        &format!("{ints}/{integration_id}/keys"),
-        &auth,
-        Some(json!({"displayName": "k"})),
-    )
-    .await;
+    let (_, created) = auth
+        .post(
+            &format!("{ints}/{integration_id}/keys"),
+            json!({"displayName": "k"}),
+        )
+        .await;
     let doomed = key_of(&created);
-    let (status, body) = call(&app, Method::DELETE, &path, &auth, None).await;
+    let (status, body) = auth.delete(&path).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
-    let (status, body) = get(&app, &path, &doomed.basic()).await;
+    let (status, body) = doomed.api(&app).get(&path).await;
     assert_sun_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (status, body) = get(&app, &path, &auth).await;
+    let (status, body) = auth.get(&path).await;
     assert_sun_error(status, &body, StatusCode::NOT_FOUND, "app_not_found");
 }
 
 async fn other_organizations_see_nothing(app: TestApp) {
     let (_, _, app_id, integration_id) = setup(&app).await;
     let (_, stranger_token) = app.org_with("admin").await;
-    let stranger = account_key(&app, &stranger_token).await.basic();
-    let int_path = format!("/v2/apps/{app_id}/integrations/{integration_id}");
+    let stranger = account_key(&app, &stranger_token).await.api(&app);
+    let int_path = format!("/apps/{app_id}/integrations/{integration_id}");
     for (method, path, body) in [
-        (Method::GET, format!("/v2/apps/{app_id}"), None),
+        (Method::GET, format!("/apps/{app_id}"), None),
         (
             Method::PATCH,
-            format!("/v2/apps/{app_id}"),
+            format!("/apps/{app_id}"),
             Some(json!({"displayName": "mine"})),
         ),
-        (Method::DELETE, format!("/v2/apps/{app_id}"), None),
-        (Method::GET, format!("/v2/apps/{app_id}/integrations"), None),
+        (Method::DELETE, format!("/apps/{app_id}"), None),
+        (Method::GET, format!("/apps/{app_id}/integrations"), None),
         (Method::GET, int_path.clone(), None),
         (Method::DELETE, int_path.clone(), None),
-        (Method::GET, format!("/v2/apps/{app_id}/keys"), None),
+        (Method::GET, format!("/apps/{app_id}/keys"), None),
         (
             Method::POST,
-            format!("/v2/apps/{app_id}/keys"),
+            format!("/apps/{app_id}/keys"),
             Some(json!({"displayName": "x"})),
         ),
         (Method::GET, format!("{int_path}/keys"), None),
@@ -795,12 +694,12 @@ async fn other_organizations_see_nothing(app: TestApp) {
             Some(json!({"displayName": "x"})),
         ),
     ] {
-        for auth in [stranger.clone(), format!("Bearer {stranger_token}")] {
-            let (status, got) = call(&app, method.clone(), &path, &auth, body.clone()).await;
+        for auth in [stranger.clone(), app.sunshine(&stranger_token)] {
+            let (status, got) = auth.send(method.clone(), &path, body.clone()).await;
             assert_sun_error(status, &got, StatusCode::NOT_FOUND, "app_not_found");
         }
     }
-    let (_, apps) = get(&app, "/v2/apps", &stranger).await;
+    let (_, apps) = stranger.get("/apps").await;
     assert_eq!(apps["apps"], json!([]));
     // A key of one organization is not valid for another's verify calls.
     let (token, account, ..) = setup(&app).await;
@@ -818,46 +717,28 @@ async fn failed_key_logins_are_rate_limited(app: TestApp) {
         id: account.id.clone(),
         secret: "wrong".into(),
     }
-    .basic();
-    let path = format!("/v2/apps/{app_id}");
+    .api(&app);
+    let path = format!("/apps/{app_id}");
     let mut limited = None;
     for _ in 0..40 {
-        let res = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .header("Authorization", &wrong)
-            .send()
-            .await
-            .unwrap();
-        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+        let res = wrong.raw(Method::GET, &path).send().await;
+        if res.status == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(res);
             break;
         }
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     }
     let res = limited.expect("429 after repeated failures");
-    assert!(
-        res.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            >= 1
-    );
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["errors"][0]["code"], "too_many_requests");
+    assert!(res.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(res.body["errors"][0]["code"], "too_many_requests");
 }
 
 async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
     let (token, account, app_id, _) = setup(&app).await;
-    let (_, created) = call(
-        &app,
-        Method::POST,
-        &format!("/v2/apps/{app_id}/keys"),
-        &account.basic(),
-        Some(json!({"displayName": "k"})),
-    )
-    .await;
+    let sunshine = account.api(&app);
+    let (_, created) = sunshine
+        .post(&format!("/apps/{app_id}/keys"), json!({"displayName": "k"}))
+        .await;
     let key = key_of(&created);
     let (b, _stop_b) = app.another_node().await;
     let (c, _stop_c) = app.another_node().await;
@@ -873,14 +754,9 @@ async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
             "{node}"
         );
     }
-    let (status, _) = call(
-        &app,
-        Method::DELETE,
-        &format!("/v2/apps/{app_id}/keys/{}", key.id),
-        &account.basic(),
-        None,
-    )
-    .await;
+    let (status, _) = sunshine
+        .delete(&format!("/apps/{app_id}/keys/{}", key.id))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         app.verify(&token, &key.basic()).await["code"],
