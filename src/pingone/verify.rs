@@ -160,7 +160,8 @@ impl PingOne {
     }
 
     /// The public JWK Set of the organization that owns `env_id` (None if no such
-    /// environment), with its signing key made if it has none yet.
+    /// environment). Reading it never makes a key (it is a public route): an organization
+    /// that has issued nothing publishes an empty set.
     pub async fn environment_jwks(
         &self,
         env_id: &str,
@@ -175,9 +176,6 @@ impl PingOne {
         let Some(env) = env else {
             return Ok(None);
         };
-        self.kernel
-            .signing_key(&env.organization_id, SIGNING_ALGORITHM)
-            .await?;
         Ok(Some(self.kernel.jwks(&env.organization_id).await?))
     }
 

@@ -788,7 +788,49 @@ async fn team_bound_tokens_reach_no_pingone_route(app: TestApp) {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// The JWK Sets are public: reading one never makes a signing key. An organization that has
+/// issued nothing publishes an empty set; its first credential makes its key.
+async fn reading_a_jwk_set_makes_no_key(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let (_, env) = app
+        .post("/v1/environments", &admin, json!({"name": "Production"}))
+        .await;
+    let env = env["id"].as_str().unwrap().to_owned();
+    for path in [
+        format!("/v1/environments/{env}/jwks"),
+        format!("/.well-known/jwks.json?organization={org}"),
+    ] {
+        let (status, set) = app.request(Method::GET, &path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(set, json!({"keys": []}), "{path}");
+    }
+    let (_, gw) = app
+        .post(
+            &format!("/v1/environments/{env}/gateways"),
+            &admin,
+            json!({"name": "LDAP", "type": "LDAP", "enabled": true}),
+        )
+        .await;
+    let gw = gw["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/environments/{env}/gateways/{gw}/credentials"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    let (_, set) = app
+        .request(
+            Method::GET,
+            &format!("/v1/environments/{env}/jwks"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(set["keys"].as_array().unwrap().len(), 1, "{set}");
+}
+
 both_engines!(
+    reading_a_jwk_set_makes_no_key,
     team_bound_tokens_reach_no_pingone_route,
     revocation_reaches_every_node_within_a_second,
     seed_000_credential_is_a_verifiable_jwt,
