@@ -49,7 +49,7 @@ pub trait Weigh {
 }
 
 /// Milliseconds since this process first asked (monotonic; 0 is reserved for "never").
-fn ticks() -> u64 {
+pub(crate) fn ticks() -> u64 {
     static START: LazyLock<Instant> = LazyLock::new(Instant::now);
     u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
 }
@@ -61,8 +61,14 @@ pub(crate) struct FeedClock {
 }
 
 impl FeedClock {
+    #[cfg(test)]
     pub(crate) fn mark_read(&self) {
-        self.read_at.store(ticks(), Ordering::Relaxed);
+        self.mark_read_at(ticks());
+    }
+
+    /// Records a read of the feed that began at `at` ([`ticks`]); never moves backwards.
+    pub(crate) fn mark_read_at(&self, at: u64) {
+        self.read_at.fetch_max(at, Ordering::Relaxed);
     }
 
     /// Whether cached live entries may be trusted: only while this node has read the

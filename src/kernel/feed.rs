@@ -111,6 +111,8 @@ impl Kernel {
 
     async fn read_feed(&self) -> Result<()> {
         let feed = &self.inner.feed;
+        // The feed is as fresh as the moment its head is read, not the moment the read ends.
+        let started = super::cache::ticks();
         let mut conn = self.store().conn().await?;
         // The head first: every row up to it is committed, so the rows read next include
         // them all unless they were pruned.
@@ -123,13 +125,15 @@ impl Kernel {
                     feed.clear_live();
                 }
                 feed.set_cursor(head);
-                feed.clock.mark_read();
+                feed.clock.mark_read_at(started);
                 return Ok(());
             }
         };
         while cursor < head {
             let rows = conn.revocations_after(cursor, BATCH).await?;
-            if rows.first().map(|r| r.seq) != Some(cursor + 1) {
+            let contiguous = rows.first().map(|r| r.seq) == Some(cursor + 1)
+                && rows.windows(2).all(|w| w[1].seq == w[0].seq + 1);
+            if !contiguous {
                 tracing::warn!(
                     cursor,
                     head,
@@ -150,7 +154,7 @@ impl Kernel {
             cursor = last;
         }
         feed.set_cursor(cursor);
-        feed.clock.mark_read();
+        feed.clock.mark_read_at(started);
         Ok(())
     }
 

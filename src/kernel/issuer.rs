@@ -9,7 +9,7 @@
 //! their last token can have expired. A `kid` is the key's RFC 7638 thumbprint, so a kid
 //! that does not have that shape is refused before any lookup or cache insert.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -81,10 +81,15 @@ impl IssuedError {
     }
 }
 
+/// Cached keys are read again after this long, so a rotation or a retirement made on
+/// another node reaches this one.
+const KEY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 pub(crate) struct Issuer {
-    signers: quick_cache::sync::Cache<(String, JwtAlgorithm), Arc<SigningKey>>,
-    /// kid → its key; `None` caches a kid of our shape that no key has.
-    verifiers: quick_cache::sync::Cache<String, Option<Arc<IssuedKey>>>,
+    /// (organization, algorithm) → the key that signs, and when it was loaded.
+    signers: quick_cache::sync::Cache<(String, JwtAlgorithm), (Arc<SigningKey>, Instant)>,
+    /// kid → its key (`None`: a kid of our shape that no published key has), and when.
+    verifiers: quick_cache::sync::Cache<String, (Option<Arc<IssuedKey>>, Instant)>,
 }
 
 impl Default for Issuer {
@@ -100,11 +105,15 @@ impl Kernel {
     /// The key that signs `algorithm` tokens for `org`, created on first use.
     pub async fn signing_key(&self, org: &str, algorithm: JwtAlgorithm) -> Result<Arc<SigningKey>> {
         let slot = (org.to_owned(), algorithm);
-        self.inner
-            .issuer
-            .signers
-            .get_or_insert_async(&slot, self.load_or_create_signer(org, algorithm))
-            .await
+        let signers = &self.inner.issuer.signers;
+        signers.remove_if(&slot, |(_, at)| at.elapsed() >= KEY_MAX_AGE);
+        let load = async {
+            Ok::<_, CoreError>((
+                self.load_or_create_signer(org, algorithm).await?,
+                Instant::now(),
+            ))
+        };
+        Ok(signers.get_or_insert_async(&slot, load).await?.0)
     }
 
     async fn load_or_create_signer(
@@ -174,8 +183,8 @@ impl Kernel {
             return Ok(Err(IssuedError::UnknownKey));
         }
         let verifier = match self.inner.issuer.verifiers.get(kid) {
-            Some(known) => known,
-            None => Box::pin(self.load_verifier(kid)).await?,
+            Some((known, at)) if at.elapsed() < KEY_MAX_AGE => known,
+            _ => Box::pin(self.load_verifier(kid)).await?,
         };
         let Some(verifier) = verifier else {
             return Ok(Err(IssuedError::UnknownKey));
@@ -193,7 +202,7 @@ impl Kernel {
 
     async fn load_verifier(&self, kid: &str) -> Result<Option<Arc<IssuedKey>>> {
         let load = async {
-            let row = self.store().conn().await?.public_key(kid).await?;
+            let row = self.store().conn().await?.public_key(kid, now_ms()).await?;
             let verifier = match row {
                 Some(row) => {
                     let algorithm = stored_algorithm(&row.kid, &row.algorithm)?;
@@ -206,13 +215,11 @@ impl Kernel {
                 }
                 None => None,
             };
-            Ok(verifier)
+            Ok::<_, CoreError>((verifier, Instant::now()))
         };
-        self.inner
-            .issuer
-            .verifiers
-            .get_or_insert_async(kid, load)
-            .await
+        let verifiers = &self.inner.issuer.verifiers;
+        verifiers.remove_if(kid, |(_, at)| at.elapsed() >= KEY_MAX_AGE);
+        Ok(verifiers.get_or_insert_async(kid, load).await?.0)
     }
 
     /// Replaces the organization's `algorithm` key with a new one. The old key stops signing
@@ -240,7 +247,7 @@ impl Kernel {
         self.inner
             .issuer
             .signers
-            .insert((org.to_owned(), algorithm), key.clone());
+            .insert((org.to_owned(), algorithm), (key.clone(), Instant::now()));
         Ok(key)
     }
 

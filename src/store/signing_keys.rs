@@ -107,12 +107,15 @@ impl Tx {
             .await?))
     }
 
-    /// The public half of the key a `kid` names.
-    pub async fn public_key(&mut self, kid: &str) -> Result<Option<PublicKeyRow>> {
-        let sql =
-            "SELECT kid, organization_id, algorithm, public_jwk FROM signing_keys WHERE kid = $1";
+    /// The public half of the key a `kid` names, while it is published at `now` (a retired
+    /// key past its `published_until` verifies nothing).
+    pub async fn public_key(&mut self, kid: &str, now: i64) -> Result<Option<PublicKeyRow>> {
+        let sql = "SELECT kid, organization_id, algorithm, public_jwk FROM signing_keys \
+                   WHERE kid = $1 \
+                   AND (status = 'active' OR published_until IS NULL OR published_until > $2)";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(kid)
+            .bind(now)
             .fetch_optional(c)
             .await?))
     }

@@ -56,6 +56,13 @@ async fn rotation_keeps_old_tokens_verifying(app: TestApp) {
             !kids.contains(&old_kid),
             "{alg}: a retired key stayed published"
         );
+        // …and verifies nothing: at once on a node that had not cached it (others within
+        // the issuer cache's ten minutes).
+        let other = latchkey::open(&app.config).await.unwrap();
+        assert!(
+            other.verify_issued(&old, &old_kid).await.unwrap().is_err(),
+            "{alg}: a retired, unpublished key still verifies"
+        );
         assert!(kids.contains(&new_key.kid().to_owned()));
     }
     // A kid that is not a thumbprint is refused before any lookup.
