@@ -185,22 +185,25 @@ pub trait Verifier: Send + Sync + 'static {
 /// The families' verifiers, asked in order.
 #[derive(Clone)]
 pub struct Registry {
-    kernel: Kernel,
     verifiers: Arc<[Arc<dyn Verifier>]>,
 }
 
 impl Registry {
-    pub fn new(kernel: Kernel, verifiers: Vec<Arc<dyn Verifier>>) -> Self {
+    pub fn new(verifiers: Vec<Arc<dyn Verifier>>) -> Self {
         Self {
-            kernel,
             verifiers: verifiers.into(),
         }
     }
 
     /// Checks a credential on behalf of the caller's organization.
-    pub async fn verify(&self, ctx: &Ctx, authorization: &str) -> Result<Verification> {
+    pub async fn verify(
+        &self,
+        kernel: &Kernel,
+        ctx: &Ctx,
+        authorization: &str,
+    ) -> Result<Verification> {
         let org = ctx.principal.org()?;
-        let (verdict, verifier) = match self.presented(authorization).await? {
+        let (verdict, verifier) = match Self::presented(kernel, authorization).await? {
             Ok(presented) => self.dispatch(&presented).await?,
             Err(verdict) => (verdict, None),
         };
@@ -223,7 +226,7 @@ impl Registry {
 
     /// Parses `authorization`; a verdict when it is already clear it is not valid.
     async fn presented<'a>(
-        &self,
+        kernel: &Kernel,
         authorization: &'a str,
     ) -> Result<Result<Presented<'a>, Verification>> {
         Ok(Ok(match Authorization::parse(authorization) {
@@ -233,7 +236,7 @@ impl Registry {
                 None => Presented::Opaque(token),
                 Some(header) => match header.kid.as_deref() {
                     Some(kid) if is_thumbprint_kid(kid) => {
-                        match self.kernel.verify_issued(token, kid).await? {
+                        match kernel.verify_issued(token, kid).await? {
                             Ok(issued) => Presented::Issued(issued),
                             Err(e) => return Ok(Err(Verification::invalid(e.code()))),
                         }

@@ -8,11 +8,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use axum::extract::FromRef;
-
 use crate::{
     crypto::jwt::JwtAlgorithm,
-    kernel::{Kernel, LiveCache, http::PublicUrl},
+    kernel::{
+        Kernel, LiveCache,
+        http::{PublicUrl, extract::HasKernel},
+    },
 };
 
 pub mod api;
@@ -48,9 +49,9 @@ impl PingOne {
     }
 }
 
-impl FromRef<PingOne> for Kernel {
-    fn from_ref(p: &PingOne) -> Kernel {
-        p.kernel.clone()
+impl HasKernel for PingOne {
+    fn kernel(&self) -> &Kernel {
+        &self.kernel
     }
 }
 

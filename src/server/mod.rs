@@ -135,7 +135,7 @@ pub fn router(
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     body_limit: usize,
 ) -> Router {
-    let registry = Registry::new(kernel.clone(), families.verifiers());
+    let registry = Registry::new(families.verifiers());
     let native_state = NativeState {
         kernel: kernel.clone(),
         registry,

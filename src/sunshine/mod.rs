@@ -4,9 +4,10 @@
 //! what, `model` the types, `pagination` the cursors, `store` the SQL, `verify` key
 //! authentication and the part of `/v1/authenticate`.
 
-use axum::extract::FromRef;
-
-use crate::kernel::{Kernel, LiveCache, http::PublicUrl};
+use crate::kernel::{
+    Kernel, LiveCache,
+    http::{PublicUrl, extract::HasKernel},
+};
 
 pub mod api;
 pub mod authz;
@@ -39,8 +40,8 @@ impl Sunshine {
     }
 }
 
-impl FromRef<Sunshine> for Kernel {
-    fn from_ref(s: &Sunshine) -> Kernel {
-        s.kernel.clone()
+impl HasKernel for Sunshine {
+    fn kernel(&self) -> &Kernel {
+        &self.kernel
     }
 }

@@ -4,9 +4,10 @@
 //! per-mode validation, `model` the types, `pagination` pages, `store` the SQL, and
 //! `host_pattern` the `allowed_hosts` patterns.
 
-use axum::extract::FromRef;
-
-use crate::kernel::{Kernel, http::PublicUrl};
+use crate::kernel::{
+    Kernel,
+    http::{PublicUrl, extract::HasKernel},
+};
 
 pub mod api;
 pub mod host_pattern;
@@ -34,8 +35,8 @@ impl Tines {
     }
 }
 
-impl FromRef<Tines> for Kernel {
-    fn from_ref(t: &Tines) -> Kernel {
-        t.kernel.clone()
+impl HasKernel for Tines {
+    fn kernel(&self) -> &Kernel {
+        &self.kernel
     }
 }

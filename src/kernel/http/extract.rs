@@ -5,7 +5,7 @@ use std::{marker::PhantomData, net::SocketAddr};
 
 use axum::{
     body::Bytes,
-    extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
@@ -43,16 +43,18 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 /// The authenticated caller of a management route.
 pub struct Auth<S: Surface>(pub Ctx, pub PhantomData<S>);
 
-impl<S: Surface, St: Send + Sync> FromRequestParts<St> for Auth<S>
-where
-    Kernel: FromRef<St>,
-{
+/// A router state that holds the kernel (every family's does), so the kernel's extractors
+/// can reach it without cloning it per request.
+pub trait HasKernel: Send + Sync {
+    fn kernel(&self) -> &Kernel;
+}
+
+impl<S: Surface, St: HasKernel> FromRequestParts<St> for Auth<S> {
     type Rejection = Error<S>;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
         let meta = request_meta(parts);
-        let kernel = Kernel::from_ref(state);
-        let principal = kernel.authenticate(bearer(parts), &meta).await?;
+        let principal = state.kernel().authenticate(bearer(parts), &meta).await?;
         Ok(Self(Ctx::new(principal, meta), PhantomData))
     }
 }

@@ -3,7 +3,7 @@
 //! Sets. Errors: `{"error":{"code","message","details":[{"field","message"}]}}`.
 
 use axum::{
-    extract::{FromRef, Path, State},
+    extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -30,9 +30,9 @@ pub struct NativeState {
     pub registry: Registry,
 }
 
-impl FromRef<NativeState> for Kernel {
-    fn from_ref(state: &NativeState) -> Kernel {
-        state.kernel.clone()
+impl super::extract::HasKernel for NativeState {
+    fn kernel(&self) -> &Kernel {
+        &self.kernel
     }
 }
 
@@ -224,7 +224,9 @@ async fn authenticate(
     Json(input, ..): Json<Native, AuthenticateRequest>,
 ) -> Result<axum::Json<Verification>> {
     Ok(axum::Json(
-        s.registry.verify(&ctx, &input.authorization).await?,
+        s.registry
+            .verify(&s.kernel, &ctx, &input.authorization)
+            .await?,
     ))
 }
 
