@@ -8,6 +8,7 @@
 //! Layout (dependencies point downward only): `server` → the families (`pingone`,
 //! `sunshine`, `tines`; they never import each other) → `kernel` → `crypto`, `store`.
 
+pub mod commercelayer;
 pub mod config;
 pub mod crypto;
 pub mod kernel;

@@ -126,6 +126,8 @@ pub struct LiveCache<T> {
     live: Arc<quick_cache::sync::Cache<String, Entry<T>, ByWeight>>,
     /// Revoked ids, and when.
     revoked: Arc<quick_cache::sync::Cache<String, Instant>>,
+    /// Ids that changed, and when ([`ticks`]): an entry loaded before that is stale.
+    changed: Arc<quick_cache::sync::Cache<String, u64>>,
     feed: Arc<FeedClock>,
 }
 
@@ -135,6 +137,7 @@ impl<T> Clone for LiveCache<T> {
             kind: self.kind,
             live: self.live.clone(),
             revoked: self.revoked.clone(),
+            changed: self.changed.clone(),
             feed: self.feed.clone(),
         }
     }
@@ -151,6 +154,7 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
                 estimated, max_bytes, ByWeight,
             )),
             revoked: Arc::new(quick_cache::sync::Cache::new(MAX_TOMBSTONES)),
+            changed: Arc::new(quick_cache::sync::Cache::new(MAX_TOMBSTONES)),
             feed,
         }
     }
@@ -205,12 +209,20 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
         let entry = self
             .live
             .get_or_insert_async(id, async {
+                // Stamped when the read begins: what changed after that may be missing.
+                let loaded_at = ticks();
                 Ok::<_, CoreError>(Entry {
                     live: load().await?.map(Arc::new),
-                    loaded_at: ticks(),
+                    loaded_at,
                 })
             })
             .await?;
+        // A change that landed while the store was read: answer this caller, keep nothing.
+        if let Some(at) = self.changed.get(id)
+            && at >= entry.loaded_at
+        {
+            self.live.remove_if(id, |e| e.loaded_at <= at);
+        }
         // A revocation that landed while the store was read wins, and the stale entry goes:
         // either this check sees the tombstone, or the tombstone was written after the entry
         // was, and `tombstone` removed it.
@@ -224,6 +236,13 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
     /// Drops every live entry (the feed showed a gap); tombstones stay.
     fn clear_live(&self) {
         self.live.clear();
+    }
+
+    /// Drops what is cached for `id`, which changed, so it is read again. (A reader that
+    /// began loading before this sees the mark after putting its entry in, and removes it.)
+    fn refresh(&self, id: &str) {
+        self.changed.insert(id.to_owned(), ticks());
+        self.live.remove(id);
     }
 
     /// Marks `id` revoked and drops its live entry. (A reader that loaded the row before
@@ -243,6 +262,7 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
 pub(crate) trait Revocable: Send + Sync {
     fn kind(&self) -> &'static str;
     fn tombstone(&self, id: &str);
+    fn refresh(&self, id: &str);
     fn clear_live(&self);
 }
 
@@ -252,6 +272,9 @@ impl<T: Weigh + Send + Sync + 'static> Revocable for LiveCache<T> {
     }
     fn tombstone(&self, id: &str) {
         LiveCache::tombstone(self, id);
+    }
+    fn refresh(&self, id: &str) {
+        LiveCache::refresh(self, id);
     }
     fn clear_live(&self) {
         LiveCache::clear_live(self);
@@ -303,6 +326,34 @@ mod tests {
         assert!(late.is_none());
         assert!(!c.holds("d"), "the late reader's entry went");
         assert_eq!(value(&c, "d", Some(1)).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_change_is_read_again_and_never_undone_by_a_late_reader() {
+        let (c, _) = cache(1 << 20);
+        assert_eq!(value(&c, "c", Some(1)).await, Some(1));
+        c.refresh("c");
+        // (Within the millisecond of a change, a read cannot be told from one that began
+        // before it, so nothing is kept yet.)
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(
+            value(&c, "c", Some(2)).await,
+            Some(2),
+            "read again, not revoked"
+        );
+        assert_eq!(value(&c, "c", Some(3)).await, Some(2), "and cached again");
+        // A reader that loaded the old row comes back after the change: it gets its answer,
+        // but the stale entry is not kept.
+        let late = c
+            .get("d", || async {
+                c.refresh("d");
+                Ok(Some(Live(1)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(late.map(|l| l.0), Some(1));
+        assert!(!c.holds("d"), "the late reader's entry went");
+        assert_eq!(value(&c, "d", Some(2)).await, Some(2));
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@
 //! row becomes visible at commit).
 //!
 //! Every node reads the feed every [`POLL_INTERVAL`]: first the head, then the rows after its
-//! cursor, and tombstones those ids in the registered caches. A node starts at the head (its
+//! cursor, and tombstones those ids in the registered caches (or, for an id that changed but
+//! stays live, drops its cached entry so it is read again). A node starts at the head (its
 //! caches are empty). If the rows it reads do not continue its cursor — they were pruned
 //! because the node fell behind the retention window, or the database was replaced — it
 //! cannot know what it missed, so it drops every live entry and reloads them from the store.
@@ -38,6 +39,33 @@ const RETENTION_MS: i64 = 10 * 60 * 1000;
 /// Rows read per query.
 const BATCH: i64 = 1000;
 
+/// What a feed row says of an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// It is gone: caches tombstone it.
+    Revoked,
+    /// It changed but stays: caches drop what they hold and read it again.
+    Changed,
+}
+
+impl Change {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoke",
+            Self::Changed => "refresh",
+        }
+    }
+
+    /// A stored op; anything unknown counts as a revocation (the safe reading).
+    fn parse(op: &str) -> Self {
+        if op == "refresh" {
+            Self::Changed
+        } else {
+            Self::Revoked
+        }
+    }
+}
+
 /// This node's side of the feed: its cursor and the caches it keeps current.
 #[derive(Default)]
 pub(crate) struct Feed {
@@ -60,12 +88,15 @@ impl Feed {
         }
     }
 
-    /// Tombstones `(kind, id)` pairs in this node's caches.
-    pub(crate) fn tombstone(&self, revoked: &[(&'static str, String)]) {
+    /// Applies `(kind, id, change)` to this node's caches.
+    pub(crate) fn apply<K: AsRef<str>, I: AsRef<str>>(&self, changes: &[(K, I, Change)]) {
         self.each(|cache| {
-            for (kind, id) in revoked {
-                if *kind == cache.kind() {
-                    cache.tombstone(id);
+            for (kind, id, change) in changes {
+                if kind.as_ref() == cache.kind() {
+                    match change {
+                        Change::Revoked => cache.tombstone(id.as_ref()),
+                        Change::Changed => cache.refresh(id.as_ref()),
+                    }
                 }
             }
         });
@@ -146,11 +177,11 @@ impl Kernel {
                 cursor = head;
                 break;
             };
-            feed.each(|cache| {
-                for row in rows.iter().filter(|r| r.kind == cache.kind()) {
-                    cache.tombstone(&row.id);
-                }
-            });
+            let changes: Vec<(&str, &str, Change)> = rows
+                .iter()
+                .map(|r| (r.kind.as_str(), r.id.as_str(), Change::parse(&r.op)))
+                .collect();
+            feed.apply(&changes);
             cursor = last;
         }
         feed.set_cursor(cursor);

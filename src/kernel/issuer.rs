@@ -26,6 +26,11 @@ use crate::{
     store::{PublicKeyRow, SigningKeyRow, StoreError},
 };
 
+/// The owner of the server's own keys, which belong to no organization: they sign tokens
+/// whose verifiers fetch one JWK Set for the whole server (Commerce Layer's access tokens,
+/// published at `/.well-known/jwks.json`). Every other key belongs to one organization.
+pub const SERVER: &str = "";
+
 /// Signing keys kept in memory (two per organization and algorithm in use is plenty).
 const MAX_SIGNERS: usize = 10_000;
 /// Verifying keys (and unknown kids) kept in memory.

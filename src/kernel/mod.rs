@@ -141,6 +141,17 @@ impl Kernel {
             .map_err(|retry_after| CoreError::RateLimited { retry_after })
     }
 
+    /// How a high-entropy secret that is only ever verified (an OAuth client secret, a
+    /// management token) is stored: HMAC-SHA256 under the server pepper.
+    pub fn hash_secret(&self, secret: &str) -> [u8; 32] {
+        self.inner.pepper.hash(secret)
+    }
+
+    /// Whether `secret` is the one `stored` was made from (constant time).
+    pub fn secret_matches(&self, secret: &str, stored: &[u8]) -> bool {
+        self.inner.pepper.verify(secret, stored)
+    }
+
     /// Periodic upkeep of in-memory state: limiter keys that have fully replenished.
     pub fn upkeep(&self) {
         self.inner.failures.prune();

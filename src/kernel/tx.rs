@@ -8,12 +8,12 @@
 
 use std::ops::{Deref, DerefMut};
 
-use super::{Kernel, Result, cache::LiveCache};
+use super::{Kernel, Result, cache::LiveCache, feed::Change};
 use crate::store::Tx;
 
 pub struct WriteTx {
     tx: Tx,
-    revoked: Vec<(&'static str, String)>,
+    changes: Vec<(&'static str, String, Change)>,
 }
 
 impl WriteTx {
@@ -23,7 +23,20 @@ impl WriteTx {
         T: super::cache::Weigh + Send + Sync + 'static,
     {
         let kind = cache.kind();
-        self.revoked.extend(ids.into_iter().map(|id| (kind, id)));
+        let revoked = ids.into_iter().map(|id| (kind, id, Change::Revoked));
+        self.changes.extend(revoked);
+    }
+
+    /// Tells every node that `ids` of `cache`'s kind changed when this transaction commits:
+    /// their cached entries are dropped and read again (for a live credential whose role or
+    /// lifetime changed; a deleted one is revoked instead).
+    pub fn refresh<T>(&mut self, cache: &LiveCache<T>, ids: impl IntoIterator<Item = String>)
+    where
+        T: super::cache::Weigh + Send + Sync + 'static,
+    {
+        let kind = cache.kind();
+        let changed = ids.into_iter().map(|id| (kind, id, Change::Changed));
+        self.changes.extend(changed);
     }
 }
 
@@ -46,15 +59,18 @@ impl Kernel {
     pub async fn write<T>(&self, f: impl AsyncFnOnce(&mut WriteTx) -> Result<T>) -> Result<T> {
         let mut tx = WriteTx {
             tx: self.store().write().await?,
-            revoked: Vec::new(),
+            changes: Vec::new(),
         };
         let value = f(&mut tx).await?;
-        let WriteTx { mut tx, revoked } = tx;
-        let rows: Vec<(&str, &str)> = revoked.iter().map(|(k, id)| (*k, id.as_str())).collect();
+        let WriteTx { mut tx, changes } = tx;
+        let rows: Vec<(&str, &str, &str)> = changes
+            .iter()
+            .map(|(kind, id, change)| (*kind, id.as_str(), change.as_str()))
+            .collect();
         // Last, so the feed's head is locked only for the moment before the commit.
         tx.append_revocations(&rows).await?;
         tx.commit().await?;
-        self.inner.feed.tombstone(&revoked);
+        self.inner.feed.apply(&changes);
         Ok(value)
     }
 }

@@ -23,6 +23,7 @@ use tower_http::{
 use utoipa::OpenApi;
 
 use crate::{
+    commercelayer::{self, CommerceLayer, CommerceLayerSurface, OAuthSurface},
     kernel::{
         Kernel,
         http::{
@@ -45,6 +46,7 @@ pub struct Families {
     pub pingone: PingOne,
     pub sunshine: Sunshine,
     pub tines: Tines,
+    pub commercelayer: CommerceLayer,
 }
 
 impl Families {
@@ -53,6 +55,7 @@ impl Families {
             pingone: PingOne::new(kernel, public_url.clone()),
             sunshine: Sunshine::new(kernel, public_url.clone()),
             tines: Tines::new(kernel, public_url.clone()),
+            commercelayer: CommerceLayer::new(kernel, public_url.clone()),
         }
     }
 
@@ -61,6 +64,7 @@ impl Families {
         vec![
             Arc::new(self.pingone.clone()),
             Arc::new(self.sunshine.clone()),
+            Arc::new(self.commercelayer.clone()),
         ]
     }
 }
@@ -79,6 +83,7 @@ impl Families {
         (name = "pingone", description = "PingOne: environments, gateways and gateway credentials"),
         (name = "sunshine", description = "Sunshine Conversations: apps, integrations and their API keys"),
         (name = "tines", description = "Tines: teams, folders and user credentials"),
+        (name = "commercelayer", description = "Commerce Layer: the Provisioning API (organizations, roles, api credentials) and the OAuth2 authorization server"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -114,6 +119,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(pingone::api::routes().split_for_parts().1);
     doc.merge(sunshine::api::routes().split_for_parts().1);
     doc.merge(tines::api::routes().split_for_parts().1);
+    doc.merge(commercelayer::openapi());
     doc.merge(ops::routes().split_for_parts().1);
     doc
 }
@@ -124,6 +130,12 @@ const FALLBACKS: &[(&[&str], Render)] = &[
     (PingOneSurface::PREFIXES, render::<PingOneSurface>),
     (SunshineSurface::PREFIXES, render::<SunshineSurface>),
     (TinesSurface::PREFIXES, render::<TinesSurface>),
+    // After Tines: `/api/v1/…` is Tines', the rest of `/api/…` Commerce Layer's.
+    (
+        CommerceLayerSurface::PREFIXES,
+        render::<CommerceLayerSurface>,
+    ),
+    (OAuthSurface::PREFIXES, render::<OAuthSurface>),
     (Native::PREFIXES, render::<Native>),
 ];
 
@@ -149,6 +161,7 @@ pub fn router(
         .merge(pingone::api::router(families.pingone.clone()))
         .merge(sunshine::api::router(families.sunshine.clone()))
         .merge(tines::api::router(families.tines.clone()))
+        .merge(commercelayer::router(families.commercelayer.clone()))
         .merge(ops::router(ops_state))
         .merge(ops::docs_router(Arc::new(openapi())))
         .fallback(no_route)

@@ -9,6 +9,8 @@ pub struct RevocationRow {
     pub seq: i64,
     pub kind: String,
     pub id: String,
+    /// `revoke` (the id is gone) or `refresh` (it changed: read it again).
+    pub op: String,
     /// When it was written, in epoch ms by the database's clock (for pruning).
     pub at: i64,
 }
@@ -34,10 +36,10 @@ macro_rules! with_db_clock {
 }
 
 impl Tx {
-    /// Appends `(kind, id)` rows numbered after the head. Moving the head takes its row lock
+    /// Appends `(kind, id, op)` rows numbered after the head. Moving the head takes its row lock
     /// until this transaction ends (SQLite's write lock is already exclusive), so numbers
     /// are handed out in commit order and without gaps. Call it last, just before commit.
-    pub async fn append_revocations(&mut self, rows: &[(&str, &str)]) -> Result<()> {
+    pub async fn append_revocations(&mut self, rows: &[(&str, &str, &str)]) -> Result<()> {
         let Ok(count) = i64::try_from(rows.len()) else {
             return Ok(());
         };
@@ -51,15 +53,16 @@ impl Tx {
             .await?);
         let insert = with_db_clock!(
             self,
-            "INSERT INTO revocations (seq, kind, id, at) VALUES ($1, $2, $3, ",
+            "INSERT INTO revocations (seq, kind, id, op, at) VALUES ($1, $2, $3, $4, ",
             ")"
         );
-        for (seq, (kind, id)) in (last - count + 1..).zip(rows) {
+        for (seq, (kind, id, op)) in (last - count + 1..).zip(rows) {
             on_conn!(self, |c| {
                 sqlx::query(insert)
                     .bind(seq)
                     .bind(*kind)
                     .bind(*id)
+                    .bind(*op)
                     .execute(c)
                     .await?;
             });
@@ -81,7 +84,8 @@ impl Tx {
         after: i64,
         limit: i64,
     ) -> Result<Vec<RevocationRow>> {
-        let sql = "SELECT seq, kind, id, at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2";
+        let sql =
+            "SELECT seq, kind, id, op, at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(after)
             .bind(limit)

@@ -1,5 +1,7 @@
 //! The issuer's signing keys: public JWK in the clear, private key sealed by the keyring.
-//! At most one `active` key per (organization, algorithm), by a unique index.
+//! At most one `active` key per (owner, algorithm), by a unique index. The owner is an
+//! organization id, or `""` for the server's own keys (stored as NULL, so an organization's
+//! deletion cascades to its keys and never to the server's).
 
 use super::{Result, Tx, on_conn};
 
@@ -41,7 +43,7 @@ impl Tx {
     pub async fn insert_signing_key(&mut self, r: &SigningKeyRow) -> Result<()> {
         let sql = "INSERT INTO signing_keys \
                    (kid, organization_id, algorithm, public_jwk, private_key, status, created_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+                   VALUES ($1, NULLIF($2, ''), $3, $4, $5, $6, $7)";
         on_conn!(self, |c| {
             sqlx::query(sql)
                 .bind(&r.kid)
@@ -57,15 +59,15 @@ impl Tx {
         Ok(())
     }
 
-    /// The key that signs now for (organization, algorithm).
+    /// The key that signs now for (owner, algorithm).
     pub async fn active_signing_key(
         &mut self,
         org: &str,
         algorithm: &str,
     ) -> Result<Option<SigningKeyRow>> {
-        let sql = "SELECT kid, organization_id, algorithm, public_jwk, private_key, status, created_at \
+        let sql = "SELECT kid, COALESCE(organization_id, '') AS organization_id, algorithm, public_jwk, private_key, status, created_at \
                    FROM signing_keys \
-                   WHERE organization_id = $1 AND algorithm = $2 AND status = 'active'";
+                   WHERE COALESCE(organization_id, '') = $1 AND algorithm = $2 AND status = 'active'";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(org)
             .bind(algorithm)
@@ -82,7 +84,7 @@ impl Tx {
         published_until: Option<i64>,
     ) -> Result<bool> {
         let sql = "UPDATE signing_keys SET status = 'retired', published_until = $3 \
-                   WHERE organization_id = $1 AND algorithm = $2 AND status = 'active'";
+                   WHERE COALESCE(organization_id, '') = $1 AND algorithm = $2 AND status = 'active'";
         let done = on_conn!(self, |c| sqlx::query(sql)
             .bind(org)
             .bind(algorithm)
@@ -96,8 +98,8 @@ impl Tx {
     /// The keys an organization publishes at `now` (epoch ms): active ones, and retired ones
     /// until their `published_until` (never, if unset), newest first.
     pub async fn published_keys(&mut self, org: &str, now: i64) -> Result<Vec<PublicKeyRow>> {
-        let sql = "SELECT kid, organization_id, algorithm, public_jwk FROM signing_keys \
-                   WHERE organization_id = $1 \
+        let sql = "SELECT kid, COALESCE(organization_id, '') AS organization_id, algorithm, public_jwk FROM signing_keys \
+                   WHERE COALESCE(organization_id, '') = $1 \
                    AND (status = 'active' OR published_until IS NULL OR published_until > $2) \
                    ORDER BY created_at DESC, kid";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
@@ -110,7 +112,7 @@ impl Tx {
     /// The public half of the key a `kid` names, while it is published at `now` (a retired
     /// key past its `published_until` verifies nothing).
     pub async fn public_key(&mut self, kid: &str, now: i64) -> Result<Option<PublicKeyRow>> {
-        let sql = "SELECT kid, organization_id, algorithm, public_jwk FROM signing_keys \
+        let sql = "SELECT kid, COALESCE(organization_id, '') AS organization_id, algorithm, public_jwk FROM signing_keys \
                    WHERE kid = $1 \
                    AND (status = 'active' OR published_until IS NULL OR published_until > $2)";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)

@@ -49,7 +49,7 @@ async fn a_late_commit_is_still_seen(app: TestApp) {
 
     // A writer appends its revocation, then takes its time to commit.
     let mut slow = writer.store().write().await.unwrap();
-    slow.append_revocations(&[("test_credential", "late")])
+    slow.append_revocations(&[("test_credential", "late", "revoke")])
         .await
         .unwrap();
     // A second writer revokes another id meanwhile: it must queue behind the first.
@@ -57,7 +57,7 @@ async fn a_late_commit_is_still_seen(app: TestApp) {
         let writer = writer.clone();
         async move {
             let mut tx = writer.store().write().await.unwrap();
-            tx.append_revocations(&[("test_credential", "second")])
+            tx.append_revocations(&[("test_credential", "second", "revoke")])
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
@@ -100,7 +100,7 @@ async fn a_node_behind_the_retention_drops_its_live_entries(app: TestApp) {
     assert_eq!(reads.load(Ordering::SeqCst), 2);
 
     let mut tx = writer.store().write().await.unwrap();
-    tx.append_revocations(&[("test_credential", "gone")])
+    tx.append_revocations(&[("test_credential", "gone", "revoke")])
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -116,7 +116,7 @@ async fn a_node_behind_the_retention_drops_its_live_entries(app: TestApp) {
     assert_eq!(reads.load(Ordering::SeqCst), 4, "both were reloaded");
     // From then on the feed continues normally.
     let mut tx = writer.store().write().await.unwrap();
-    tx.append_revocations(&[("test_credential", "kept")])
+    tx.append_revocations(&[("test_credential", "kept", "revoke")])
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -7,6 +7,7 @@
 
 mod helpers;
 
+mod commercelayer;
 mod feed;
 mod issuer;
 mod native;

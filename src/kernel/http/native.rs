@@ -18,6 +18,7 @@ use super::{
 use crate::kernel::{
     Kernel,
     audit::{AuditEventView, AuditQuery},
+    issuer,
     orgs::{NewOrganization, OrganizationView},
     tokens::{CreatedToken, NewToken, TokenView},
     verify::{Registry, Verification},
@@ -241,12 +242,13 @@ pub fn jwks_response(keys: &crate::crypto::jwt::JwkSet) -> Response {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 struct JwksQuery {
-    /// The organization id.
+    /// An organization id: that organization's keys. Without it, the server's own keys
+    /// (those of Commerce Layer access tokens).
     organization: Option<String>,
 }
 
-/// An organization's signing keys (a public JWK Set): every token Latchkey issues for it
-/// verifies against one of these.
+/// A public JWK Set: the server's keys, or with `organization`, that organization's keys.
+/// Every token Latchkey issues verifies against one of them. Reading a set never makes a key.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "native", params(JwksQuery),
     responses((status = 200, description = "JWK Set")))]
 async fn well_known_jwks(
@@ -254,15 +256,9 @@ async fn well_known_jwks(
     Query(q, ..): Query<Native, JwksQuery>,
 ) -> Result<Response> {
     let Some(org) = q.organization else {
-        let e = ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "organization is required",
-        )
-        .with_field("organization");
-        return Err(e.into());
+        return Ok(jwks_response(&s.kernel.jwks(issuer::SERVER).await?));
     };
-    if s.kernel.organization_exists(&org).await? {
+    if !org.is_empty() && s.kernel.organization_exists(&org).await? {
         Ok(jwks_response(&s.kernel.jwks(&org).await?))
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "organization not found").into())

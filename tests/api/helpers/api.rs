@@ -35,6 +35,9 @@ pub struct Api {
     root: String,
     prefix: String,
     auth: Auth,
+    /// Sends `Accept` and `Content-Type: application/vnd.api+json` on every request, as
+    /// Commerce Layer's SDK does.
+    json_api: bool,
 }
 
 impl TestApp {
@@ -64,6 +67,14 @@ impl TestApp {
         self.api("/api/v1", Auth::Bearer(token.to_owned()))
     }
 
+    /// Commerce Layer's Provisioning API (`/api`), speaking JSON:API as its SDK does.
+    pub fn provisioning(&self, token: &str) -> Api {
+        Api {
+            json_api: true,
+            ..self.api("/api", Auth::Bearer(token.to_owned()))
+        }
+    }
+
     /// Any base path with any credential: a surface yet to come, or no credential at all.
     pub fn api(&self, prefix: &str, auth: Auth) -> Api {
         Api {
@@ -71,6 +82,7 @@ impl TestApp {
             root: format!("{}{prefix}", self.base),
             prefix: prefix.to_owned(),
             auth,
+            json_api: false,
         }
     }
 
@@ -122,7 +134,12 @@ impl Api {
             "{path}: paths are relative to {}",
             self.prefix
         );
-        let req = self.http.request(method, format!("{}{path}", self.root));
+        let mut req = self.http.request(method, format!("{}{path}", self.root));
+        if self.json_api {
+            req = req
+                .header("Accept", "application/vnd.api+json")
+                .header("Content-Type", "application/vnd.api+json");
+        }
         RawRequest(match &self.auth {
             Auth::None => req,
             Auth::Bearer(token) => req.bearer_auth(token),
@@ -147,10 +164,6 @@ impl RawRequest {
         self.header("Content-Type", media_type)
     }
     #[must_use]
-    #[allow(
-        dead_code,
-        reason = "for the Accept tests of the JSON:API surface to come"
-    )]
     pub fn accept(self, media_type: &str) -> Self {
         self.header("Accept", media_type)
     }

@@ -1,0 +1,96 @@
+-- A feed row either revokes an id (its caches tombstone it) or says it changed (caches
+-- drop it and read it again): an api credential's role can change while it stays live.
+ALTER TABLE revocations ADD COLUMN op TEXT NOT NULL DEFAULT 'revoke';
+
+-- Commerce Layer surface (roles, permissions, api credentials, revoked access tokens), and
+-- server keys: signing keys that belong to no organization (organization_id NULL), which sign
+-- the access tokens of `/oauth/token` and are published at `/.well-known/jwks.json`.
+
+-- SQLite cannot drop a NOT NULL constraint: the table is rebuilt (nothing references it).
+CREATE TABLE signing_keys_new (
+    kid             TEXT PRIMARY KEY,
+    organization_id TEXT REFERENCES organizations (id) ON DELETE CASCADE,
+    algorithm       TEXT NOT NULL,
+    public_jwk      TEXT NOT NULL,
+    private_key     BLOB NOT NULL,
+    status          TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    published_until BIGINT
+);
+INSERT INTO signing_keys_new
+    (kid, organization_id, algorithm, public_jwk, private_key, status, created_at, published_until)
+SELECT kid, organization_id, algorithm, public_jwk, private_key, status, created_at, published_until
+FROM signing_keys;
+DROP TABLE signing_keys;
+ALTER TABLE signing_keys_new RENAME TO signing_keys;
+CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys (COALESCE(organization_id, ''), algorithm)
+    WHERE status = 'active';
+CREATE INDEX signing_keys_org ON signing_keys (COALESCE(organization_id, ''), algorithm, status);
+
+-- Commerce Layer roles: every organization has an `admin` and a `read_only` role (made on
+-- its first use of this surface), and may add `custom` ones. Roles are never deleted.
+CREATE TABLE cl_roles (
+    id               TEXT PRIMARY KEY,
+    organization_id  TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    name             TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    reference        TEXT,
+    reference_origin TEXT,
+    metadata         TEXT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX cl_roles_base ON cl_roles (organization_id, kind) WHERE kind <> 'custom';
+CREATE INDEX cl_roles_org ON cl_roles (organization_id, created_at);
+
+-- What a custom role may do on one subject (a resource type).
+CREATE TABLE cl_permissions (
+    id               TEXT PRIMARY KEY,
+    organization_id  TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    role_id          TEXT NOT NULL REFERENCES cl_roles (id) ON DELETE CASCADE,
+    subject          TEXT NOT NULL,
+    can_create       BOOLEAN NOT NULL,
+    can_read         BOOLEAN NOT NULL,
+    can_update       BOOLEAN NOT NULL,
+    can_destroy      BOOLEAN NOT NULL,
+    reference        TEXT,
+    reference_origin TEXT,
+    metadata         TEXT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    UNIQUE (role_id, subject)
+);
+CREATE INDEX cl_permissions_org ON cl_permissions (organization_id, created_at);
+
+-- OAuth2 clients. A confidential client's secret is stored as HMAC-SHA256 under the server
+-- pepper (it is 256-bit random), like management tokens.
+CREATE TABLE cl_api_credentials (
+    id               TEXT PRIMARY KEY,
+    organization_id  TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    role_id          TEXT REFERENCES cl_roles (id),
+    name             TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    confidential     BOOLEAN NOT NULL,
+    redirect_uri     TEXT,
+    client_id        TEXT NOT NULL UNIQUE,
+    secret_hash      BLOB,
+    scopes           TEXT NOT NULL,
+    expires_in       BIGINT NOT NULL,
+    mode             TEXT NOT NULL,
+    custom           BOOLEAN NOT NULL,
+    reference        TEXT,
+    reference_origin TEXT,
+    metadata         TEXT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL
+);
+CREATE INDEX cl_api_credentials_org ON cl_api_credentials (organization_id, created_at);
+CREATE INDEX cl_api_credentials_role ON cl_api_credentials (role_id);
+
+-- Access tokens are signed JWTs and are not stored; revoked ones are, until they expire.
+CREATE TABLE cl_revoked_tokens (
+    jti             TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    expires_at      BIGINT NOT NULL
+);
+CREATE INDEX cl_revoked_tokens_expiry ON cl_revoked_tokens (expires_at);

@@ -1,0 +1,511 @@
+//! The OAuth2 authorization server (`/oauth/…`): the token endpoint, revocation (RFC 7009)
+//! and server metadata (RFC 8414).
+//!
+//! Requests are JSON (as Commerce Layer's own clients send them, also labelled
+//! `application/vnd.api+json`) or form-encoded (RFC 6749); a client authenticates with its
+//! id and secret in the body or with HTTP Basic, never both. Errors are Commerce Layer's
+//! (`{"errors":[{code, title, detail, status}]}`, the OAuth error name as `title`) and carry
+//! RFC 6749's `error` and `error_description` too, so any OAuth client understands them.
+
+use std::collections::HashMap;
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    CommerceLayer,
+    model::{PROVISIONING_SCOPE, Scope, USER_KIND},
+    verify::{AccessClaims, ApplicationClaim, LiveClient, OrganizationClaim},
+};
+use crate::{
+    crypto::{
+        jwt::{JwtAlgorithm, decode_header},
+        secret::{random_base62, random_bytes},
+    },
+    kernel::{
+        CoreError, RequestMeta,
+        audit::{self, Event},
+        http::{
+            error::{ApiError, Error, Surface},
+            extract::request_meta,
+        },
+        issuer::SERVER,
+        now_ms,
+        verify::Authorization,
+    },
+};
+
+/// The Auth API's error envelope.
+pub struct OAuthSurface;
+
+impl Surface for OAuthSurface {
+    const PREFIXES: &'static [&'static str] = &["/oauth/"];
+
+    fn render(e: &ApiError) -> Value {
+        let status = e.status.as_u16();
+        let error = if e.code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            && OAUTH_ERRORS.contains(&e.code)
+        {
+            e.code
+        } else if status >= 500 {
+            "server_error"
+        } else {
+            "invalid_request"
+        };
+        let code = match status {
+            401 => "UNAUTHORIZED",
+            403 => "FORBIDDEN",
+            404 => "NOT_FOUND",
+            405 => "METHOD_NOT_ALLOWED",
+            413 => "PAYLOAD_TOO_LARGE",
+            429 => "TOO_MANY_REQUESTS",
+            s if s >= 500 => "INTERNAL_SERVER_ERROR",
+            _ => "BAD_REQUEST",
+        };
+        json!({
+            "errors": [{ "code": code, "title": error, "detail": e.message, "status": status }],
+            "error": error,
+            "error_description": e.message,
+        })
+    }
+}
+
+const OAUTH_ERRORS: &[&str] = &[
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "unsupported_token_type",
+];
+
+type Result<T> = std::result::Result<T, Error<OAuthSurface>>;
+
+fn oauth_error(status: StatusCode, error: &'static str, detail: impl Into<String>) -> ApiError {
+    ApiError::new(status, error, detail)
+}
+
+fn invalid_request(detail: impl Into<String>) -> ApiError {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", detail)
+}
+
+fn invalid_client() -> ApiError {
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
+    )
+}
+
+/// The parameters of a token or revocation request, from a JSON or a form body.
+pub struct Params {
+    values: HashMap<String, String>,
+    /// HTTP Basic client credentials, when sent.
+    basic: Option<(String, SecretString)>,
+    headers: HeaderMap,
+    meta: RequestMeta,
+}
+
+/// Largest number of parameters in one request.
+const MAX_PARAMS: usize = 32;
+
+impl<St: Send + Sync> FromRequest<St> for Params {
+    type Rejection = Error<OAuthSurface>;
+
+    async fn from_request(req: Request, state: &St) -> Result<Self> {
+        let (parts, body) = req.into_parts();
+        let meta = request_meta(&parts);
+        let headers = parts.headers.clone();
+        let req = Request::from_parts(parts, body);
+        let basic = match headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(Authorization::parse)
+        {
+            None => None,
+            Some(Some(Authorization::Basic { id, secret })) => {
+                // RFC 6749 §2.3.1: both halves are form-encoded before Basic encoding.
+                let decode = |s: &str| {
+                    form_urlencoded::parse(format!("x={s}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
+                Some((
+                    decode(&id),
+                    SecretString::from(decode(secret.expose_secret())),
+                ))
+            }
+            Some(_) => return Err(invalid_client().into()),
+        };
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                oauth_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request",
+                    "The request body is too large",
+                )
+            } else {
+                invalid_request("The request body could not be read")
+            }
+        })?;
+        let mut values = HashMap::new();
+        match content_type.as_str() {
+            "application/x-www-form-urlencoded" => {
+                for (k, v) in form_urlencoded::parse(&bytes) {
+                    if values.len() >= MAX_PARAMS {
+                        return Err(invalid_request("Too many parameters").into());
+                    }
+                    if values
+                        .insert(k.clone().into_owned(), v.into_owned())
+                        .is_some()
+                    {
+                        // RFC 6749 §3.2: parameters must not be repeated.
+                        return Err(invalid_request(format!("{} is repeated", short(&k))).into());
+                    }
+                }
+            }
+            "application/json" | "application/vnd.api+json" => {
+                let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&bytes) else {
+                    return Err(invalid_request("The body must be a JSON object").into());
+                };
+                if map.len() > MAX_PARAMS {
+                    return Err(invalid_request("Too many parameters").into());
+                }
+                for (k, v) in map {
+                    match v {
+                        Value::String(s) => {
+                            values.insert(k, s);
+                        }
+                        Value::Null => {}
+                        _ => {
+                            return Err(
+                                invalid_request(format!("{} must be a string", short(&k))).into()
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Err(invalid_request(
+                    "Send the parameters as application/json or application/x-www-form-urlencoded",
+                )
+                .into());
+            }
+        }
+        Ok(Self {
+            values,
+            basic,
+            headers,
+            meta,
+        })
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The client id and the secret it presented (if any), from Basic or the body.
+    fn client(&self) -> std::result::Result<(String, Option<SecretString>), ApiError> {
+        match (
+            &self.basic,
+            self.get("client_id"),
+            self.get("client_secret"),
+        ) {
+            (Some(_), _, Some(_)) => Err(invalid_request(
+                "Use one client authentication method: HTTP Basic or the body, not both",
+            )),
+            (Some((id, _)), Some(body_id), _) if body_id != id => Err(invalid_request(
+                "client_id differs from the Basic credentials",
+            )),
+            (Some((id, secret)), _, None) => Ok((id.clone(), Some(secret.clone()))),
+            (None, Some(id), secret) => Ok((
+                id.to_owned(),
+                secret.map(|s| SecretString::from(s.to_owned())),
+            )),
+            (None, None, _) => Err(invalid_client()),
+        }
+    }
+}
+
+/// The token endpoint's answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: String,
+    /// Epoch seconds.
+    created_at: i64,
+}
+
+/// `Cache-Control: no-store`, as RFC 6749 §5.1 asks of every answer that holds a token.
+fn no_store(value: impl IntoResponse) -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        value,
+    )
+        .into_response()
+}
+
+impl CommerceLayer {
+    /// The client named by `client_id`, authenticated: a confidential presentation must
+    /// match the stored secret; without a secret only a public client (a sales channel)
+    /// passes. Failures count against the client id and the caller's address.
+    async fn authenticate_client(
+        &self,
+        params: &Params,
+    ) -> std::result::Result<(std::sync::Arc<LiveClient>, bool), ApiError> {
+        let (client_id, secret) = params.client()?;
+        let client = self.live_client(&client_id).await?;
+        let ok = match (&client, &secret) {
+            (Some(c), Some(s)) => c
+                .secret_hash
+                .as_ref()
+                .is_some_and(|h| self.kernel.secret_matches(s.expose_secret(), h)),
+            (Some(c), None) => !c.confidential,
+            (None, _) => false,
+        };
+        match client {
+            Some(c) if ok => Ok((c, secret.is_some())),
+            _ => {
+                self.kernel
+                    .count_failure(&format!("cl_client:{}", short(&client_id)))?;
+                if let Some(ip) = &params.meta.ip {
+                    self.kernel.count_failure(&format!("ip:{ip}"))?;
+                }
+                Err(invalid_client())
+            }
+        }
+    }
+
+    /// `grant_type=client_credentials`: a token for the client itself.
+    async fn client_credentials(&self, params: &Params) -> std::result::Result<Response, ApiError> {
+        let (client, confidential) = self.authenticate_client(params).await?;
+        if client.kind == USER_KIND {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "This client has no client_credentials grant",
+            ));
+        }
+        let allowed = Scope::parse(&client.scopes)
+            .map_err(|_| CoreError::Internal(format!("stored scopes of {}", client.id)))?;
+        let scope = match params.get("scope") {
+            None => allowed.clone(),
+            Some(raw) => {
+                let scope = Scope::parse(raw)
+                    .map_err(|e| oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", e.0))?;
+                if !scope.within(&allowed) {
+                    return Err(oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_scope",
+                        "The requested scope is not granted to this client",
+                    ));
+                }
+                scope
+            }
+        };
+        if scope.is_provisioning() {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("{PROVISIONING_SCOPE} is for provisioning clients"),
+            ));
+        }
+        let token = self
+            .issue_access_token(&client, confidential, &scope, &params.headers)
+            .await?;
+        Ok(no_store(axum::Json(token)))
+    }
+
+    async fn issue_access_token(
+        &self,
+        client: &LiveClient,
+        confidential: bool,
+        scope: &Scope,
+        headers: &HeaderMap,
+    ) -> std::result::Result<TokenResponse, ApiError> {
+        let now = now_ms() / 1000;
+        let rand = u64::from_le_bytes(random_bytes::<8>().map_err(CoreError::from)?) >> 11;
+        let claims = AccessClaims {
+            organization: OrganizationClaim {
+                id: client.organization_id.clone(),
+                slug: client.organization_slug.clone(),
+                enterprise: false,
+                region: "eu-west-1".to_owned(),
+            },
+            application: ApplicationClaim {
+                id: client.id.clone(),
+                kind: client.kind.clone(),
+                public: !client.confidential,
+                client_id: client.client_id.clone(),
+                confidential,
+            },
+            scope: scope.to_string(),
+            test: client.test,
+            iat: now,
+            exp: now + client.expires_in,
+            iss: self.public_url.base(headers),
+            // 53 random bits as a float in [0, 1), as Commerce Layer's `rand`.
+            #[allow(clippy::cast_precision_loss)]
+            rand: rand as f64 / (1u64 << 53) as f64,
+            jti: random_base62(22).map_err(CoreError::from)?,
+        };
+        let access_token = self
+            .kernel
+            .issue(SERVER, JwtAlgorithm::RS512, &claims)
+            .await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "bearer",
+            expires_in: client.expires_in,
+            scope: claims.scope,
+            created_at: now,
+        })
+    }
+}
+
+/// The token endpoint.
+#[utoipa::path(post, path = "/oauth/token", tag = "commercelayer",
+    request_body(content = Object, description = "grant_type, client_id, client_secret?, scope? (JSON or form)"),
+    responses((status = 200, body = TokenResponse), (status = 400), (status = 401)))]
+async fn token(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
+    let Some(grant) = params.get("grant_type") else {
+        return Err(invalid_request("grant_type is required").into());
+    };
+    match grant {
+        "client_credentials" => Ok(s.client_credentials(&params).await?),
+        _ => Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("{} is not a supported grant type", short(grant)),
+        )
+        .into()),
+    }
+}
+
+impl CommerceLayer {
+    /// RFC 7009: the client that a token was issued to revokes it. A token that is not
+    /// valid any more (expired, unknown, malformed) needs nothing and answers `{}` too.
+    async fn revoke(&self, params: &Params) -> std::result::Result<Response, ApiError> {
+        if params.get("client_id").is_none() && params.basic.is_none() {
+            return Err(oauth_error(
+                StatusCode::FORBIDDEN,
+                "unauthorized_client",
+                "You are not authorized to revoke this token",
+            ));
+        }
+        let (client, with_secret) = self.authenticate_client(params).await?;
+        let Some(token) = params.get("token") else {
+            return Err(invalid_request("token is required"));
+        };
+        // Tokens with no owner (client_credentials) are revoked with the client's secret.
+        if !with_secret {
+            return Err(invalid_client());
+        }
+        let Some(kid) = decode_header(token).and_then(|h| h.kid) else {
+            return Ok(no_store(axum::Json(json!({}))));
+        };
+        let Ok(issued) = self.kernel.verify_issued(token, &kid).await? else {
+            return Ok(no_store(axum::Json(json!({}))));
+        };
+        if issued.organization_id != SERVER {
+            return Ok(no_store(axum::Json(json!({}))));
+        }
+        let Ok(claims) = serde_json::from_value::<AccessClaims>(issued.claims) else {
+            return Ok(no_store(axum::Json(json!({}))));
+        };
+        if claims.application.id != client.id {
+            return Err(oauth_error(
+                StatusCode::FORBIDDEN,
+                "unauthorized_client",
+                "You are not authorized to revoke this token",
+            ));
+        }
+        let org = client.organization_id.clone();
+        let actor = format!("api_credential:{}", client.id);
+        self.kernel
+            .write(async |tx| {
+                tx.insert_cl_revoked_token(&claims.jti, &org, claims.exp.saturating_mul(1000))
+                    .await?;
+                tx.revoke(&self.tokens, [claims.jti.clone()]);
+                let event = Event {
+                    organization_id: Some(&org),
+                    actor: actor.clone(),
+                    action: "access_token.revoke",
+                    target_type: "access_token",
+                    target_id: Some(claims.jti.clone()),
+                    outcome: audit::Outcome::Success,
+                    request_id: params.meta.request_id.as_deref(),
+                    ip: params.meta.ip.as_deref(),
+                    external_id: params.meta.external_id.as_deref(),
+                };
+                audit::append(tx, event).await?;
+                Ok(())
+            })
+            .await?;
+        Ok(no_store(axum::Json(json!({}))))
+    }
+}
+
+/// Revokes an access token (RFC 7009; Commerce Layer's body `{client_id, client_secret?,
+/// token}`).
+#[utoipa::path(post, path = "/oauth/revoke", tag = "commercelayer",
+    request_body(content = Object, description = "client_id, client_secret, token (JSON or form)"),
+    responses((status = 200, description = "{}"), (status = 401), (status = 403)))]
+async fn revoke(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
+    Ok(s.revoke(&params).await?)
+}
+
+/// The authorization server's metadata (RFC 8414).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "commercelayer",
+    responses((status = 200, description = "Authorization server metadata")))]
+async fn metadata(State(s): State<CommerceLayer>, headers: HeaderMap) -> Response {
+    let issuer = s.public_url.base(&headers);
+    axum::Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": ["market:all", PROVISIONING_SCOPE],
+    }))
+    .into_response()
+}
+
+pub fn routes() -> OpenApiRouter<CommerceLayer> {
+    OpenApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(revoke))
+        .routes(routes!(metadata))
+}

@@ -1,0 +1,369 @@
+//! Commerce Layer roles, api credentials and revoked access tokens.
+
+use super::query::{ListQuery, SqlValue};
+use crate::store::{OrganizationRow, Result, Tx, on_conn};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoleRow {
+    pub id: String,
+    pub organization_id: String,
+    pub name: String,
+    pub kind: String,
+    pub reference: Option<String>,
+    pub reference_origin: Option<String>,
+    /// JSON object.
+    pub metadata: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, sqlx::FromRow)]
+pub struct ApiCredentialRow {
+    pub id: String,
+    pub organization_id: String,
+    pub role_id: Option<String>,
+    pub name: String,
+    pub kind: String,
+    pub confidential: bool,
+    pub redirect_uri: Option<String>,
+    pub client_id: String,
+    /// HMAC-SHA256 of the client secret under the server pepper.
+    pub secret_hash: Option<Vec<u8>>,
+    pub scopes: String,
+    pub expires_in: i64,
+    pub mode: String,
+    pub custom: bool,
+    pub reference: Option<String>,
+    pub reference_origin: Option<String>,
+    /// JSON object.
+    pub metadata: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for ApiCredentialRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCredentialRow")
+            .field("id", &self.id)
+            .field("organization_id", &self.organization_id)
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An api credential as the token endpoint and verification need it: with its
+/// organization's slug and its role's kind.
+#[derive(Clone, sqlx::FromRow)]
+pub struct ClientRow {
+    pub id: String,
+    pub organization_id: String,
+    pub organization_slug: String,
+    pub client_id: String,
+    pub role_id: Option<String>,
+    pub role_kind: Option<String>,
+    pub kind: String,
+    pub confidential: bool,
+    pub redirect_uri: Option<String>,
+    pub secret_hash: Option<Vec<u8>>,
+    pub scopes: String,
+    pub expires_in: i64,
+    pub mode: String,
+}
+
+const ROLE_COLUMNS: &str = "id, organization_id, name, kind, reference, reference_origin, metadata, created_at, updated_at";
+const CREDENTIAL_COLUMNS: &str = "id, organization_id, role_id, name, kind, confidential, redirect_uri, client_id, secret_hash, scopes, expires_in, mode, custom, reference, reference_origin, metadata, created_at, updated_at";
+
+/// Runs a list query of `table` within a scope (`$1`, bound to `$scope`): the page's rows
+/// and the count of every matching row.
+macro_rules! list {
+    ($tx:expr, $row:ty, $table:expr, $columns:expr, $scope_sql:expr, $scope:expr, $query:expr) => {{
+        let (condition, values) = $query.where_sql(2);
+        let select = format!(
+            "SELECT {} FROM {} WHERE {}{condition}{}{}",
+            $columns,
+            $table,
+            $scope_sql,
+            $query.order_sql(),
+            $query.limit_sql()
+        );
+        let count = format!(
+            "SELECT COUNT(*) FROM {} WHERE {}{condition}",
+            $table, $scope_sql
+        );
+        on_conn!($tx, |c| {
+            let mut q = sqlx::query_as::<_, $row>(sqlx::AssertSqlSafe(select.clone())).bind($scope);
+            let mut n =
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count.clone())).bind($scope);
+            for v in &values {
+                (q, n) = match v {
+                    SqlValue::Text(s) => (q.bind(s.clone()), n.bind(s.clone())),
+                    SqlValue::Int(i) => (q.bind(*i), n.bind(*i)),
+                    SqlValue::Bool(b) => (q.bind(*b), n.bind(*b)),
+                };
+            }
+            let rows = q.fetch_all(&mut *c).await?;
+            let total = n.fetch_one(&mut *c).await?;
+            (rows, total)
+        })
+    }};
+}
+
+const IN_ORG: &str = "organization_id = $1";
+
+impl Tx {
+    // --- organizations -----------------------------------------------------------------------
+
+    /// Organizations as the Provisioning API lists them: all, or only `only`.
+    pub async fn cl_organizations_page(
+        &mut self,
+        only: Option<&str>,
+        query: &ListQuery,
+    ) -> Result<(Vec<OrganizationRow>, i64)> {
+        Ok(list!(
+            self,
+            OrganizationRow,
+            "organizations",
+            "id, name, slug, created_at",
+            "($1 IS NULL OR id = $1)",
+            only,
+            query
+        ))
+    }
+
+    /// Organizations by id (for `include`).
+    pub async fn cl_organizations(&mut self, ids: &[String]) -> Result<Vec<OrganizationRow>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            rows.extend(self.organization(id).await?);
+        }
+        Ok(rows)
+    }
+
+    // --- roles -------------------------------------------------------------------------------
+
+    /// Inserts a role; a second base role of the same kind is ignored (false).
+    pub async fn insert_cl_role(&mut self, r: &RoleRow) -> Result<bool> {
+        let sql = format!(
+            "INSERT INTO cl_roles ({ROLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
+        );
+        let done = on_conn!(self, |c| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(&r.id)
+            .bind(&r.organization_id)
+            .bind(&r.name)
+            .bind(&r.kind)
+            .bind(&r.reference)
+            .bind(&r.reference_origin)
+            .bind(&r.metadata)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
+    pub async fn update_cl_role(&mut self, r: &RoleRow) -> Result<()> {
+        let sql = "UPDATE cl_roles SET name = $3, reference = $4, reference_origin = $5, metadata = $6, updated_at = $7 \
+                   WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(&r.organization_id)
+                .bind(&r.id)
+                .bind(&r.name)
+                .bind(&r.reference)
+                .bind(&r.reference_origin)
+                .bind(&r.metadata)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn cl_role(&mut self, org: &str, id: &str) -> Result<Option<RoleRow>> {
+        let sql =
+            format!("SELECT {ROLE_COLUMNS} FROM cl_roles WHERE organization_id = $1 AND id = $2");
+        Ok(on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    /// How many base roles (`admin`, `read_only`) the organization has.
+    pub async fn cl_base_roles(&mut self, org: &str) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM cl_roles WHERE organization_id = $1 AND kind <> 'custom'";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .fetch_one(c)
+            .await?))
+    }
+
+    pub async fn cl_roles_page(
+        &mut self,
+        org: &str,
+        query: &ListQuery,
+    ) -> Result<(Vec<RoleRow>, i64)> {
+        Ok(list!(
+            self,
+            RoleRow,
+            "cl_roles",
+            ROLE_COLUMNS,
+            IN_ORG,
+            org,
+            query
+        ))
+    }
+
+    // --- api credentials ---------------------------------------------------------------------
+
+    pub async fn insert_cl_credential(&mut self, r: &ApiCredentialRow) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO cl_api_credentials ({CREDENTIAL_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        );
+        on_conn!(self, |c| {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(&r.id)
+                .bind(&r.organization_id)
+                .bind(&r.role_id)
+                .bind(&r.name)
+                .bind(&r.kind)
+                .bind(r.confidential)
+                .bind(&r.redirect_uri)
+                .bind(&r.client_id)
+                .bind(&r.secret_hash)
+                .bind(&r.scopes)
+                .bind(r.expires_in)
+                .bind(&r.mode)
+                .bind(r.custom)
+                .bind(&r.reference)
+                .bind(&r.reference_origin)
+                .bind(&r.metadata)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Writes the updatable fields of `r`.
+    pub async fn update_cl_credential(&mut self, r: &ApiCredentialRow) -> Result<()> {
+        let sql = "UPDATE cl_api_credentials SET role_id = $3, name = $4, redirect_uri = $5, expires_in = $6, \
+                   reference = $7, reference_origin = $8, metadata = $9, updated_at = $10 \
+                   WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(&r.organization_id)
+                .bind(&r.id)
+                .bind(&r.role_id)
+                .bind(&r.name)
+                .bind(&r.redirect_uri)
+                .bind(r.expires_in)
+                .bind(&r.reference)
+                .bind(&r.reference_origin)
+                .bind(&r.metadata)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes an api credential; its client id, if it existed (for revocation).
+    pub async fn delete_cl_credential(&mut self, org: &str, id: &str) -> Result<Option<String>> {
+        let sql = "DELETE FROM cl_api_credentials WHERE organization_id = $1 AND id = $2 RETURNING client_id";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    pub async fn cl_credential(&mut self, org: &str, id: &str) -> Result<Option<ApiCredentialRow>> {
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM cl_api_credentials WHERE organization_id = $1 AND id = $2"
+        );
+        Ok(on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn cl_credentials_page(
+        &mut self,
+        org: &str,
+        query: &ListQuery,
+    ) -> Result<(Vec<ApiCredentialRow>, i64)> {
+        Ok(list!(
+            self,
+            ApiCredentialRow,
+            "cl_api_credentials",
+            CREDENTIAL_COLUMNS,
+            IN_ORG,
+            org,
+            query
+        ))
+    }
+
+    /// The client with this client id, for the token endpoint and verification.
+    pub async fn cl_client(&mut self, client_id: &str) -> Result<Option<ClientRow>> {
+        let sql = "SELECT c.id, c.organization_id, o.slug AS organization_slug, c.client_id, c.role_id, r.kind AS role_kind, \
+                   c.kind, c.confidential, c.redirect_uri, c.secret_hash, c.scopes, c.expires_in, c.mode \
+                   FROM cl_api_credentials c \
+                   JOIN organizations o ON o.id = c.organization_id \
+                   LEFT JOIN cl_roles r ON r.id = c.role_id \
+                   WHERE c.client_id = $1";
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(client_id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    // --- revoked access tokens ---------------------------------------------------------------
+
+    pub async fn insert_cl_revoked_token(
+        &mut self,
+        jti: &str,
+        org: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let sql = "INSERT INTO cl_revoked_tokens (jti, organization_id, expires_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT DO NOTHING";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(jti)
+                .bind(org)
+                .bind(expires_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn cl_token_revoked(&mut self, jti: &str) -> Result<bool> {
+        let sql = "SELECT COUNT(*) FROM cl_revoked_tokens WHERE jti = $1";
+        let n: i64 = on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(jti)
+            .fetch_one(c)
+            .await?);
+        Ok(n > 0)
+    }
+
+    /// Forgets revocations of tokens that have expired anyway.
+    pub async fn prune_cl_revoked_tokens(&mut self, now: i64) -> Result<u64> {
+        let sql = "DELETE FROM cl_revoked_tokens WHERE expires_at < $1";
+        Ok(on_conn!(self, |c| sqlx::query(sql)
+            .bind(now)
+            .execute(c)
+            .await?
+            .rows_affected()))
+    }
+}

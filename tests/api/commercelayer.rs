@@ -1,0 +1,1310 @@
+//! The Commerce Layer surface: the Provisioning API (JSON:API) for organizations, roles and
+//! api credentials, and the OAuth2 token endpoint whose RS512 tokens `/v1/authenticate`
+//! verifies.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{
+    both_engines,
+    helpers::{Api, TestApp, assert_absent, logs},
+    one_engine,
+};
+
+const JSON_API: &str = "application/vnd.api+json";
+
+/// Seed 003's request body, for `org`.
+fn seed_body(org: &str) -> Value {
+    json!({
+      "data": {
+        "type": "api_credentials",
+        "attributes": {
+          "name": "My app",
+          "kind": "sales_channel"
+        },
+        "relationships": {
+          "organization": {
+            "data": {
+              "type": "organizations",
+              "id": org
+            }
+          }
+        }
+      }
+    })
+}
+
+fn credential_body(org: &str, attributes: Value, role: Option<&str>) -> Value {
+    let mut body = json!({
+        "data": {
+            "type": "api_credentials",
+            "attributes": attributes,
+            "relationships": { "organization": { "data": { "type": "organizations", "id": org } } }
+        }
+    });
+    if let Some(role) = role {
+        body["data"]["relationships"]["role"] = json!({ "data": { "type": "roles", "id": role } });
+    }
+    body
+}
+
+/// Asserts a JSON:API error: status, code, and (when given) the source pointer.
+fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    want: StatusCode,
+    code: &str,
+    pointer: Option<&str>,
+) {
+    assert_eq!(status, want, "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["code"], code, "{body}");
+    assert_eq!(error["status"], want.as_u16().to_string(), "{body}");
+    assert!(
+        error["title"].is_string() && error["detail"].is_string(),
+        "{body}"
+    );
+    if let Some(pointer) = pointer {
+        assert_eq!(error["source"]["pointer"], pointer, "{body}");
+    }
+}
+
+/// The organization's role of `kind` (`admin`, `read_only`).
+async fn role_id(cl: &Api, kind: &str) -> String {
+    let (status, roles) = cl.get(&format!("/roles?filter[q][kind_eq]={kind}")).await;
+    assert_eq!(status, StatusCode::OK, "{roles}");
+    roles["data"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates an api credential; (id, client_id, client_secret).
+async fn credential(
+    cl: &Api,
+    org: &str,
+    name: &str,
+    kind: &str,
+    role: Option<&str>,
+) -> (String, String, String) {
+    let mut attributes = json!({ "name": name, "kind": kind });
+    if kind == "webapp" {
+        attributes["redirect_uri"] = json!("https://app.example.com/callback");
+    }
+    let (status, created) = cl
+        .post("/api_credentials", credential_body(org, attributes, role))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let a = &created["data"]["attributes"];
+    (
+        created["data"]["id"].as_str().unwrap().to_owned(),
+        a["client_id"].as_str().unwrap().to_owned(),
+        a["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `POST /oauth/token` with a JSON body.
+async fn token(app: &TestApp, body: Value) -> (StatusCode, Value) {
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .json(&body)
+        .send()
+        .await;
+    if res.status == StatusCode::OK {
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+    }
+    (res.status, res.body)
+}
+
+/// The claims of a JWT, unverified (the tests verify signatures separately).
+fn claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn seed_003_creates_a_sales_channel_as_documented(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    // The seed's curl, with only host, organization id and token changed.
+    let res = app
+        .raw(Method::POST, "/api/api_credentials")
+        .header("Accept", JSON_API)
+        .header("Authorization", &format!("Bearer {admin}"))
+        .header("Content-Type", JSON_API)
+        .body(seed_body(&org).to_string())
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    assert_eq!(res.header("content-type"), Some(JSON_API));
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    let data = &res.body["data"];
+    let id = data["id"].as_str().unwrap();
+    assert_eq!(id.len(), 10);
+    assert_eq!(data["type"], "api_credentials");
+    assert_eq!(
+        data["links"]["self"],
+        format!("{}/api/api_credentials/{id}", app.base)
+    );
+    let a = &data["attributes"];
+    assert_eq!(a["name"], "My app");
+    assert_eq!(a["kind"], "sales_channel");
+    assert_eq!(
+        a["confidential"], false,
+        "sales channels are public clients"
+    );
+    assert_eq!(a["redirect_uri"], Value::Null);
+    assert_eq!(a["scopes"], "market:all");
+    assert_eq!(a["expires_in"], 14400);
+    assert_eq!(a["mode"], "test");
+    assert_eq!(a["custom"], false);
+    assert_eq!(a["metadata"], json!({}));
+    assert_eq!(a["reference"], Value::Null);
+    let secret = a["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43);
+    assert!(a["client_id"].as_str().unwrap().len() >= 43);
+    for stamp in ["created_at", "updated_at"] {
+        assert!(a[stamp].as_str().unwrap().ends_with('Z'), "{a}");
+    }
+    for rel in ["organization", "role"] {
+        let links = &data["relationships"][rel]["links"];
+        assert_eq!(
+            links["self"],
+            format!("{}/api/api_credentials/{id}/relationships/{rel}", app.base)
+        );
+        assert_eq!(
+            links["related"],
+            format!("{}/api/api_credentials/{id}/{rel}", app.base)
+        );
+    }
+
+    // The secret is shown once: not on reads, not at rest, not in logs or audit events.
+    let cl = app.provisioning(&admin);
+    let (status, got) = cl.get(&format!("/api_credentials/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert!(
+        got["data"]["attributes"].get("client_secret").is_none(),
+        "{got}"
+    );
+    assert_eq!(got["data"]["attributes"]["client_id"], a["client_id"]);
+    let (_, list) = cl.get("/api_credentials").await;
+    assert_absent(&list.to_string(), &secret, "list");
+    let (_, events) = app.get("/v1/audit_events", &admin).await;
+    assert!(
+        events.to_string().contains("api_credential.create"),
+        "{events}"
+    );
+    assert_absent(&events.to_string(), &secret, "audit events");
+    assert_absent(&app.raw_database().await, &secret, "database");
+    assert_absent(&logs(), &secret, "logs");
+
+    // The related organization.
+    let (status, owner) = cl.get(&format!("/api_credentials/{id}/organization")).await;
+    assert_eq!(status, StatusCode::OK, "{owner}");
+    assert_eq!(owner["data"]["id"], org.as_str());
+    assert_eq!(owner["data"]["type"], "organizations");
+    let (status, role) = cl.get(&format!("/api_credentials/{id}/role")).await;
+    assert_eq!((status, &role["data"]), (StatusCode::OK, &Value::Null));
+}
+
+async fn media_types_are_json_api(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let bearer = format!("Bearer {admin}");
+    let body = seed_body(&org).to_string();
+    // Accept must allow JSON:API.
+    let res = app
+        .raw(Method::GET, "/api/api_credentials")
+        .header("Authorization", &bearer)
+        .accept("application/json")
+        .send()
+        .await;
+    assert_error(
+        res.status,
+        &res.body,
+        StatusCode::NOT_ACCEPTABLE,
+        "NOT_ACCEPTABLE",
+        None,
+    );
+    assert_eq!(res.header("content-type"), Some(JSON_API));
+    for accept in [
+        "*/*",
+        "application/*",
+        "text/html, application/vnd.api+json",
+    ] {
+        let res = app
+            .raw(Method::GET, "/api/api_credentials")
+            .header("Authorization", &bearer)
+            .accept(accept)
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{accept}: {}", res.text);
+    }
+    // A body must be labelled JSON:API.
+    for content_type in [Some("application/json"), Some("text/plain"), None] {
+        let mut req = app
+            .raw(Method::POST, "/api/api_credentials")
+            .header("Authorization", &bearer)
+            .accept(JSON_API)
+            .body(body.clone());
+        if let Some(ct) = content_type {
+            req = req.content_type(ct);
+        }
+        let res = req.send().await;
+        assert_error(
+            res.status,
+            &res.body,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        );
+    }
+    // Bodyless requests with any Content-Type are fine (the SDK sends one on every request).
+    let res = app
+        .raw(Method::GET, "/api/roles")
+        .header("Authorization", &bearer)
+        .content_type("application/json")
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    // Broken documents.
+    let cl = app.provisioning(&admin);
+    let res = cl
+        .raw(Method::POST, "/api_credentials")
+        .body("{")
+        .send()
+        .await;
+    assert_error(
+        res.status,
+        &res.body,
+        StatusCode::BAD_REQUEST,
+        "INVALID_DATA_FORMAT",
+        None,
+    );
+    let (status, e) = cl.post("/api_credentials", json!({ "data": [] })).await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::BAD_REQUEST,
+        "INVALID_DATA_FORMAT",
+        Some("/data"),
+    );
+    let (status, e) = cl
+        .post(
+            "/api_credentials",
+            json!({ "data": { "type": "roles", "attributes": {} } }),
+        )
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::CONFLICT,
+        "INVALID_RESOURCE",
+        Some("/data/type"),
+    );
+    // Out-of-scope resources and unknown paths answer JSON:API 404s.
+    for path in [
+        "/memberships",
+        "/identity_providers",
+        "/application_memberships",
+        "/nope",
+    ] {
+        let (status, e) = cl.get(path).await;
+        assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
+    }
+    // No token, a wrong token.
+    let res = app
+        .raw(Method::GET, "/api/api_credentials")
+        .accept(JSON_API)
+        .send()
+        .await;
+    assert_error(
+        res.status,
+        &res.body,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        None,
+    );
+    let (status, e) = app.provisioning("lk_nope").get("/api_credentials").await;
+    assert_error(status, &e, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None);
+}
+
+async fn create_validates_every_attribute(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let admin_role = role_id(&cl, "admin").await;
+    let bad = |attributes: Value, role: Option<&str>| credential_body(&org, attributes, role);
+    let cases: Vec<(Value, StatusCode, &str, Option<&str>)> = vec![
+        (
+            bad(json!({ "kind": "sales_channel" }), None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/name"),
+        ),
+        (
+            bad(json!({ "name": " ", "kind": "sales_channel" }), None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/name"),
+        ),
+        (
+            bad(json!({ "name": 7, "kind": "sales_channel" }), None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/name"),
+        ),
+        (
+            bad(json!({ "name": "x" }), None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/kind"),
+        ),
+        (
+            bad(json!({ "name": "x", "kind": "robot" }), None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/kind"),
+        ),
+        (
+            bad(json!({ "name": "x", "kind": "orders" }), None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/kind"),
+        ),
+        (
+            bad(json!({ "name": "x", "kind": "webapp" }), None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/redirect_uri"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "webapp", "redirect_uri": "http://app.example.com/cb" }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/redirect_uri"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "webapp", "redirect_uri": "https://app.example.com/cb#x" }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/redirect_uri"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "webapp", "redirect_uri": "/cb" }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/redirect_uri"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "expires_in": 7199 }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/expires_in"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "expires_in": 31_536_001 }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/expires_in"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "expires_in": "7200" }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/expires_in"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "mode": "prod" }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/mode"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "metadata": [1] }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/metadata"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "metadata": { "k": "v".repeat(5000) } }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/metadata"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "reference": "r".repeat(256) }),
+                None,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/attributes/reference"),
+        ),
+        (
+            bad(json!({ "name": "x", "kind": "integration" }), None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/relationships/role"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel" }),
+                Some(&admin_role),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/relationships/role"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "webapp", "redirect_uri": "https://a.example/cb" }),
+                Some(&admin_role),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/relationships/role"),
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "integration" }),
+                Some("nOtArOlE00"),
+            ),
+            StatusCode::NOT_FOUND,
+            "RECORD_NOT_FOUND",
+            Some("/data/relationships/role"),
+        ),
+        // Read-only and unknown attributes are refused, not ignored.
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "client_id": "mine" }),
+                None,
+            ),
+            StatusCode::BAD_REQUEST,
+            "PARAM_NOT_ALLOWED",
+            None,
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "scopes": "market:all" }),
+                None,
+            ),
+            StatusCode::BAD_REQUEST,
+            "PARAM_NOT_ALLOWED",
+            None,
+        ),
+        (
+            bad(
+                json!({ "name": "x", "kind": "sales_channel", "colour": "red" }),
+                None,
+            ),
+            StatusCode::BAD_REQUEST,
+            "PARAM_NOT_ALLOWED",
+            None,
+        ),
+        (
+            json!({ "data": { "type": "api_credentials", "attributes": { "name": "x", "kind": "sales_channel" } } }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some("/data/relationships/organization"),
+        ),
+    ];
+    for (body, status, code, pointer) in cases {
+        let (got, e) = cl.post("/api_credentials", body.clone()).await;
+        assert_error(got, &e, status, code, pointer);
+    }
+    // Another organization is not found.
+    let (other, _) = app.org_with("admin").await;
+    let (status, e) = cl.post("/api_credentials", seed_body(&other)).await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::NOT_FOUND,
+        "RECORD_NOT_FOUND",
+        Some("/data/relationships/organization"),
+    );
+    // Nothing of the above was stored.
+    let (_, list) = cl.get("/api_credentials").await;
+    assert_eq!(list["meta"]["record_count"], 0, "{list}");
+
+    // What is accepted: loopback http for a webapp, a hosted-app fork, bounds, mode, metadata.
+    let (status, made) = cl
+        .post("/api_credentials", bad(json!({ "name": "Dev", "kind": "webapp", "redirect_uri": "http://127.0.0.1:3000/cb", "expires_in": 31_536_000, "mode": "live", "reference": "ref-1", "reference_origin": "crm", "metadata": { "team": "web" } }), None))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let a = &made["data"]["attributes"];
+    assert_eq!(
+        (
+            a["confidential"].clone(),
+            a["expires_in"].clone(),
+            a["mode"].clone()
+        ),
+        (json!(true), json!(31_536_000), json!("live"))
+    );
+    assert_eq!(a["metadata"], json!({ "team": "web" }));
+    let (status, made) = cl
+        .post(
+            "/api_credentials",
+            bad(
+                json!({ "name": "Orders", "kind": "orders", "custom": true }),
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["data"]["attributes"]["expires_in"], 7200);
+    let (status, made) = cl
+        .post(
+            "/api_credentials",
+            bad(
+                json!({ "name": "ERP", "kind": "integration" }),
+                Some(&admin_role),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["data"]["attributes"]["expires_in"], 7200);
+}
+
+async fn updates_keep_immutable_fields(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let admin_role = role_id(&cl, "admin").await;
+    let read_only = role_id(&cl, "read_only").await;
+    let (id, _, _) = credential(&cl, &org, "ERP", "integration", Some(&admin_role)).await;
+    let patch = |attributes: Value| json!({ "data": { "type": "api_credentials", "id": id, "attributes": attributes } });
+    let path = format!("/api_credentials/{id}");
+
+    let (status, updated) = cl
+        .patch(&path, json!({ "data": { "type": "api_credentials", "id": id, "attributes": { "name": "ERP 2", "expires_in": 9000, "metadata": { "a": 1 } }, "relationships": { "role": { "data": { "type": "roles", "id": read_only } } } } }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let a = &updated["data"]["attributes"];
+    assert_eq!(
+        (
+            a["name"].clone(),
+            a["expires_in"].clone(),
+            a["metadata"].clone()
+        ),
+        (json!("ERP 2"), json!(9000), json!({ "a": 1 }))
+    );
+    assert_ne!(a["updated_at"], a["created_at"]);
+    let (_, role) = cl.get(&format!("{path}/role")).await;
+    assert_eq!(role["data"]["id"], read_only.as_str(), "{role}");
+    assert_eq!(role["data"]["attributes"]["kind"], "read_only");
+
+    for attribute in ["kind", "mode", "custom", "client_id", "confidential"] {
+        let (status, e) = cl.patch(&path, patch(json!({ attribute: "x" }))).await;
+        assert_error(
+            status,
+            &e,
+            StatusCode::BAD_REQUEST,
+            "PARAM_NOT_ALLOWED",
+            None,
+        );
+    }
+    let (status, e) = cl
+        .patch(&path, json!({ "data": { "type": "api_credentials", "id": id, "relationships": { "organization": { "data": { "type": "organizations", "id": org } } } } }))
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::BAD_REQUEST,
+        "PARAM_NOT_ALLOWED",
+        None,
+    );
+    let (status, e) = cl
+        .patch(&path, json!({ "data": { "type": "api_credentials", "id": "someoneels", "attributes": { "name": "y" } } }))
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::BAD_REQUEST,
+        "KEY_NOT_INCLUDED_IN_URL",
+        None,
+    );
+    let (status, e) = cl
+        .patch(&path, json!({ "data": { "type": "api_credentials", "id": id, "relationships": { "role": { "data": null } } } }))
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+        Some("/data/relationships/role"),
+    );
+    let (status, e) = cl.patch(&path, patch(json!({ "expires_in": 100 }))).await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+        Some("/data/attributes/expires_in"),
+    );
+    let (status, e) = cl.patch(&path, patch(json!({ "name": null }))).await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+        Some("/data/attributes/name"),
+    );
+    // A sales channel takes no role; a webapp keeps its redirect URI.
+    let (sales, _, _) = credential(&cl, &org, "Shop", "sales_channel", None).await;
+    let (status, e) = cl
+        .patch(&format!("/api_credentials/{sales}"), json!({ "data": { "type": "api_credentials", "id": sales, "relationships": { "role": { "data": { "type": "roles", "id": admin_role } } } } }))
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+        Some("/data/relationships/role"),
+    );
+    let (web, _, _) = credential(&cl, &org, "Web", "webapp", None).await;
+    let (status, e) = cl
+        .patch(&format!("/api_credentials/{web}"), json!({ "data": { "type": "api_credentials", "id": web, "attributes": { "redirect_uri": null } } }))
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+        Some("/data/attributes/redirect_uri"),
+    );
+    // Nothing changed by the refusals.
+    let (_, got) = cl.get(&path).await;
+    assert_eq!(got["data"]["attributes"]["name"], "ERP 2");
+    assert_eq!(got["data"]["attributes"]["kind"], "integration");
+    // Delete: 204, then 404.
+    let (status, _) = cl.delete(&path).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, e) = cl.delete(&path).await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
+    let (status, e) = cl.get(&path).await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
+}
+
+async fn roles_and_who_may_do_what(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let (status, roles) = cl.get("/roles?sort=created_at").await;
+    assert_eq!(status, StatusCode::OK, "{roles}");
+    let mut kinds: Vec<&str> = roles["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["attributes"]["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["admin", "read_only"], "{roles}");
+    let role_body = |name: &str| json!({ "data": { "type": "roles", "attributes": { "name": name }, "relationships": { "organization": { "data": { "type": "organizations", "id": org } } } } });
+    let (status, custom) = cl.post("/roles", role_body("Support")).await;
+    assert_eq!(status, StatusCode::CREATED, "{custom}");
+    assert_eq!(custom["data"]["attributes"]["kind"], "custom");
+    let custom_id = custom["data"]["id"].as_str().unwrap().to_owned();
+    let (status, renamed) = cl
+        .patch(&format!("/roles/{custom_id}"), json!({ "data": { "type": "roles", "id": custom_id, "attributes": { "name": "Support team" } } }))
+        .await;
+    assert_eq!(
+        (status, renamed["data"]["attributes"]["name"].clone()),
+        (StatusCode::OK, json!("Support team"))
+    );
+    let (status, e) = cl.patch(&format!("/roles/{custom_id}"), json!({ "data": { "type": "roles", "id": custom_id, "attributes": { "kind": "admin" } } })).await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::BAD_REQUEST,
+        "PARAM_NOT_ALLOWED",
+        None,
+    );
+    let (status, e) = cl.delete(&format!("/roles/{custom_id}")).await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        None,
+    );
+    let admin_role = role_id(&cl, "admin").await;
+
+    // Editors manage api credentials but not roles; viewers read; team-bound tokens nothing.
+    let editor = app.provisioning(&app.token(&org, "editor", None).await);
+    let viewer = app.provisioning(&app.token(&org, "viewer", None).await);
+    let team = app.team(&admin, "ops").await;
+    let bound = app.provisioning(&app.token(&org, "admin", Some(team)).await);
+    let (id, _, _) = credential(&editor, &org, "By editor", "integration", Some(&admin_role)).await;
+    let (status, e) = editor.post("/roles", role_body("Nope")).await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    let (status, e) = viewer.post("/api_credentials", seed_body(&org)).await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    let (status, e) = viewer.delete(&format!("/api_credentials/{id}")).await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    let (status, list) = viewer.get("/api_credentials").await;
+    assert_eq!(
+        (status, list["meta"]["record_count"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+    for path in ["/api_credentials", "/roles", "/organizations"] {
+        let (status, e) = bound.get(path).await;
+        assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    }
+    let (status, e) = bound.post("/api_credentials", seed_body(&org)).await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+
+    // Another organization's ids are not found; its lists do not show ours.
+    let (other_org, other_admin) = app.org_with("admin").await;
+    let other = app.provisioning(&other_admin);
+    for path in [
+        format!("/api_credentials/{id}"),
+        format!("/roles/{custom_id}"),
+        format!("/organizations/{org}"),
+        format!("/api_credentials/{id}/organization"),
+    ] {
+        let (status, e) = other.get(&path).await;
+        assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
+    }
+    let (status, e) = other
+        .patch(&format!("/api_credentials/{id}"), json!({ "data": { "type": "api_credentials", "id": id, "attributes": { "name": "mine" } } }))
+        .await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
+    let (status, e) = other.delete(&format!("/api_credentials/{id}")).await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
+    let (status, e) = other
+        .post(
+            "/api_credentials",
+            credential_body(
+                &other_org,
+                json!({ "name": "x", "kind": "integration" }),
+                Some(&admin_role),
+            ),
+        )
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::NOT_FOUND,
+        "RECORD_NOT_FOUND",
+        Some("/data/relationships/role"),
+    );
+    let (_, theirs) = other.get("/api_credentials").await;
+    assert_eq!(theirs["meta"]["record_count"], 0);
+
+    // Organizations: an organization token sees its own; a server admin sees all.
+    let (status, own) = cl.get("/organizations").await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(own["meta"]["record_count"], 1);
+    assert_eq!(own["data"][0]["id"], org.as_str());
+    let a = &own["data"][0]["attributes"];
+    assert!(a["slug"].as_str().unwrap().starts_with("org-"), "{a}");
+    assert!(
+        a["domain"]
+            .as_str()
+            .unwrap()
+            .starts_with(a["slug"].as_str().unwrap()),
+        "{a}"
+    );
+    let server = app.provisioning(&app.admin);
+    let (status, all) = server.get("/organizations?page[size]=25").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert!(all["meta"]["record_count"].as_i64().unwrap() >= 2);
+    let (status, e) = server.get("/api_credentials").await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    // Related lists.
+    let (_, by_role) = cl
+        .get(&format!("/roles/{admin_role}/api_credentials"))
+        .await;
+    assert_eq!(by_role["meta"]["record_count"], 1, "{by_role}");
+    let (_, by_org) = cl
+        .get(&format!("/organizations/{org}/api_credentials"))
+        .await;
+    assert_eq!(by_org["meta"]["record_count"], 1, "{by_org}");
+    let (_, org_roles) = cl.get(&format!("/organizations/{org}/roles")).await;
+    assert_eq!(org_roles["meta"]["record_count"], 3, "{org_roles}");
+}
+
+async fn lists_page_filter_sort_and_include(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let admin_role = role_id(&cl, "admin").await;
+    for i in 0..8 {
+        credential(&cl, &org, &format!("My app {i}"), "sales_channel", None).await;
+    }
+    for i in 0..4 {
+        credential(
+            &cl,
+            &org,
+            &format!("Backend {i}"),
+            "integration",
+            Some(&admin_role),
+        )
+        .await;
+    }
+    let (status, page) = cl.get("/api_credentials").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["data"].as_array().unwrap().len(), 10);
+    assert_eq!(page["meta"], json!({ "record_count": 12, "page_count": 2 }));
+    assert!(
+        page["links"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("page[number]=2"),
+        "{page}"
+    );
+    assert!(page["links"].get("prev").is_none());
+    let (_, second) = cl.get("/api_credentials?page[number]=2").await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 2);
+    assert!(second["links"].get("next").is_none() && second["links"]["prev"].is_string());
+    // The SDK's own query string: percent-encoded, with include, fields, sort, page, filters.
+    let sdk = "/api_credentials?include=organization%2Crole&fields%5Bapi_credentials%5D=name%2Ckind&sort=-created_at&page%5Bnumber%5D=1&page%5Bsize%5D=25&filter%5Bq%5D%5Bkind_eq%5D=integration&filter%5Bq%5D%5Bname_start%5D=Backend+";
+    let (status, list) = cl.get(sdk).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 4, "{list}");
+    assert_eq!(data[0]["attributes"]["name"], "Backend 3", "newest first");
+    assert_eq!(
+        data[0]["attributes"].as_object().unwrap().len(),
+        2,
+        "sparse fieldset: {list}"
+    );
+    assert_eq!(
+        data[0]["relationships"]["role"]["data"],
+        json!({ "type": "roles", "id": admin_role })
+    );
+    assert_eq!(
+        data[0]["relationships"]["organization"]["data"],
+        json!({ "type": "organizations", "id": org })
+    );
+    let included = list["included"].as_array().unwrap();
+    let kinds: Vec<&str> = included
+        .iter()
+        .map(|o| o["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["organizations", "roles"], "{list}");
+    // Filters on the other predicates.
+    for (query, count) in [
+        ("filter[q][name_cont]=app", 8),
+        ("filter[q][name_or_kind_cont]=integ", 4),
+        ("filter[q][kind_in]=integration,webapp", 4),
+        ("filter[q][kind_not_eq]=integration", 8),
+        ("filter[q][confidential_true]=1", 4),
+        ("filter[q][role_id_null]=true", 8),
+        ("filter[q][expires_in_gt]=7200", 8),
+        ("filter[q][created_at_gt]=2000-01-01", 12),
+        (&format!("filter[q][role_id_eq]={admin_role}"), 4),
+    ] {
+        let (status, list) = cl.get(&format!("/api_credentials?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {list}");
+        assert_eq!(list["meta"]["record_count"], count, "{query}");
+    }
+    // What a list cannot do is a 400, never silently ignored.
+    for (query, code) in [
+        ("page[size]=26", "INVALID_PAGE_VALUE"),
+        ("page[number]=0", "INVALID_PAGE_VALUE"),
+        ("sort=name", "INVALID_SORT_CRITERIA"),
+        ("filter[q][secret_eq]=x", "FILTER_NOT_ALLOWED"),
+        ("filter[q][name]=x", "INVALID_FILTERS_SYNTAX"),
+        ("filter[q][expires_in_gt]=soon", "INVALID_FILTER_VALUE"),
+        ("fields[api_credentials]=colour", "INVALID_FIELD"),
+        ("include=memberships", "INVALID_INCLUDE"),
+        ("limit=5", "PARAM_NOT_ALLOWED"),
+    ] {
+        let (status, e) = cl.get(&format!("/api_credentials?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {e}");
+        assert_eq!(e["errors"][0]["code"], code, "{query}: {e}");
+        assert!(e["errors"][0]["source"]["parameter"].is_string(), "{e}");
+    }
+    let (status, e) = cl.get("/api_credentials/x?sort=name").await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::BAD_REQUEST,
+        "PARAM_NOT_ALLOWED",
+        None,
+    );
+}
+
+async fn client_credentials_tokens_verify(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let admin_role = role_id(&cl, "admin").await;
+    let (id, client_id, secret) =
+        credential(&cl, &org, "ERP", "integration", Some(&admin_role)).await;
+    let (status, issued) = token(&app, json!({ "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret })).await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    assert_eq!(issued["token_type"], "bearer");
+    assert_eq!(issued["expires_in"], 7200);
+    assert_eq!(issued["scope"], "market:all");
+    assert!(issued["created_at"].is_i64());
+    let access = issued["access_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS512);
+    let c = claims(access);
+    assert_eq!(
+        c["application"],
+        json!({ "id": id, "kind": "integration", "public": false, "client_id": client_id, "confidential": true })
+    );
+    assert_eq!(c["organization"]["id"], org.as_str());
+    assert_eq!(
+        (c["scope"].clone(), c["test"].clone()),
+        (json!("market:all"), json!(true))
+    );
+    assert_eq!(
+        c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(),
+        7200
+    );
+    assert_eq!(c["iss"], app.base.as_str());
+    assert!(c["rand"].as_f64().unwrap() < 1.0);
+    // The signature verifies with the key the server publishes (no query parameter).
+    let (status, jwks) = app.get("/.well-known/jwks.json", "").await;
+    assert_eq!(status, StatusCode::OK, "{jwks}");
+    let kid = header.kid.unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap();
+    assert_eq!(
+        (jwk["alg"].clone(), jwk["use"].clone()),
+        (json!("RS512"), json!("sig"))
+    );
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS512);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Value>(access, &key, &validation).unwrap();
+    // /v1/authenticate knows it.
+    let verdict = app.verify(&admin, access).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    let p = &verdict["principal"];
+    assert_eq!(p["type"], "api_credential_token");
+    assert_eq!(
+        (
+            p["api_credential_id"].clone(),
+            p["role_kind"].clone(),
+            p["role_id"].clone()
+        ),
+        (json!(id), json!("admin"), json!(admin_role))
+    );
+    assert_eq!(
+        (p["scope"].clone(), p["test"].clone()),
+        (json!("market:all"), json!("true"))
+    );
+    let (_, other_admin) = app.org_with("admin").await;
+    assert_eq!(
+        app.verify(&other_admin, access).await["code"],
+        "wrong_organization"
+    );
+
+    // A form body with HTTP Basic, as generic OAuth clients send it; a narrower scope.
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .header(
+            "Authorization",
+            &format!("Basic {}", base64_of(&format!("{client_id}:{secret}"))),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "market:code:europe stock_location:id:xYz"),
+        ])
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(
+        res.body["scope"],
+        "market:code:europe stock_location:id:xYz"
+    );
+    // A sales channel by client id alone is a public client; with its secret, a confidential one.
+    let (_, shop_id, shop_secret) = credential(&cl, &org, "Shop", "sales_channel", None).await;
+    let (status, public) = token(&app, json!({ "grant_type": "client_credentials", "client_id": shop_id, "scope": "market:id:aBc" })).await;
+    assert_eq!(status, StatusCode::OK, "{public}");
+    let c = claims(public["access_token"].as_str().unwrap());
+    assert_eq!(
+        (
+            c["application"]["public"].clone(),
+            c["application"]["confidential"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    assert_eq!(public["expires_in"], 14400);
+    let (status, _) = token(&app, json!({ "grant_type": "client_credentials", "client_id": shop_id, "client_secret": shop_secret })).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Refusals, in Commerce Layer's envelope with RFC 6749's fields.
+    let refusals = [
+        (
+            json!({ "grant_type": "client_credentials", "client_id": client_id, "client_secret": "wrong" }),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            json!({ "grant_type": "client_credentials", "client_id": client_id }),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            json!({ "grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x" }),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            json!({ "grant_type": "client_credentials" }),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            json!({ "grant_type": "password", "client_id": shop_id, "username": "u", "password": "p" }),
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            json!({ "client_id": shop_id }),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({ "grant_type": "client_credentials", "client_id": shop_id, "scope": "market:1234" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            json!({ "grant_type": "client_credentials", "client_id": shop_id, "scope": "stock_location:id:x" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            json!({ "grant_type": "client_credentials", "client_id": shop_id, "scope": "provisioning-api" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            json!({ "grant_type": "client_credentials", "client_id": shop_id, "scope": 5 }),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (body, status, error) in refusals {
+        let (got, e) = token(&app, body.clone()).await;
+        assert_eq!(got, status, "{body}: {e}");
+        assert_eq!(
+            (e["error"].clone(), e["errors"][0]["title"].clone()),
+            (json!(error), json!(error)),
+            "{body}: {e}"
+        );
+        assert_eq!(e["errors"][0]["status"], status.as_u16(), "{e}");
+        assert!(
+            e["error_description"].is_string() && e["errors"][0]["code"].is_string(),
+            "{e}"
+        );
+    }
+    // Both authentication methods at once; an unknown media type.
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .header(
+            "Authorization",
+            &format!("Basic {}", base64_of(&format!("{client_id}:{secret}"))),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_secret", &secret),
+        ])
+        .send()
+        .await;
+    assert_eq!(
+        (res.status, res.body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_request"))
+    );
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .content_type("text/plain")
+        .body("grant_type=client_credentials")
+        .send()
+        .await;
+    assert_eq!(
+        (res.status, res.body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_request"))
+    );
+    // Also labelled JSON:API, as the Provisioning docs send it.
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .content_type(JSON_API)
+        .body(json!({ "grant_type": "client_credentials", "client_id": shop_id }).to_string())
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_absent(&logs(), &secret, "logs");
+    // RFC 8414 metadata.
+    let (status, meta) = app.get("/.well-known/oauth-authorization-server", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", app.base));
+    assert_eq!(
+        meta["jwks_uri"],
+        format!("{}/.well-known/jwks.json", app.base)
+    );
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+async fn revocation_reaches_every_node(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let admin_role = role_id(&cl, "admin").await;
+    let read_only = role_id(&cl, "read_only").await;
+    let (id, client_id, secret) =
+        credential(&cl, &org, "ERP", "integration", Some(&admin_role)).await;
+    let (_, shop_id, shop_secret) = credential(&cl, &org, "Shop", "sales_channel", None).await;
+    let get_token = async |client: &str, secret: Option<&str>| {
+        let mut body = json!({ "grant_type": "client_credentials", "client_id": client });
+        if let Some(s) = secret {
+            body["client_secret"] = json!(s);
+        }
+        let (status, t) = token(&app, body).await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        t["access_token"].as_str().unwrap().to_owned()
+    };
+    let (b, _stop_b) = app.another_node().await;
+    let first = get_token(&client_id, Some(&secret)).await;
+    let second = get_token(&client_id, Some(&secret)).await;
+    for node in [&app.base, &b] {
+        assert_eq!(app.verify_at(node, &admin, &first).await["valid"], true);
+    }
+    let within_a_second = async |presented: &str, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1000);
+        loop {
+            let verdict = app.verify_at(&b, &admin, presented).await;
+            if verdict["valid"] == false {
+                assert_eq!(verdict["code"], "revoked", "{verdict}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other node still accepts {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+
+    // Revoke needs the client's id and secret; another client cannot revoke it.
+    let revoke = async |body: Value| {
+        let res = app
+            .raw(Method::POST, "/oauth/revoke")
+            .json(&body)
+            .send()
+            .await;
+        (res.status, res.body)
+    };
+    let (status, e) = revoke(json!({ "token": first })).await;
+    assert_eq!(
+        (status, e["errors"][0]["title"].clone()),
+        (StatusCode::FORBIDDEN, json!("unauthorized_client")),
+        "{e}"
+    );
+    let (status, e) = revoke(json!({ "client_id": client_id, "token": first })).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_client")),
+        "{e}"
+    );
+    let (status, e) =
+        revoke(json!({ "client_id": shop_id, "client_secret": shop_secret, "token": first })).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::FORBIDDEN, json!("unauthorized_client")),
+        "{e}"
+    );
+    let (status, done) =
+        revoke(json!({ "client_id": client_id, "client_secret": secret, "token": first })).await;
+    assert_eq!((status, done), (StatusCode::OK, json!({})));
+    assert_eq!(
+        app.verify(&admin, &first).await["code"],
+        "revoked",
+        "at once here"
+    );
+    within_a_second(&first, "a revoked token").await;
+    assert_eq!(
+        app.verify(&admin, &second).await["valid"],
+        true,
+        "only that token"
+    );
+    // Revoking what is not a token of ours is a no-op (RFC 7009).
+    let (status, done) =
+        revoke(json!({ "client_id": client_id, "client_secret": secret, "token": "not-a-token" }))
+            .await;
+    assert_eq!((status, done), (StatusCode::OK, json!({})));
+    let (_, events) = app.get("/v1/audit_events", &admin).await;
+    assert!(
+        events.to_string().contains("access_token.revoke"),
+        "{events}"
+    );
+
+    // A changed role is what the next verification reports, here and on the other node.
+    let (status, _) = cl
+        .patch(&format!("/api_credentials/{id}"), json!({ "data": { "type": "api_credentials", "id": id, "relationships": { "role": { "data": { "type": "roles", "id": read_only } } } } }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.verify(&admin, &second).await["principal"]["role_kind"],
+        "read_only"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1000);
+    while app.verify_at(&b, &admin, &second).await["principal"]["role_kind"] != "read_only" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other node still reports the old role"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A deleted credential's tokens stop verifying, and it gets no more.
+    let (status, _) = cl.delete(&format!("/api_credentials/{id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.verify(&admin, &second).await["code"],
+        "revoked",
+        "at once here"
+    );
+    within_a_second(&second, "a deleted credential's token").await;
+    let (status, e) = token(&app, json!({ "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret })).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_client"))
+    );
+}
+
+both_engines!(
+    seed_003_creates_a_sales_channel_as_documented,
+    create_validates_every_attribute,
+    updates_keep_immutable_fields,
+    roles_and_who_may_do_what,
+    lists_page_filter_sort_and_include,
+    client_credentials_tokens_verify,
+    revocation_reaches_every_node,
+);
+one_engine!(media_types_are_json_api);
