@@ -94,3 +94,47 @@ CREATE TABLE cl_revoked_tokens (
     expires_at      BIGINT NOT NULL
 );
 CREATE INDEX cl_revoked_tokens_expiry ON cl_revoked_tokens (expires_at);
+
+-- Where an organization's end users sign in (the authorization-code flow hands them there),
+-- and which algorithm signs its access tokens.
+CREATE TABLE cl_settings (
+    organization_id TEXT PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
+    login_url       TEXT,
+    token_algorithm TEXT NOT NULL,
+    updated_at      BIGINT NOT NULL
+);
+
+-- One authorization-code grant, from `/oauth/authorize` to its last refresh: the login
+-- request (`challenge`, answered by the platform), the browser's way back (`verifier`), the
+-- code, and the refresh tokens it issues. Secrets are stored as HMACs.
+CREATE TABLE cl_authorizations (
+    id                    TEXT PRIMARY KEY,
+    organization_id       TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    api_credential_id     TEXT NOT NULL REFERENCES cl_api_credentials (id) ON DELETE CASCADE,
+    challenge             TEXT NOT NULL UNIQUE,
+    verifier_hash         BLOB UNIQUE,
+    code_hash             BLOB UNIQUE,
+    redirect_uri          TEXT NOT NULL,
+    state                 TEXT,
+    scope                 TEXT NOT NULL,
+    code_challenge        TEXT,
+    code_challenge_method TEXT,
+    owner_id              TEXT,
+    owner_type            TEXT,
+    status                TEXT NOT NULL,
+    created_at            BIGINT NOT NULL,
+    expires_at            BIGINT NOT NULL
+);
+CREATE INDEX cl_authorizations_expiry ON cl_authorizations (expires_at);
+CREATE INDEX cl_authorizations_credential ON cl_authorizations (api_credential_id);
+
+-- Refresh tokens rotate on every use; a used one presented again revokes its grant.
+CREATE TABLE cl_refresh_tokens (
+    token_hash       BLOB PRIMARY KEY,
+    authorization_id TEXT NOT NULL REFERENCES cl_authorizations (id) ON DELETE CASCADE,
+    scope            TEXT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    expires_at       BIGINT NOT NULL,
+    used_at          BIGINT
+);
+CREATE INDEX cl_refresh_tokens_authorization ON cl_refresh_tokens (authorization_id);

@@ -16,6 +16,7 @@ use crate::kernel::{
 };
 
 pub mod api;
+pub mod authorize;
 pub mod jsonapi;
 pub mod model;
 pub mod oauth;
@@ -40,7 +41,9 @@ pub struct CommerceLayer {
     /// Api credentials by client id, as the token endpoint and verification need them.
     clients: LiveCache<verify::LiveClient>,
     /// Access-token ids (`jti`) checked against the revocation list: live = not revoked.
-    tokens: LiveCache<verify::LiveToken>,
+    tokens: LiveCache<verify::Live>,
+    /// Authorization-code grants: live = not revoked.
+    grants: LiveCache<verify::Live>,
     base_roles: Arc<quick_cache::sync::Cache<String, ()>>,
     public_url: PublicUrl,
 }
@@ -50,6 +53,7 @@ impl CommerceLayer {
         Self {
             clients: kernel.live_cache("cl_client", CLIENT_CACHE_BYTES),
             tokens: kernel.live_cache("cl_access_token", TOKEN_CACHE_BYTES),
+            grants: kernel.live_cache("cl_grant", TOKEN_CACHE_BYTES),
             base_roles: Arc::new(quick_cache::sync::Cache::new(BASE_ROLES_KNOWN)),
             kernel: kernel.clone(),
             public_url,
@@ -66,6 +70,7 @@ pub fn router(state: CommerceLayer) -> axum::Router {
         .layer(axum::middleware::from_fn(jsonapi::media_types));
     provisioning
         .merge(oauth::routes().split_for_parts().0)
+        .merge(authorize::routes().split_for_parts().0)
         .with_state(state)
 }
 
@@ -73,6 +78,7 @@ pub fn router(state: CommerceLayer) -> axum::Router {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api::routes().split_for_parts().1;
     doc.merge(oauth::routes().split_for_parts().1);
+    doc.merge(authorize::routes().split_for_parts().1);
     doc
 }
 

@@ -22,12 +22,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     CommerceLayer,
+    authorize::Grant,
     model::{PROVISIONING_SCOPE, Scope, USER_KIND},
     verify::{AccessClaims, ApplicationClaim, LiveClient, OrganizationClaim},
 };
 use crate::{
     crypto::{
-        jwt::{JwtAlgorithm, decode_header},
+        jwt::decode_header,
         secret::{random_base62, random_bytes},
     },
     kernel::{
@@ -90,12 +91,20 @@ const OAUTH_ERRORS: &[&str] = &[
 
 type Result<T> = std::result::Result<T, Error<OAuthSurface>>;
 
-fn oauth_error(status: StatusCode, error: &'static str, detail: impl Into<String>) -> ApiError {
+pub(super) fn oauth_error(
+    status: StatusCode,
+    error: &'static str,
+    detail: impl Into<String>,
+) -> ApiError {
     ApiError::new(status, error, detail)
 }
 
-fn invalid_request(detail: impl Into<String>) -> ApiError {
+pub(super) fn invalid_request(detail: impl Into<String>) -> ApiError {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", detail)
+}
+
+pub(super) fn invalid_grant(detail: impl Into<String>) -> ApiError {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", detail)
 }
 
 fn invalid_client() -> ApiError {
@@ -111,7 +120,7 @@ pub struct Params {
     values: HashMap<String, String>,
     /// HTTP Basic client credentials, when sent.
     basic: Option<(String, SecretString)>,
-    headers: HeaderMap,
+    pub(super) headers: HeaderMap,
     meta: RequestMeta,
 }
 
@@ -222,7 +231,7 @@ fn short(s: &str) -> String {
 }
 
 impl Params {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.values
             .get(name)
             .map(String::as_str)
@@ -279,7 +288,7 @@ impl CommerceLayer {
     /// The client named by `client_id`, authenticated: a confidential presentation must
     /// match the stored secret; without a secret only a public client (a sales channel)
     /// passes. Failures count against the client id and the caller's address.
-    async fn authenticate_client(
+    pub(super) async fn authenticate_client(
         &self,
         params: &Params,
     ) -> std::result::Result<(std::sync::Arc<LiveClient>, bool), ApiError> {
@@ -341,17 +350,20 @@ impl CommerceLayer {
             ));
         }
         let token = self
-            .issue_access_token(&client, confidential, &scope, &params.headers)
+            .issue_access_token(&client, confidential, &scope, &params.headers, None)
             .await?;
         Ok(no_store(axum::Json(token)))
     }
 
-    async fn issue_access_token(
+    /// Signs an access token for `client` with its organization's algorithm; `grant` when
+    /// it comes from an authorization code (its owner, and the grant that can revoke it).
+    pub(super) async fn issue_access_token(
         &self,
         client: &LiveClient,
         confidential: bool,
         scope: &Scope,
         headers: &HeaderMap,
+        grant: Option<&Grant>,
     ) -> std::result::Result<TokenResponse, ApiError> {
         let now = now_ms() / 1000;
         let rand = u64::from_le_bytes(random_bytes::<8>().map_err(CoreError::from)?) >> 11;
@@ -378,11 +390,10 @@ impl CommerceLayer {
             #[allow(clippy::cast_precision_loss)]
             rand: rand as f64 / (1u64 << 53) as f64,
             jti: random_base62(22).map_err(CoreError::from)?,
+            owner: grant.map(Grant::owner_claim),
+            sid: grant.map(|g| g.id.clone()),
         };
-        let access_token = self
-            .kernel
-            .issue(SERVER, JwtAlgorithm::RS512, &claims)
-            .await?;
+        let access_token = self.kernel.issue(SERVER, client.algorithm, &claims).await?;
         Ok(TokenResponse {
             access_token,
             token_type: "bearer",
@@ -393,9 +404,10 @@ impl CommerceLayer {
     }
 }
 
-/// The token endpoint.
+/// The token endpoint: `client_credentials`, `authorization_code` (with PKCE) and
+/// `refresh_token` (rotated on every use).
 #[utoipa::path(post, path = "/oauth/token", tag = "commercelayer",
-    request_body(content = Object, description = "grant_type, client_id, client_secret?, scope? (JSON or form)"),
+    request_body(content = Object, description = "grant_type, client_id, client_secret?, scope?, code?, redirect_uri?, code_verifier?, refresh_token? (JSON or form)"),
     responses((status = 200, body = TokenResponse), (status = 400), (status = 401)))]
 async fn token(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
     let Some(grant) = params.get("grant_type") else {
@@ -403,6 +415,8 @@ async fn token(State(s): State<CommerceLayer>, params: Params) -> Result<Respons
     };
     match grant {
         "client_credentials" => Ok(s.client_credentials(&params).await?),
+        "authorization_code" => Ok(s.authorization_code(&params).await?),
+        "refresh_token" => Ok(s.refresh_token(&params).await?),
         _ => Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -432,6 +446,8 @@ impl CommerceLayer {
             return Err(invalid_client());
         }
         let Some(kid) = decode_header(token).and_then(|h| h.kid) else {
+            // Not a JWT: a refresh token, which revokes its grant.
+            self.revoke_refresh_token(&client, token).await?;
             return Ok(no_store(axum::Json(json!({}))));
         };
         let Ok(issued) = self.kernel.verify_issued(token, &kid).await? else {
@@ -492,10 +508,13 @@ async fn metadata(State(s): State<CommerceLayer>, headers: HeaderMap) -> Respons
     let issuer = s.public_url.base(&headers);
     axum::Json(json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256", "plain"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["market:all", PROVISIONING_SCOPE],

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{CommerceLayer, store::ClientRow};
+use crate::crypto::jwt::JwtAlgorithm;
 use crate::kernel::{
     Result,
     issuer::{Issued, SERVER},
@@ -34,6 +35,8 @@ pub struct LiveClient {
     pub scopes: String,
     pub expires_in: i64,
     pub test: bool,
+    /// What signs its access tokens (the organization's choice).
+    pub algorithm: JwtAlgorithm,
 }
 
 impl std::fmt::Debug for LiveClient {
@@ -61,6 +64,7 @@ impl From<ClientRow> for LiveClient {
             scopes: r.scopes,
             expires_in: r.expires_in,
             test: r.mode == "test",
+            algorithm: JwtAlgorithm::parse(&r.token_algorithm).unwrap_or(JwtAlgorithm::RS512),
         }
     }
 }
@@ -82,13 +86,22 @@ impl crate::kernel::Weigh for LiveClient {
     }
 }
 
-/// A token id that is not revoked.
-pub struct LiveToken;
+/// A token id that is not revoked; an authorization-code grant that is not revoked.
+pub struct Live;
 
-impl crate::kernel::Weigh for LiveToken {
+impl crate::kernel::Weigh for Live {
     fn weight(&self) -> usize {
         0
     }
+}
+
+/// `owner` of a token issued through an authorization code: who signed in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnerClaim {
+    pub id: String,
+    /// `Customer` or `User`.
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 /// `application` of an access token.
@@ -124,6 +137,11 @@ pub struct AccessClaims {
     pub iss: String,
     pub rand: f64,
     pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerClaim>,
+    /// The authorization-code grant it came from: revoking the grant revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl CommerceLayer {
@@ -158,7 +176,25 @@ impl CommerceLayer {
                     .await?
                     .cl_token_revoked(jti)
                     .await?;
-                Ok((!revoked).then_some(LiveToken))
+                Ok((!revoked).then_some(Live))
+            })
+            .await?;
+        Ok(live.is_some())
+    }
+
+    /// Whether an authorization-code grant still stands.
+    pub(super) async fn grant_live(&self, id: &str) -> Result<bool> {
+        let live = self
+            .grants
+            .get(id, || async {
+                let row = self
+                    .kernel
+                    .store()
+                    .conn()
+                    .await?
+                    .cl_authorization(id)
+                    .await?;
+                Ok(row.filter(|r| r.status == "active").map(|_| Live))
             })
             .await?;
         Ok(live.is_some())
@@ -182,6 +218,11 @@ impl CommerceLayer {
         if !self.token_live(&claims.jti).await? {
             return Ok(Err("revoked"));
         }
+        if let Some(sid) = &claims.sid
+            && !self.grant_live(sid).await?
+        {
+            return Ok(Err("revoked"));
+        }
         Ok(Ok((claims, client)))
     }
 
@@ -200,7 +241,9 @@ impl CommerceLayer {
                 .with("role_id", client.role_id.clone())
                 .with("role_kind", client.role_kind.clone())
                 .with("test", Some(client.test.to_string()))
-                .with("token_id", Some(claims.jti)),
+                .with("token_id", Some(claims.jti))
+                .with("owner_id", claims.owner.as_ref().map(|o| o.id.clone()))
+                .with("owner_type", claims.owner.map(|o| o.kind)),
         ))
     }
 }

@@ -1308,3 +1308,525 @@ both_engines!(
     revocation_reaches_every_node,
 );
 one_engine!(media_types_are_json_api);
+
+/// A client that shows redirects instead of following them.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `base` + `path` with `query` encoded.
+fn url_with(base: &str, path: &str, query: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&format!("{base}{path}")).unwrap();
+    url.query_pairs_mut().extend_pairs(query);
+    url.into()
+}
+
+/// The query parameters of a `Location`.
+fn location_query(res: &reqwest::Response) -> (String, std::collections::HashMap<String, String>) {
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let url = url::Url::parse(&location).unwrap();
+    let pairs = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    (location, pairs)
+}
+
+const LOGIN_URL: &str = "https://login.example.com/signin";
+const REDIRECT: &str = "https://app.example.com/callback";
+
+/// Runs the browser's part of the flow up to the code: (code, state as returned).
+async fn authorization_code_for(
+    app: &TestApp,
+    admin: &str,
+    client_id: &str,
+    challenge: Option<&str>,
+) -> String {
+    let browser = browser();
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "market:all"),
+        ("state", "st-1"),
+    ];
+    if let Some(c) = challenge {
+        query.extend([("code_challenge", c), ("code_challenge_method", "S256")]);
+    }
+    let res = browser
+        .get(url_with(&app.base, "/oauth/authorize", &query))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let (location, q) = location_query(&res);
+    assert!(
+        location.starts_with(&format!("{LOGIN_URL}?login_challenge=")),
+        "{location}"
+    );
+    let challenge_id = &q["login_challenge"];
+    let (status, request) = app
+        .get(&format!("/v1/oauth/login_requests/{challenge_id}"), admin)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{request}");
+    assert_eq!(
+        (request["client_id"].clone(), request["status"].clone()),
+        (json!(client_id), json!("pending"))
+    );
+    let (status, accepted) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge_id}/accept"),
+            admin,
+            json!({ "subject": "cust_123" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let (status, again) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge_id}/accept"),
+            admin,
+            json!({ "subject": "cust_123" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    let back = accepted["redirect_to"].as_str().unwrap();
+    assert!(
+        back.starts_with(&format!("{}/oauth/authorize?login_verifier=", app.base)),
+        "{back}"
+    );
+    let res = browser.get(back).send().await.unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let (location, q) = location_query(&res);
+    assert!(location.starts_with(REDIRECT), "{location}");
+    assert_eq!(q["state"], "st-1");
+    // The verifier works once.
+    let res = browser.get(back).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    q["code"].clone()
+}
+
+async fn authorization_code_flow_with_pkce_and_refresh(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let (status, settings) = app
+        .put(
+            "/v1/oauth/settings",
+            &admin,
+            json!({ "login_url": LOGIN_URL }),
+        )
+        .await;
+    assert_eq!(
+        (status, settings["token_algorithm"].clone()),
+        (StatusCode::OK, json!("RS512")),
+        "{settings}"
+    );
+    let (_, client_id, secret) = credential(&cl, &org, "Web", "webapp", None).await;
+    let basic = format!("Basic {}", base64_of(&format!("{client_id}:{secret}")));
+    let verifier = "Zk3tq0rPn0d5a1XyV8bQ2mW4sL7cJ9eH6uT1oG3iK5fR8pA0";
+    let challenge = latchkey::crypto::pkce_s256(verifier);
+    let redeem = async |fields: &[(&str, &str)]| {
+        let res = app
+            .raw(Method::POST, "/oauth/token")
+            .header("Authorization", &basic)
+            .form(fields)
+            .send()
+            .await;
+        (res.status, res.body)
+    };
+
+    let code = authorization_code_for(&app, &admin, &client_id, Some(&challenge)).await;
+    // PKCE and redirect_uri must match; neither failure uses the code up.
+    let (status, e) = redeem(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        (
+            "code_verifier",
+            "wrong-verifier-wrong-verifier-wrong-verifier-00",
+        ),
+    ])
+    .await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "{e}"
+    );
+    let (status, e) = redeem(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", "https://app.example.com/other"),
+        ("code_verifier", verifier),
+    ])
+    .await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "{e}"
+    );
+    let (status, e) = redeem(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+    ])
+    .await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "no verifier: {e}"
+    );
+    let (status, tokens) = redeem(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        (tokens["owner_id"].clone(), tokens["owner_type"].clone()),
+        (json!("cust_123"), json!("customer"))
+    );
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let c = claims(&access);
+    assert_eq!(c["owner"], json!({ "id": "cust_123", "type": "Customer" }));
+    assert_eq!(c["application"]["kind"], "webapp");
+    let verdict = app.verify(&admin, &access).await;
+    assert_eq!(
+        (
+            verdict["valid"].clone(),
+            verdict["principal"]["owner_id"].clone()
+        ),
+        (json!(true), json!("cust_123")),
+        "{verdict}"
+    );
+
+    // Refresh rotates; the old refresh token presented again revokes the whole grant.
+    let (status, second) =
+        redeem(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let refresh2 = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh2, refresh);
+    let access2 = second["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.verify(&admin, &access2).await["valid"], true);
+    let (status, e) = redeem(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh),
+        ("scope", "market:all"),
+    ])
+    .await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "{e}"
+    );
+    let (status, e) = redeem(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh2),
+    ])
+    .await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "the family is revoked: {e}"
+    );
+    for token in [&access, &access2] {
+        assert_eq!(app.verify(&admin, token).await["code"], "revoked");
+    }
+
+    // A code presented twice revokes what it issued.
+    let code = authorization_code_for(&app, &admin, &client_id, None).await;
+    let (status, tokens) = redeem(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.verify(&admin, &access).await["valid"], true);
+    let (status, e) = redeem(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+    ])
+    .await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "{e}"
+    );
+    assert_eq!(app.verify(&admin, &access).await["code"], "revoked");
+    let (status, e) = redeem(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ])
+    .await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "{e}"
+    );
+
+    // Revoking a refresh token (RFC 7009) revokes its grant.
+    let code = authorization_code_for(&app, &admin, &client_id, None).await;
+    let (_, tokens) = redeem(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+    ])
+    .await;
+    let res = app
+        .raw(Method::POST, "/oauth/revoke")
+        .json(&json!({ "client_id": client_id, "client_secret": secret, "token": tokens["refresh_token"] }))
+        .send()
+        .await;
+    assert_eq!((res.status, res.body.clone()), (StatusCode::OK, json!({})));
+    assert_eq!(
+        app.verify(&admin, tokens["access_token"].as_str().unwrap())
+            .await["code"],
+        "revoked"
+    );
+    // A secret is required: the webapp is a confidential client.
+    let code = authorization_code_for(&app, &admin, &client_id, None).await;
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await;
+    assert_eq!(
+        (res.status, res.body["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_client"))
+    );
+    assert_absent(&logs(), &secret, "logs");
+    assert_absent(
+        &app.raw_database().await,
+        tokens["refresh_token"].as_str().unwrap(),
+        "database",
+    );
+}
+
+async fn authorize_refuses_what_it_must(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let (_, client_id, _) = credential(&cl, &org, "Web", "webapp", None).await;
+    let (_, shop_id, _) = credential(&cl, &org, "Shop", "sales_channel", None).await;
+    let browser = browser();
+    let authorize = async |query: &[(&str, &str)]| {
+        browser
+            .get(url_with(&app.base, "/oauth/authorize", query))
+            .send()
+            .await
+            .unwrap()
+    };
+    // No login URL yet: the client hears server_error.
+    let res = authorize(&[
+        ("response_type", "code"),
+        ("client_id", &client_id),
+        ("state", "s"),
+    ])
+    .await;
+    let (location, q) = location_query(&res);
+    assert!(location.starts_with(REDIRECT), "{location}");
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str()),
+        ("server_error", "s")
+    );
+    let (status, e) = app
+        .put(
+            "/v1/oauth/settings",
+            &admin,
+            json!({ "login_url": "ftp://x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let editor = app.token(&org, "editor", None).await;
+    let (status, _) = app
+        .put(
+            "/v1/oauth/settings",
+            &editor,
+            json!({ "login_url": LOGIN_URL }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .put(
+            "/v1/oauth/settings",
+            &admin,
+            json!({ "login_url": LOGIN_URL }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Unknown clients, other kinds and a wrong redirect URI are shown an error, never redirected.
+    for query in [
+        vec![("response_type", "code"), ("client_id", "nobody")],
+        vec![("response_type", "code"), ("client_id", shop_id.as_str())],
+        vec![
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", "https://evil.example/cb"),
+        ],
+    ] {
+        let res = authorize(&query).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query:?}");
+        assert!(res.headers().get("location").is_none());
+    }
+    // Other mistakes go back to the client with the error.
+    for (query, error) in [
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
+        (
+            vec![("response_type", "code"), ("scope", "market:1234")],
+            "invalid_scope",
+        ),
+        (
+            vec![("response_type", "code"), ("code_challenge", "short")],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("response_type", "code"),
+                ("code_challenge", &"a".repeat(43)),
+                ("code_challenge_method", "S512"),
+            ],
+            "invalid_request",
+        ),
+    ] {
+        let mut query = query.clone();
+        query.extend([("client_id", client_id.as_str()), ("state", "s")]);
+        let res = authorize(&query).await;
+        let (_, q) = location_query(&res);
+        assert_eq!(
+            (q["error"].as_str(), q["state"].as_str()),
+            (error, "s"),
+            "{query:?}"
+        );
+    }
+    // Reject; and login requests are the organization's own, for editors and admins.
+    let res = authorize(&[
+        ("response_type", "code"),
+        ("client_id", &client_id),
+        ("state", "s"),
+    ])
+    .await;
+    let (_, q) = location_query(&res);
+    let challenge = q["login_challenge"].clone();
+    let (_, other_admin) = app.org_with("admin").await;
+    let (status, _) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge}/accept"),
+            &other_admin,
+            json!({ "subject": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let viewer = app.token(&org, "viewer", None).await;
+    let (status, _) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge}/accept"),
+            &viewer,
+            json!({ "subject": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, e) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge}/accept"),
+            &admin,
+            json!({ "subject": "" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, rejected) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge}/reject"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rejected}");
+    let to = url::Url::parse(rejected["redirect_to"].as_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = to.query_pairs().into_owned().collect();
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str()),
+        ("access_denied", "s")
+    );
+    let (status, _) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge}/accept"),
+            &admin,
+            json!({ "subject": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // A sales channel has no authorization_code grant.
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .json(&json!({ "grant_type": "authorization_code", "client_id": shop_id, "code": "x", "redirect_uri": REDIRECT }))
+        .send()
+        .await;
+    assert_eq!(
+        (res.status, res.body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("unauthorized_client"))
+    );
+}
+
+async fn an_organization_may_choose_its_token_algorithm(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let (_, client_id, _) = credential(&cl, &org, "Shop", "sales_channel", None).await;
+    let (status, e) = app
+        .put(
+            "/v1/oauth/settings",
+            &admin,
+            json!({ "token_algorithm": "HS256" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    for alg in ["ES256", "EdDSA", "RS256"] {
+        let (status, settings) = app
+            .put(
+                "/v1/oauth/settings",
+                &admin,
+                json!({ "token_algorithm": alg }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{settings}");
+        let (status, t) = token(
+            &app,
+            json!({ "grant_type": "client_credentials", "client_id": client_id }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        let access = t["access_token"].as_str().unwrap();
+        let header = jsonwebtoken::decode_header(access).unwrap();
+        assert_eq!(format!("{:?}", header.alg), alg);
+        let (_, jwks) = app.get("/.well-known/jwks.json", "").await;
+        let kid = header.kid.unwrap();
+        assert!(
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kid"] == kid.as_str() && k["alg"] == alg),
+            "{jwks}"
+        );
+        assert_eq!(app.verify(&admin, access).await["valid"], true, "{alg}");
+    }
+}
+
+both_engines!(
+    authorization_code_flow_with_pkce_and_refresh,
+    authorize_refuses_what_it_must,
+    an_organization_may_choose_its_token_algorithm,
+);

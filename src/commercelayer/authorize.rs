@@ -1,0 +1,846 @@
+//! The authorization-code flow, through a login hand-off (as Ory Hydra does it): Latchkey
+//! has no end users, the platform does.
+//!
+//! 1. `GET /oauth/authorize` checks the client (a `webapp`), its exact `redirect_uri`, the
+//!    scope and PKCE, records a login request, and sends the browser to the organization's
+//!    login URL with a `login_challenge`.
+//! 2. The platform signs its user in and calls `PUT /v1/oauth/login_requests/{challenge}/accept`
+//!    (a management token) with the user's id; the answer is where to send the browser next:
+//!    back to `/oauth/authorize` with a one-time `login_verifier`.
+//! 3. Latchkey redirects to the client's `redirect_uri` with a `code` and the `state`.
+//! 4. The client redeems the code at `/oauth/token` (with its secret, and the PKCE verifier)
+//!    for an access token and a refresh token. Codes are single-use and live ten minutes; a
+//!    code presented twice revokes everything issued from it. Refresh tokens rotate on every
+//!    use and live two weeks; one presented again revokes its whole grant (OAuth 2.1).
+//!
+//! Every secret of the flow (verifier, code, refresh token) is stored as an HMAC.
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    CommerceLayer,
+    model::{Scope, WEBAPP},
+    oauth::{Params, TokenResponse, invalid_grant, invalid_request, oauth_error},
+    service::{Access, organization},
+    store::{AuthorizationKey, AuthorizationRow, RefreshRow, SettingsRow},
+    verify::{LiveClient, OwnerClaim},
+};
+use crate::{
+    crypto::{jwt::JwtAlgorithm, pkce_s256, secret::random_base62, secrets_equal},
+    kernel::{
+        CoreError,
+        audit::{self, Event},
+        http::{
+            error::{ApiError, Error},
+            extract::{Auth, Json, Query},
+            native::Native,
+        },
+        now_ms,
+    },
+};
+
+/// How long a login request, its verifier and a code stay usable.
+const STEP_MS: i64 = 10 * 60 * 1000;
+/// How long a refresh token lives.
+const REFRESH_MS: i64 = 14 * 24 * 60 * 60 * 1000;
+/// Longest `state` and login subject.
+const MAX_STATE: usize = 1024;
+const MAX_SUBJECT: usize = 255;
+/// Characters of generated challenges and secrets (base62: 43 ≈ 256 bits).
+const SECRET_LEN: usize = 43;
+
+/// The algorithms an organization may sign its access tokens with.
+const TOKEN_ALGORITHMS: &[JwtAlgorithm] = &[
+    JwtAlgorithm::RS512,
+    JwtAlgorithm::RS256,
+    JwtAlgorithm::ES256,
+    JwtAlgorithm::EdDSA,
+];
+
+type NativeResult<T> = std::result::Result<T, Error<Native>>;
+
+fn random() -> Result<String, ApiError> {
+    Ok(random_base62(SECRET_LEN).map_err(CoreError::from)?)
+}
+
+/// `uri` with `pairs` added to its query.
+fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(pairs);
+            url.into()
+        }
+        Err(_) => uri.to_owned(),
+    }
+}
+
+/// A grant a token comes from: its id and who signed in.
+pub struct Grant {
+    pub id: String,
+    pub owner_id: String,
+    pub owner_type: String,
+}
+
+impl Grant {
+    pub fn owner_claim(&self) -> OwnerClaim {
+        let kind = if self.owner_type == "user" {
+            "User"
+        } else {
+            "Customer"
+        };
+        OwnerClaim {
+            id: self.owner_id.clone(),
+            kind: kind.to_owned(),
+        }
+    }
+}
+
+// --- settings --------------------------------------------------------------------------------
+
+/// An organization's OAuth settings.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Settings {
+    /// Where `/oauth/authorize` sends the browser to sign the user in (with
+    /// `?login_challenge=…`): an https URL, or http on a loopback host.
+    pub login_url: Option<String>,
+    /// What signs the organization's access tokens: `RS512` (the default), `RS256`,
+    /// `ES256` or `EdDSA`.
+    #[serde(default)]
+    pub token_algorithm: Option<String>,
+}
+
+impl CommerceLayer {
+    async fn settings(&self, org: &str) -> Result<SettingsRow, ApiError> {
+        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        let row = conn.cl_settings(org).await.map_err(CoreError::from)?;
+        Ok(row.unwrap_or_else(|| SettingsRow {
+            organization_id: org.to_owned(),
+            login_url: None,
+            token_algorithm: JwtAlgorithm::RS512.as_str().to_owned(),
+            updated_at: 0,
+        }))
+    }
+
+    async fn put_settings(
+        &self,
+        ctx: &crate::kernel::Ctx,
+        input: Settings,
+    ) -> Result<SettingsRow, ApiError> {
+        let org = organization(ctx, Access::Admin)?;
+        if let Some(url) = &input.login_url {
+            crate::kernel::types::HttpUrl::parse(url, "login_url").map_err(CoreError::from)?;
+        }
+        let algorithm = match input.token_algorithm.as_deref() {
+            None => JwtAlgorithm::RS512,
+            Some(name) => JwtAlgorithm::parse(name)
+                .filter(|a| TOKEN_ALGORITHMS.contains(a))
+                .ok_or_else(|| {
+                    CoreError::invalid("token_algorithm", "must be RS512, RS256, ES256 or EdDSA")
+                })?,
+        };
+        let row = SettingsRow {
+            organization_id: org.to_owned(),
+            login_url: input.login_url,
+            token_algorithm: algorithm.as_str().to_owned(),
+            updated_at: now_ms(),
+        };
+        self.kernel
+            .write(async |tx| {
+                tx.put_cl_settings(&row).await?;
+                // Its clients sign with the new algorithm from their next token, on every node.
+                let clients = tx.cl_client_ids(org).await?;
+                tx.refresh(&self.clients, clients);
+                let event = Event::by(ctx, Some(org), "oauth_settings.update", "organization", org);
+                audit::append(tx, event).await?;
+                Ok(())
+            })
+            .await?;
+        Ok(row)
+    }
+}
+
+fn settings_view(row: &SettingsRow) -> Settings {
+    Settings {
+        login_url: row.login_url.clone(),
+        token_algorithm: Some(row.token_algorithm.clone()),
+    }
+}
+
+/// The organization's OAuth settings.
+#[utoipa::path(get, path = "/v1/oauth/settings", tag = "commercelayer",
+    responses((status = 200, body = Settings)), security(("bearer" = [])))]
+async fn get_settings(
+    State(s): State<CommerceLayer>,
+    Auth(ctx, ..): Auth<Native>,
+) -> NativeResult<axum::Json<Settings>> {
+    let org = organization(&ctx, Access::Read)?;
+    Ok(axum::Json(settings_view(&s.settings(org).await?)))
+}
+
+/// Sets the organization's login URL and token algorithm (organization admins).
+#[utoipa::path(put, path = "/v1/oauth/settings", tag = "commercelayer", request_body = Settings,
+    responses((status = 200, body = Settings), (status = 422)), security(("bearer" = [])))]
+async fn put_settings(
+    State(s): State<CommerceLayer>,
+    Auth(ctx, ..): Auth<Native>,
+    Json(input, ..): Json<Native, Settings>,
+) -> NativeResult<axum::Json<Settings>> {
+    Ok(axum::Json(settings_view(
+        &s.put_settings(&ctx, input).await?,
+    )))
+}
+
+// --- step 1: /oauth/authorize ----------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    /// Step 3: the verifier the accepted login request handed back.
+    login_verifier: Option<String>,
+}
+
+/// A redirect to the client with an error (RFC 6749 §4.1.2.1).
+fn error_redirect(
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+) -> Response {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    Redirect::to(&with_query(redirect_uri, &pairs)).into_response()
+}
+
+/// PKCE's `code_challenge` (RFC 7636 §4.2): 43 to 128 unreserved characters.
+fn valid_challenge(challenge: &str) -> bool {
+    (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+impl CommerceLayer {
+    async fn start_authorization(&self, q: &AuthorizeQuery) -> Result<Response, ApiError> {
+        // Until the client and its redirect URI are known good, errors are shown, never
+        // redirected (an open redirector otherwise).
+        let client = match q.client_id.as_deref() {
+            Some(id) => self.live_client(id).await?,
+            None => None,
+        };
+        let Some(client) = client.filter(|c| c.kind == WEBAPP) else {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                "client_id does not name a webapp api credential",
+            ));
+        };
+        let Some(registered) = client.redirect_uri.clone() else {
+            return Err(invalid_request("the client has no redirect_uri"));
+        };
+        if q.redirect_uri.as_deref().is_some_and(|r| r != registered) {
+            return Err(invalid_request(
+                "redirect_uri does not match the one registered for this client",
+            ));
+        }
+        let state = q.state.as_deref();
+        if state.is_some_and(|s| s.len() > MAX_STATE) {
+            return Err(invalid_request("state is too long"));
+        }
+        let fail = |error: &str, description: &str| {
+            Ok(error_redirect(&registered, error, description, state))
+        };
+        if q.response_type.as_deref() != Some("code") {
+            return fail("unsupported_response_type", "response_type must be code");
+        }
+        let allowed = Scope::parse(&client.scopes)
+            .map_err(|_| CoreError::Internal(format!("stored scopes of {}", client.id)))?;
+        let scope = match q.scope.as_deref() {
+            None => allowed,
+            Some(raw) => match Scope::parse(raw) {
+                Ok(scope) if scope.within(&allowed) && !scope.is_provisioning() => scope,
+                _ => {
+                    return fail(
+                        "invalid_scope",
+                        "the requested scope is not granted to this client",
+                    );
+                }
+            },
+        };
+        let method = match (&q.code_challenge, q.code_challenge_method.as_deref()) {
+            (None, None) => None,
+            (Some(c), m) if valid_challenge(c) && matches!(m, None | Some("S256" | "plain")) => {
+                Some(m.unwrap_or("plain").to_owned())
+            }
+            _ => {
+                return fail(
+                    "invalid_request",
+                    "code_challenge must be 43 to 128 characters, with method S256 or plain",
+                );
+            }
+        };
+        let Some(login_url) = self.settings(&client.organization_id).await?.login_url else {
+            return fail(
+                "server_error",
+                "the organization has no login URL configured",
+            );
+        };
+        let now = now_ms();
+        let row = AuthorizationRow {
+            id: random_base62(20).map_err(CoreError::from)?,
+            organization_id: client.organization_id.clone(),
+            api_credential_id: client.id.clone(),
+            challenge: random()?,
+            verifier_hash: None,
+            code_hash: None,
+            redirect_uri: registered,
+            state: q.state.clone(),
+            scope: scope.to_string(),
+            code_challenge: q.code_challenge.clone(),
+            code_challenge_method: method,
+            owner_id: None,
+            owner_type: None,
+            status: "pending".to_owned(),
+            created_at: now,
+            expires_at: now + STEP_MS,
+        };
+        self.kernel
+            .write(async |tx| Ok(tx.insert_cl_authorization(&row).await?))
+            .await?;
+        Ok(Redirect::to(&with_query(
+            &login_url,
+            &[("login_challenge", &row.challenge)],
+        ))
+        .into_response())
+    }
+
+    /// Step 3: the browser is back with the verifier; it goes on to the client with a code.
+    async fn finish_authorization(&self, verifier: &str) -> Result<Response, ApiError> {
+        let hash = self.kernel.hash_secret(verifier);
+        let found = {
+            let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+            conn.cl_authorization_by(AuthorizationKey::Verifier, &hash)
+                .await
+                .map_err(CoreError::from)?
+        };
+        let Some(mut row) = found.filter(|r| r.status == "accepted" && r.expires_at > now_ms())
+        else {
+            return Err(invalid_request(
+                "login_verifier is unknown, used or expired",
+            ));
+        };
+        let code = random()?;
+        row.code_hash = Some(self.kernel.hash_secret(&code).to_vec());
+        row.verifier_hash = None;
+        row.status = "code".to_owned();
+        row.expires_at = now_ms() + STEP_MS;
+        let advanced = self
+            .kernel
+            .write(async |tx| Ok(tx.advance_cl_authorization(&row, "accepted").await?))
+            .await?;
+        if !advanced {
+            return Err(invalid_request(
+                "login_verifier is unknown, used or expired",
+            ));
+        }
+        let mut pairs = vec![("code", code.as_str())];
+        if let Some(state) = &row.state {
+            pairs.push(("state", state));
+        }
+        Ok(Redirect::to(&with_query(&row.redirect_uri, &pairs)).into_response())
+    }
+}
+
+/// Starts the authorization-code flow (or, with `login_verifier`, finishes its login step).
+#[utoipa::path(get, path = "/oauth/authorize", tag = "commercelayer", params(AuthorizeQuery),
+    responses((status = 303, description = "To the organization's login URL, or back to the client"),
+              (status = 400)))]
+async fn authorize(
+    State(s): State<CommerceLayer>,
+    Query(q, ..): Query<super::OAuthSurface, AuthorizeQuery>,
+) -> Result<Response, Error<super::OAuthSurface>> {
+    let response = match q.login_verifier.as_deref() {
+        Some(verifier) => s.finish_authorization(verifier).await?,
+        None => s.start_authorization(&q).await?,
+    };
+    Ok(response)
+}
+
+// --- step 2: the platform answers the login request ------------------------------------------
+
+/// A login request, as the platform's login page sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginRequest {
+    challenge: String,
+    client_id: String,
+    /// The api credential's name, to show the user.
+    client_name: String,
+    requested_scope: String,
+    redirect_uri: String,
+    /// `pending`, `accepted` or `rejected` (then it is done).
+    status: String,
+    expires_at: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AcceptLogin {
+    /// The signed-in user's id on the platform (the token's `owner.id`).
+    subject: String,
+    /// `customer` (the default) or `user`.
+    #[serde(default)]
+    owner_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RejectLogin {
+    /// Shown to the client as `error_description`.
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Where to send the browser next.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RedirectTo {
+    redirect_to: String,
+}
+
+impl CommerceLayer {
+    /// The caller's pending login request (404 for another organization's or an expired one).
+    async fn login_request(
+        &self,
+        ctx: &crate::kernel::Ctx,
+        challenge: &str,
+        access: Access,
+    ) -> Result<AuthorizationRow, ApiError> {
+        let org = organization(ctx, access)?;
+        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        let row = conn
+            .cl_authorization_by(AuthorizationKey::Challenge, challenge.as_bytes())
+            .await
+            .map_err(CoreError::from)?;
+        match row {
+            Some(r) if r.organization_id == org && r.expires_at > now_ms() => Ok(r),
+            _ => Err(CoreError::not_found("login request").into()),
+        }
+    }
+
+    async fn answer_login(
+        &self,
+        ctx: &crate::kernel::Ctx,
+        challenge: &str,
+        accept: Option<AcceptLogin>,
+        reject: Option<RejectLogin>,
+        base: &str,
+    ) -> Result<RedirectTo, ApiError> {
+        let mut row = self
+            .login_request(ctx, challenge, Access::WriteCredentials)
+            .await?;
+        if row.status != "pending" {
+            return Err(CoreError::Conflict {
+                field: "challenge".into(),
+                message: "this login request was already answered".into(),
+            }
+            .into());
+        }
+        let (redirect_to, verifier) = if let Some(accept) = accept {
+            let subject = accept.subject.trim();
+            if subject.is_empty() || subject.chars().count() > MAX_SUBJECT {
+                return Err(
+                    CoreError::invalid("subject", "subject must be 1 to 255 characters").into(),
+                );
+            }
+            let owner_type = accept.owner_type.unwrap_or_else(|| "customer".to_owned());
+            if owner_type != "customer" && owner_type != "user" {
+                return Err(CoreError::invalid(
+                    "owner_type",
+                    "owner_type must be customer or user",
+                )
+                .into());
+            }
+            let verifier = SecretString::from(random()?);
+            row.verifier_hash = Some(self.kernel.hash_secret(verifier.expose_secret()).to_vec());
+            row.owner_id = Some(subject.to_owned());
+            row.owner_type = Some(owner_type);
+            row.status = "accepted".to_owned();
+            let to = with_query(
+                &format!("{base}/oauth/authorize"),
+                &[("login_verifier", verifier.expose_secret())],
+            );
+            (to, Some(verifier))
+        } else {
+            let description = reject
+                .and_then(|r| r.error_description)
+                .map(|d| d.chars().take(256).collect::<String>())
+                .unwrap_or_else(|| "the user did not sign in".to_owned());
+            let mut pairs = vec![
+                ("error", "access_denied"),
+                ("error_description", description.as_str()),
+            ];
+            if let Some(state) = &row.state {
+                pairs.push(("state", state));
+            }
+            row.status = "rejected".to_owned();
+            (with_query(&row.redirect_uri, &pairs), None)
+        };
+        let org = row.organization_id.clone();
+        let action = if verifier.is_some() {
+            "login_request.accept"
+        } else {
+            "login_request.reject"
+        };
+        let advanced = self
+            .kernel
+            .write(async |tx| {
+                let advanced = tx.advance_cl_authorization(&row, "pending").await?;
+                if advanced {
+                    let event = Event::by(ctx, Some(&org), action, "authorization", &row.id);
+                    audit::append(tx, event).await?;
+                }
+                Ok(advanced)
+            })
+            .await?;
+        if !advanced {
+            return Err(CoreError::Conflict {
+                field: "challenge".into(),
+                message: "this login request was already answered".into(),
+            }
+            .into());
+        }
+        Ok(RedirectTo { redirect_to })
+    }
+}
+
+/// A login request: which client asks, for what.
+#[utoipa::path(get, path = "/v1/oauth/login_requests/{challenge}", tag = "commercelayer",
+    responses((status = 200, body = LoginRequest), (status = 404)), security(("bearer" = [])))]
+async fn get_login_request(
+    State(s): State<CommerceLayer>,
+    Auth(ctx, ..): Auth<Native>,
+    Path(challenge): Path<String>,
+) -> NativeResult<axum::Json<LoginRequest>> {
+    let row = s.login_request(&ctx, &challenge, Access::Read).await?;
+    let credential = s.credential(&ctx, &row.api_credential_id).await?;
+    Ok(axum::Json(LoginRequest {
+        challenge: row.challenge,
+        client_id: credential.client_id,
+        client_name: credential.name,
+        requested_scope: row.scope,
+        redirect_uri: row.redirect_uri,
+        status: row.status,
+        expires_at: crate::kernel::iso8601(row.expires_at),
+    }))
+}
+
+/// The platform signed its user in: Latchkey answers where to send the browser.
+#[utoipa::path(put, path = "/v1/oauth/login_requests/{challenge}/accept", tag = "commercelayer",
+    request_body = AcceptLogin,
+    responses((status = 200, body = RedirectTo), (status = 404), (status = 409)), security(("bearer" = [])))]
+async fn accept_login(
+    State(s): State<CommerceLayer>,
+    Auth(ctx, ..): Auth<Native>,
+    headers: HeaderMap,
+    Path(challenge): Path<String>,
+    Json(input, ..): Json<Native, AcceptLogin>,
+) -> NativeResult<Response> {
+    let base = s.public_url.base(&headers);
+    let to = s
+        .answer_login(&ctx, &challenge, Some(input), None, &base)
+        .await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(to)).into_response())
+}
+
+/// The user did not sign in: the client is told `access_denied`.
+#[utoipa::path(put, path = "/v1/oauth/login_requests/{challenge}/reject", tag = "commercelayer",
+    request_body = RejectLogin,
+    responses((status = 200, body = RedirectTo), (status = 404), (status = 409)), security(("bearer" = [])))]
+async fn reject_login(
+    State(s): State<CommerceLayer>,
+    Auth(ctx, ..): Auth<Native>,
+    headers: HeaderMap,
+    Path(challenge): Path<String>,
+    Json(input, ..): Json<Native, RejectLogin>,
+) -> NativeResult<axum::Json<RedirectTo>> {
+    let base = s.public_url.base(&headers);
+    Ok(axum::Json(
+        s.answer_login(&ctx, &challenge, None, Some(input), &base)
+            .await?,
+    ))
+}
+
+// --- step 4: the grants ----------------------------------------------------------------------
+
+impl CommerceLayer {
+    /// Revokes a grant: its refresh tokens, and its access tokens on every node.
+    async fn revoke_grant(
+        &self,
+        row: &AuthorizationRow,
+        client: &LiveClient,
+    ) -> Result<(), ApiError> {
+        // Kept as long as any token it issued could still be presented.
+        let until = now_ms() + (client.expires_in * 1000).max(REFRESH_MS);
+        let id = row.id.clone();
+        self.kernel
+            .write(async |tx| {
+                tx.revoke_cl_authorization(&id, until).await?;
+                tx.revoke(&self.grants, [id.clone()]);
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A refresh token for `grant`, stored as an HMAC, and the grant kept while it lives.
+    async fn issue_refresh_token(
+        &self,
+        tx: &mut crate::kernel::tx::WriteTx,
+        grant_id: &str,
+        scope: &str,
+    ) -> crate::kernel::Result<SecretString> {
+        let token = SecretString::from(random_base62(SECRET_LEN)?);
+        let now = now_ms();
+        let row = RefreshRow {
+            authorization_id: grant_id.to_owned(),
+            scope: scope.to_owned(),
+            created_at: now,
+            expires_at: now + REFRESH_MS,
+            used_at: None,
+        };
+        tx.insert_cl_refresh_token(&self.kernel.hash_secret(token.expose_secret()), &row)
+            .await?;
+        Ok(token)
+    }
+
+    /// `grant_type=authorization_code`.
+    pub(super) async fn authorization_code(&self, params: &Params) -> Result<Response, ApiError> {
+        let (client, confidential) = self.authenticate_client(params).await?;
+        if client.kind != WEBAPP {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "Only webapp clients use the authorization_code grant",
+            ));
+        }
+        let Some(code) = params.get("code") else {
+            return Err(invalid_request("code is required"));
+        };
+        let found = {
+            let hash = self.kernel.hash_secret(code);
+            let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+            conn.cl_authorization_by(AuthorizationKey::Code, &hash)
+                .await
+                .map_err(CoreError::from)?
+        };
+        let Some(mut row) = found.filter(|r| r.api_credential_id == client.id) else {
+            return Err(invalid_grant("The authorization code is invalid"));
+        };
+        if row.status == "active" {
+            // A code presented twice: whoever has it, what it issued is revoked.
+            self.revoke_grant(&row, &client).await?;
+            return Err(invalid_grant("The authorization code was already used"));
+        }
+        if row.status != "code" || row.expires_at <= now_ms() {
+            return Err(invalid_grant(
+                "The authorization code is invalid or expired",
+            ));
+        }
+        if params.get("redirect_uri") != Some(row.redirect_uri.as_str()) {
+            return Err(invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        let verified = match (row.code_challenge.as_deref(), params.get("code_verifier")) {
+            (None, None) => true,
+            (Some(challenge), Some(verifier)) => {
+                let derived = if row.code_challenge_method.as_deref() == Some("S256") {
+                    pkce_s256(verifier)
+                } else {
+                    verifier.to_owned()
+                };
+                secrets_equal(derived.as_bytes(), challenge.as_bytes())
+            }
+            _ => false,
+        };
+        if !verified {
+            return Err(invalid_grant("The PKCE code_verifier does not match"));
+        }
+        let grant = Grant {
+            id: row.id.clone(),
+            owner_id: row.owner_id.clone().unwrap_or_default(),
+            owner_type: row.owner_type.clone().unwrap_or_default(),
+        };
+        let scope = Scope::parse(&row.scope).map_err(|e| invalid_grant(e.0))?;
+        // The code's hash stays, so a second presentation is recognised (and revokes).
+        row.status = "active".to_owned();
+        row.expires_at = now_ms() + (client.expires_in * 1000).max(REFRESH_MS);
+        let refresh = self
+            .kernel
+            .write(async |tx| {
+                if !tx.advance_cl_authorization(&row, "code").await? {
+                    return Ok(None);
+                }
+                Ok(Some(
+                    self.issue_refresh_token(tx, &row.id, &row.scope).await?,
+                ))
+            })
+            .await?;
+        let Some(refresh) = refresh else {
+            return Err(invalid_grant("The authorization code was already used"));
+        };
+        let token = self
+            .issue_access_token(&client, confidential, &scope, &params.headers, Some(&grant))
+            .await?;
+        Ok(grant_response(token, &refresh, &grant))
+    }
+
+    /// `grant_type=refresh_token`: rotates the refresh token.
+    pub(super) async fn refresh_token(&self, params: &Params) -> Result<Response, ApiError> {
+        let (client, confidential) = self.authenticate_client(params).await?;
+        let Some(presented) = params.get("refresh_token") else {
+            return Err(invalid_request("refresh_token is required"));
+        };
+        let hash = self.kernel.hash_secret(presented);
+        let (refresh, row) = {
+            let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+            let refresh = conn
+                .cl_refresh_token(&hash)
+                .await
+                .map_err(CoreError::from)?;
+            let row = match &refresh {
+                Some(r) => conn
+                    .cl_authorization(&r.authorization_id)
+                    .await
+                    .map_err(CoreError::from)?,
+                None => None,
+            };
+            (refresh, row)
+        };
+        let (Some(refresh), Some(row)) =
+            (refresh, row.filter(|r| r.api_credential_id == client.id))
+        else {
+            return Err(invalid_grant("The refresh token is invalid"));
+        };
+        if refresh.used_at.is_some() {
+            // A rotated-out token presented again: someone else has the family.
+            self.revoke_grant(&row, &client).await?;
+            return Err(invalid_grant("The refresh token was already used"));
+        }
+        if row.status != "active" || refresh.expires_at <= now_ms() {
+            return Err(invalid_grant("The refresh token is invalid or expired"));
+        }
+        let granted = Scope::parse(&refresh.scope).map_err(|e| invalid_grant(e.0))?;
+        let scope = match params.get("scope") {
+            None => granted,
+            Some(raw) => match Scope::parse(raw) {
+                Ok(s) if s.within(&granted) => s,
+                _ => {
+                    return Err(oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_scope",
+                        "A refresh may only narrow the granted scope",
+                    ));
+                }
+            },
+        };
+        let grant = Grant {
+            id: row.id.clone(),
+            owner_id: row.owner_id.clone().unwrap_or_default(),
+            owner_type: row.owner_type.clone().unwrap_or_default(),
+        };
+        let next = self
+            .kernel
+            .write(async |tx| {
+                if !tx.use_cl_refresh_token(&hash, now_ms()).await? {
+                    return Ok(None);
+                }
+                Ok(Some(
+                    self.issue_refresh_token(tx, &row.id, &refresh.scope)
+                        .await?,
+                ))
+            })
+            .await?;
+        let Some(next) = next else {
+            self.revoke_grant(&row, &client).await?;
+            return Err(invalid_grant("The refresh token was already used"));
+        };
+        let token = self
+            .issue_access_token(&client, confidential, &scope, &params.headers, Some(&grant))
+            .await?;
+        Ok(grant_response(token, &next, &grant))
+    }
+
+    /// Revokes the grant of a refresh token the client presents (RFC 7009 §2.1: its access
+    /// tokens go too). Another client's token, or none, changes nothing.
+    pub(super) async fn revoke_refresh_token(
+        &self,
+        client: &LiveClient,
+        presented: &str,
+    ) -> Result<bool, ApiError> {
+        let hash = self.kernel.hash_secret(presented);
+        let row = {
+            let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+            match conn
+                .cl_refresh_token(&hash)
+                .await
+                .map_err(CoreError::from)?
+            {
+                Some(r) => conn
+                    .cl_authorization(&r.authorization_id)
+                    .await
+                    .map_err(CoreError::from)?,
+                None => None,
+            }
+        };
+        match row {
+            Some(row) if row.api_credential_id == client.id => {
+                self.revoke_grant(&row, client).await?;
+                Ok(true)
+            }
+            Some(_) => Err(oauth_error(
+                StatusCode::FORBIDDEN,
+                "unauthorized_client",
+                "You are not authorized to revoke this token",
+            )),
+            None => Ok(false),
+        }
+    }
+}
+
+/// The token response of a grant with an owner: `refresh_token`, `owner_id`, `owner_type`.
+fn grant_response(token: TokenResponse, refresh: &SecretString, grant: &Grant) -> Response {
+    let mut body = serde_json::to_value(&token).unwrap_or_else(|_| json!({}));
+    body["refresh_token"] = json!(refresh.expose_secret());
+    body["owner_id"] = json!(grant.owner_id);
+    body["owner_type"] = json!(grant.owner_type);
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+pub fn routes() -> OpenApiRouter<CommerceLayer> {
+    OpenApiRouter::new()
+        .routes(routes!(authorize))
+        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(get_login_request))
+        .routes(routes!(accept_login))
+        .routes(routes!(reject_login))
+}
