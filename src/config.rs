@@ -36,7 +36,11 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "public_url",
-        "external base URL used in pagination links (default: from the Host header)",
+        "external base URL used in links and as the `iss` of access tokens (default: from the Host header); @commercelayer/js-auth needs https://auth.<domain>",
+    ),
+    (
+        "token_rate_limit",
+        "requests per minute each OAuth client may make to /oauth/token (Commerce Layer: 30; default 0, off)",
     ),
 ];
 
@@ -50,6 +54,8 @@ pub struct Config {
     pub log_level: String,
     pub body_limit: usize,
     pub public_url: Option<String>,
+    /// Requests per minute per client at `/oauth/token`; None: no limit.
+    pub token_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +96,7 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("body_limit", &self.body_limit)
             .field("public_url", &self.public_url)
+            .field("token_rate_limit", &self.token_rate_limit)
             .finish()
     }
 }
@@ -262,6 +269,18 @@ impl Config {
             }
             None => None,
         };
+        let token_rate_limit = match raw.take("token_rate_limit") {
+            Some((v, name)) => match v.parse::<u32>() {
+                Ok(n) if n <= 1_000_000 => std::num::NonZeroU32::new(n),
+                _ => {
+                    return Err(err(
+                        &name,
+                        format!("{v:?} is not a count of requests per minute in 0..=1000000"),
+                    ));
+                }
+            },
+            None => None,
+        };
         Ok(Self {
             listen,
             data_dir,
@@ -271,6 +290,7 @@ impl Config {
             log_level,
             body_limit,
             public_url,
+            token_rate_limit,
         })
     }
 }

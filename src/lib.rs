@@ -156,7 +156,10 @@ pub struct Server {
 impl Server {
     pub fn new(kernel: Kernel, config: &Config) -> Self {
         let public_url = PublicUrl(config.public_url.as_deref().map(Into::into));
-        let families = server::Families::new(&kernel, &public_url);
+        let mut families = server::Families::new(&kernel, &public_url);
+        families.commercelayer = families
+            .commercelayer
+            .with_token_rate_limit(config.token_rate_limit);
         Self {
             router: server::router(&kernel, &families, metrics_handle(), config.body_limit),
             kernel,
@@ -187,8 +190,12 @@ impl Server {
             async move { kernel.follow_feed(stopped).await }
         });
         let upkeep = tokio::spawn({
-            let (kernel, pingone, mut stopped) =
-                (self.kernel.clone(), self.families.pingone.clone(), stopped);
+            let (kernel, pingone, commercelayer, mut stopped) = (
+                self.kernel.clone(),
+                self.families.pingone.clone(),
+                self.families.commercelayer.clone(),
+                stopped,
+            );
             let metrics = metrics_handle();
             async move {
                 let mut flush = tokio::time::interval(USAGE_FLUSH_INTERVAL);
@@ -201,6 +208,9 @@ impl Server {
                         _ = prune.tick() => {
                             kernel.upkeep();
                             metrics.run_upkeep();
+                            if let Err(e) = commercelayer.upkeep().await {
+                                tracing::warn!(error = %e, "could not prune expired OAuth records");
+                            }
                         }
                         _ = stopped.changed() => break,
                     }

@@ -63,7 +63,8 @@ CREATE TABLE cl_permissions (
 CREATE INDEX cl_permissions_org ON cl_permissions (organization_id, created_at);
 
 -- OAuth2 clients. A confidential client's secret is stored as HMAC-SHA256 under the server
--- pepper (it is 256-bit random), like management tokens.
+-- pepper (it is 256-bit random), like management tokens. Provisioning clients (kind `user`)
+-- are made with a native route and act on the Provisioning API with `access_role`.
 CREATE TABLE cl_api_credentials (
     id               TEXT PRIMARY KEY,
     organization_id  TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
@@ -78,6 +79,7 @@ CREATE TABLE cl_api_credentials (
     expires_in       BIGINT NOT NULL,
     mode             TEXT NOT NULL,
     custom           BOOLEAN NOT NULL,
+    access_role      TEXT,
     reference        TEXT,
     reference_origin TEXT,
     metadata         TEXT,

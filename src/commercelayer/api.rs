@@ -13,19 +13,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     CommerceLayer,
-    jsonapi::{Body, CommerceLayerSurface, Object, Renderer, Result, ToOne, created, not_allowed},
+    jsonapi::{Body, Object, Renderer, Result, ToOne, created, not_allowed},
+    provisioning::Caller,
     query::{self, Field, FieldType::*, ListQuery, Resource},
     store::{ApiCredentialRow, RoleRow},
 };
 use crate::{
-    kernel::{
-        http::{error::ApiError, extract::Auth},
-        iso8601,
-    },
+    kernel::{http::error::ApiError, iso8601},
     store::OrganizationRow,
 };
-
-type Caller = Auth<CommerceLayerSurface>;
 
 const fn field(
     name: &'static str,
@@ -398,7 +394,7 @@ pub fn routes() -> OpenApiRouter<CommerceLayer> {
     security(("bearer" = [])))]
 async fn create_credential(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Body(input): Body,
@@ -422,7 +418,7 @@ async fn create_credential(
     responses((status = 200, description = "A page of api credentials")), security(("bearer" = [])))]
 async fn list_credentials(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response> {
@@ -455,7 +451,7 @@ async fn credentials_page(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn get_credential(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -480,7 +476,7 @@ async fn get_credential(
     responses((status = 200), (status = 400), (status = 404), (status = 422)), security(("bearer" = [])))]
 async fn update_credential(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -506,7 +502,7 @@ async fn update_credential(
     responses((status = 204), (status = 404)), security(("bearer" = [])))]
 async fn delete_credential(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     s.delete_credential(&ctx, &id).await?;
@@ -518,7 +514,7 @@ async fn delete_credential(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn credential_organization(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -535,7 +531,7 @@ async fn credential_organization(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn credential_role(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -566,7 +562,7 @@ async fn credential_role(
     responses((status = 201)), security(("bearer" = [])))]
 async fn create_role(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Body(input): Body,
@@ -590,7 +586,7 @@ async fn create_role(
     responses((status = 200)), security(("bearer" = [])))]
 async fn list_roles(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response> {
@@ -623,7 +619,7 @@ async fn roles_page(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn get_role(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -648,7 +644,7 @@ async fn get_role(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn update_role(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -673,7 +669,7 @@ async fn update_role(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn role_organization(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -690,7 +686,7 @@ async fn role_organization(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn role_credentials(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -709,7 +705,7 @@ async fn role_credentials(
     responses((status = 200)), security(("bearer" = [])))]
 async fn list_organizations(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response> {
@@ -729,7 +725,7 @@ async fn list_organizations(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn get_organization(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -745,7 +741,7 @@ async fn get_organization(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn organization_credentials(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -762,7 +758,7 @@ async fn organization_credentials(
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn organization_roles(
     State(s): State<CommerceLayer>,
-    Auth(ctx, ..): Caller,
+    Caller(ctx): Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,

@@ -783,6 +783,52 @@ impl CommerceLayer {
         Ok(grant_response(token, &next, &grant))
     }
 
+    /// What introspection says of a refresh token that is still usable, and its
+    /// organization.
+    pub(super) async fn refresh_token_info(
+        &self,
+        presented: &str,
+    ) -> Result<Option<(serde_json::Value, String)>, ApiError> {
+        let hash = self.kernel.hash_secret(presented);
+        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        let Some(refresh) = conn
+            .cl_refresh_token(&hash)
+            .await
+            .map_err(CoreError::from)?
+        else {
+            return Ok(None);
+        };
+        let Some(row) = conn
+            .cl_authorization(&refresh.authorization_id)
+            .await
+            .map_err(CoreError::from)?
+        else {
+            return Ok(None);
+        };
+        if refresh.used_at.is_some() || row.status != "active" || refresh.expires_at <= now_ms() {
+            return Ok(None);
+        }
+        let Some(client) = conn
+            .cl_credential(&row.organization_id, &row.api_credential_id)
+            .await
+            .map_err(CoreError::from)?
+        else {
+            return Ok(None);
+        };
+        let info = json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": refresh.scope,
+            "client_id": client.client_id,
+            "exp": refresh.expires_at / 1000,
+            "iat": refresh.created_at / 1000,
+            "sub": row.owner_id,
+            "owner_type": row.owner_type,
+            "organization_id": row.organization_id,
+        });
+        Ok(Some((info, row.organization_id)))
+    }
+
     /// Revokes the grant of a refresh token the client presents (RFC 7009 §2.1: its access
     /// tokens go too). Another client's token, or none, changes nothing.
     pub(super) async fn revoke_refresh_token(

@@ -20,6 +20,7 @@ pub mod authorize;
 pub mod jsonapi;
 pub mod model;
 pub mod oauth;
+pub mod provisioning;
 pub mod query;
 pub mod service;
 pub mod store;
@@ -45,6 +46,8 @@ pub struct CommerceLayer {
     /// Authorization-code grants: live = not revoked.
     grants: LiveCache<verify::Live>,
     base_roles: Arc<quick_cache::sync::Cache<String, ()>>,
+    /// Requests per client id at `/oauth/token`, when limited.
+    token_limit: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
     public_url: PublicUrl,
 }
 
@@ -55,9 +58,32 @@ impl CommerceLayer {
             tokens: kernel.live_cache("cl_access_token", TOKEN_CACHE_BYTES),
             grants: kernel.live_cache("cl_grant", TOKEN_CACHE_BYTES),
             base_roles: Arc::new(quick_cache::sync::Cache::new(BASE_ROLES_KNOWN)),
+            token_limit: None,
             kernel: kernel.clone(),
             public_url,
         }
+    }
+
+    /// Limits each client to `per_minute` requests at `/oauth/token` (None: no limit).
+    pub fn with_token_rate_limit(mut self, per_minute: Option<std::num::NonZeroU32>) -> Self {
+        self.token_limit = per_minute
+            .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n))));
+        self
+    }
+
+    /// Periodic upkeep: forgets expired revocations and authorizations, and rate-limit keys
+    /// whose allowance is full again.
+    pub async fn upkeep(&self) -> crate::kernel::Result<()> {
+        if let Some(limit) = &self.token_limit {
+            limit.retain_recent();
+            limit.shrink_to_fit();
+        }
+        let now = crate::kernel::now_ms();
+        let mut tx = self.kernel.store().write().await?;
+        tx.prune_cl_revoked_tokens(now).await?;
+        tx.prune_cl_authorizations(now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -65,12 +91,18 @@ impl CommerceLayer {
 /// rules, and the authorization server.
 pub fn router(state: CommerceLayer) -> axum::Router {
     let provisioning = api::routes()
+        .merge(provisioning::api_routes())
         .split_for_parts()
         .0
         .layer(axum::middleware::from_fn(jsonapi::media_types));
+    let oauth = oauth::routes()
+        .split_for_parts()
+        .0
+        .layer(axum::middleware::from_fn(oauth::www_authenticate));
     provisioning
-        .merge(oauth::routes().split_for_parts().0)
+        .merge(oauth)
         .merge(authorize::routes().split_for_parts().0)
+        .merge(provisioning::native_routes().split_for_parts().0)
         .with_state(state)
 }
 
@@ -79,6 +111,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api::routes().split_for_parts().1;
     doc.merge(oauth::routes().split_for_parts().1);
     doc.merge(authorize::routes().split_for_parts().1);
+    doc.merge(provisioning::api_routes().split_for_parts().1);
+    doc.merge(provisioning::native_routes().split_for_parts().1);
     doc
 }
 

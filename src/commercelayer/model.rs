@@ -104,7 +104,7 @@ impl Scope {
     }
 
     /// Whether every item of `self` is granted by `allowed` (`market:all` grants every
-    /// market, stock location and store).
+    /// market, stock location and store; `provisioning-api` only itself).
     pub fn within(&self, allowed: &Scope) -> bool {
         self.0.iter().all(|item| {
             allowed.0.contains(item)

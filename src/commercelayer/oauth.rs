@@ -24,7 +24,7 @@ use super::{
     CommerceLayer,
     authorize::Grant,
     model::{PROVISIONING_SCOPE, Scope, USER_KIND},
-    verify::{AccessClaims, ApplicationClaim, LiveClient, OrganizationClaim},
+    verify::{AccessClaims, ApplicationClaim, LiveClient, OrganizationClaim, UserClaim},
 };
 use crate::{
     crypto::{
@@ -58,6 +58,8 @@ impl Surface for OAuthSurface {
             e.code
         } else if status >= 500 {
             "server_error"
+        } else if status == 401 {
+            "invalid_client"
         } else {
             "invalid_request"
         };
@@ -120,6 +122,8 @@ pub struct Params {
     values: HashMap<String, String>,
     /// HTTP Basic client credentials, when sent.
     basic: Option<(String, SecretString)>,
+    /// An `Authorization: Bearer` token (introspection by a management token).
+    bearer: Option<String>,
     pub(super) headers: HeaderMap,
     meta: RequestMeta,
 }
@@ -135,12 +139,17 @@ impl<St: Send + Sync> FromRequest<St> for Params {
         let meta = request_meta(&parts);
         let headers = parts.headers.clone();
         let req = Request::from_parts(parts, body);
+        let mut bearer = None;
         let basic = match headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(Authorization::parse)
         {
             None => None,
+            Some(Some(Authorization::Token(token))) if token.len() <= 4096 => {
+                bearer = Some(token.to_owned());
+                None
+            }
             Some(Some(Authorization::Basic { id, secret })) => {
                 // RFC 6749 §2.3.1: both halves are form-encoded before Basic encoding.
                 let decode = |s: &str| {
@@ -220,6 +229,7 @@ impl<St: Send + Sync> FromRequest<St> for Params {
         Ok(Self {
             values,
             basic,
+            bearer,
             headers,
             meta,
         })
@@ -236,6 +246,14 @@ impl Params {
             .get(name)
             .map(String::as_str)
             .filter(|s| !s.is_empty())
+    }
+
+    /// The client id the request names, authenticated or not (for the rate limit).
+    fn client_id(&self) -> Option<&str> {
+        self.basic
+            .as_ref()
+            .map(|(id, _)| id.as_str())
+            .or_else(|| self.get("client_id"))
     }
 
     /// The client id and the secret it presented (if any), from Basic or the body.
@@ -318,17 +336,12 @@ impl CommerceLayer {
     /// `grant_type=client_credentials`: a token for the client itself.
     async fn client_credentials(&self, params: &Params) -> std::result::Result<Response, ApiError> {
         let (client, confidential) = self.authenticate_client(params).await?;
-        if client.kind == USER_KIND {
-            return Err(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unauthorized_client",
-                "This client has no client_credentials grant",
-            ));
-        }
+        // A client asks for at most what it was given: its markets, or (a provisioning
+        // client) `provisioning-api`.
         let allowed = Scope::parse(&client.scopes)
             .map_err(|_| CoreError::Internal(format!("stored scopes of {}", client.id)))?;
         let scope = match params.get("scope") {
-            None => allowed.clone(),
+            None => allowed,
             Some(raw) => {
                 let scope = Scope::parse(raw)
                     .map_err(|e| oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", e.0))?;
@@ -342,13 +355,6 @@ impl CommerceLayer {
                 scope
             }
         };
-        if scope.is_provisioning() {
-            return Err(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                format!("{PROVISIONING_SCOPE} is for provisioning clients"),
-            ));
-        }
         let token = self
             .issue_access_token(&client, confidential, &scope, &params.headers, None)
             .await?;
@@ -368,12 +374,16 @@ impl CommerceLayer {
         let now = now_ms() / 1000;
         let rand = u64::from_le_bytes(random_bytes::<8>().map_err(CoreError::from)?) >> 11;
         let claims = AccessClaims {
-            organization: OrganizationClaim {
+            // Provisioning tokens name their client as `user` and no organization.
+            organization: (client.kind != USER_KIND).then(|| OrganizationClaim {
                 id: client.organization_id.clone(),
                 slug: client.organization_slug.clone(),
                 enterprise: false,
                 region: "eu-west-1".to_owned(),
-            },
+            }),
+            user: (client.kind == USER_KIND).then(|| UserClaim {
+                id: client.id.clone(),
+            }),
             application: ApplicationClaim {
                 id: client.id.clone(),
                 kind: client.kind.clone(),
@@ -382,7 +392,7 @@ impl CommerceLayer {
                 confidential,
             },
             scope: scope.to_string(),
-            test: client.test,
+            test: client.test && client.kind != USER_KIND,
             iat: now,
             exp: now + client.expires_in,
             iss: self.public_url.base(headers),
@@ -410,6 +420,20 @@ impl CommerceLayer {
     request_body(content = Object, description = "grant_type, client_id, client_secret?, scope?, code?, redirect_uri?, code_verifier?, refresh_token? (JSON or form)"),
     responses((status = 200, body = TokenResponse), (status = 400), (status = 401)))]
 async fn token(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
+    if let (Some(limit), Some(client_id)) = (&s.token_limit, params.client_id()) {
+        let key = short(client_id);
+        if let Err(not_until) = limit.check_key(&key) {
+            use governor::clock::Clock as _;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let mut e = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_request",
+                "Too many token requests for this client; retry later",
+            );
+            e.retry_after = Some(wait.as_secs().max(1));
+            return Err(e.into());
+        }
+    }
     let Some(grant) = params.get("grant_type") else {
         return Err(invalid_request("grant_type is required").into());
     };
@@ -492,6 +516,78 @@ impl CommerceLayer {
     }
 }
 
+impl CommerceLayer {
+    /// RFC 7662: whether a token is active, and what it is. A management token of the
+    /// organization, or a confidential client of it, may ask; a token of another
+    /// organization is simply not active to them.
+    async fn introspect(&self, params: &Params) -> std::result::Result<Response, ApiError> {
+        let org = match &params.bearer {
+            Some(token) => {
+                let principal = self.kernel.authenticate(Some(token), &params.meta).await?;
+                let ctx = crate::kernel::Ctx::new(principal, params.meta.clone());
+                super::service::organization(&ctx, super::service::Access::Read)?.to_owned()
+            }
+            None => {
+                let (client, with_secret) = self.authenticate_client(params).await?;
+                if !with_secret || !client.confidential {
+                    return Err(invalid_client());
+                }
+                client.organization_id.clone()
+            }
+        };
+        let Some(token) = params.get("token") else {
+            return Err(invalid_request("token is required"));
+        };
+        let inactive = || no_store(axum::Json(json!({ "active": false })));
+        let Some(kid) = decode_header(token).and_then(|h| h.kid) else {
+            return Ok(match self.refresh_token_info(token).await? {
+                Some((info, token_org)) if token_org == org => no_store(axum::Json(info)),
+                _ => inactive(),
+            });
+        };
+        let Ok(issued) = self.kernel.verify_issued(token, &kid).await? else {
+            return Ok(inactive());
+        };
+        if issued.organization_id != SERVER {
+            return Ok(inactive());
+        }
+        let Ok((claims, client)) = self.check_token(&issued).await? else {
+            return Ok(inactive());
+        };
+        if client.organization_id != org {
+            return Ok(inactive());
+        }
+        let mut info = json!({
+            "active": true,
+            "token_type": "Bearer",
+            "scope": claims.scope,
+            "client_id": client.client_id,
+            "exp": claims.exp,
+            "iat": claims.iat,
+            "iss": claims.iss,
+            "jti": claims.jti,
+            "organization_id": client.organization_id,
+            "application_id": client.id,
+            "application_kind": client.kind,
+            "test": claims.test,
+        });
+        if let Some(owner) = &claims.owner {
+            info["sub"] = json!(owner.id);
+            info["owner_type"] = json!(owner.kind);
+        }
+        Ok(no_store(axum::Json(info)))
+    }
+}
+
+/// Introspects a token (RFC 7662): an access token or a refresh token. Ask with a
+/// management token (`Authorization: Bearer lk_…`) or as a confidential client.
+#[utoipa::path(post, path = "/oauth/introspect", tag = "commercelayer",
+    request_body(content = Object, description = "token, token_type_hint? (JSON or form)"),
+    responses((status = 200, description = "{active, …}"), (status = 401)))]
+async fn introspect(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
+    Ok(s.introspect(&params).await?)
+}
+
 /// Revokes an access token (RFC 7009; Commerce Layer's body `{client_id, client_secret?,
 /// token}`).
 #[utoipa::path(post, path = "/oauth/revoke", tag = "commercelayer",
@@ -511,6 +607,7 @@ async fn metadata(State(s): State<CommerceLayer>, headers: HeaderMap) -> Respons
         "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
         "response_types_supported": ["code"],
@@ -522,9 +619,25 @@ async fn metadata(State(s): State<CommerceLayer>, headers: HeaderMap) -> Respons
     .into_response()
 }
 
+/// RFC 6749 §5.2: a 401 names the authentication scheme the client should use.
+pub(super) async fn www_authenticate(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Basic realm=\"latchkey\""),
+        );
+    }
+    response
+}
+
 pub fn routes() -> OpenApiRouter<CommerceLayer> {
     OpenApiRouter::new()
         .routes(routes!(token))
         .routes(routes!(revoke))
+        .routes(routes!(introspect))
         .routes(routes!(metadata))
 }

@@ -307,6 +307,7 @@ impl CommerceLayer {
             kind,
             mode,
             custom,
+            access_role: None,
             reference: text(input, "reference", MAX_REFERENCE_CHARS)?.flatten(),
             reference_origin: text(input, "reference_origin", MAX_REFERENCE_CHARS)?.flatten(),
             metadata: metadata(input)?.flatten(),

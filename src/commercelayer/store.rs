@@ -33,6 +33,8 @@ pub struct ApiCredentialRow {
     pub expires_in: i64,
     pub mode: String,
     pub custom: bool,
+    /// A provisioning client's role on the Provisioning API (`admin`, `editor`, `viewer`).
+    pub access_role: Option<String>,
     pub reference: Option<String>,
     pub reference_origin: Option<String>,
     /// JSON object.
@@ -69,6 +71,7 @@ pub struct ClientRow {
     pub scopes: String,
     pub expires_in: i64,
     pub mode: String,
+    pub access_role: Option<String>,
     pub token_algorithm: String,
 }
 
@@ -126,7 +129,7 @@ pub struct RefreshRow {
 const AUTHORIZATION_COLUMNS: &str = "id, organization_id, api_credential_id, challenge, verifier_hash, code_hash, redirect_uri, state, scope, code_challenge, code_challenge_method, owner_id, owner_type, status, created_at, expires_at";
 
 const ROLE_COLUMNS: &str = "id, organization_id, name, kind, reference, reference_origin, metadata, created_at, updated_at";
-const CREDENTIAL_COLUMNS: &str = "id, organization_id, role_id, name, kind, confidential, redirect_uri, client_id, secret_hash, scopes, expires_in, mode, custom, reference, reference_origin, metadata, created_at, updated_at";
+const CREDENTIAL_COLUMNS: &str = "id, organization_id, role_id, name, kind, confidential, redirect_uri, client_id, secret_hash, scopes, expires_in, mode, custom, access_role, reference, reference_origin, metadata, created_at, updated_at";
 
 /// Runs a list query of `table` within a scope (`$1`, bound to `$scope`): the page's rows
 /// and the count of every matching row.
@@ -164,6 +167,9 @@ macro_rules! list {
 }
 
 const IN_ORG: &str = "organization_id = $1";
+/// The organization's api credentials as the Provisioning API shows them: provisioning
+/// clients (kind `user`) are not among them.
+const CREDENTIALS_IN_ORG: &str = "organization_id = $1 AND kind <> 'user'";
 
 impl Tx {
     // --- organizations -----------------------------------------------------------------------
@@ -277,7 +283,7 @@ impl Tx {
     pub async fn insert_cl_credential(&mut self, r: &ApiCredentialRow) -> Result<()> {
         let sql = format!(
             "INSERT INTO cl_api_credentials ({CREDENTIAL_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         );
         on_conn!(self, |c| {
             sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -294,6 +300,7 @@ impl Tx {
                 .bind(r.expires_in)
                 .bind(&r.mode)
                 .bind(r.custom)
+                .bind(&r.access_role)
                 .bind(&r.reference)
                 .bind(&r.reference_origin)
                 .bind(&r.metadata)
@@ -330,7 +337,7 @@ impl Tx {
 
     /// Deletes an api credential; its client id, if it existed (for revocation).
     pub async fn delete_cl_credential(&mut self, org: &str, id: &str) -> Result<Option<String>> {
-        let sql = "DELETE FROM cl_api_credentials WHERE organization_id = $1 AND id = $2 RETURNING client_id";
+        let sql = "DELETE FROM cl_api_credentials WHERE organization_id = $1 AND id = $2 AND kind <> 'user' RETURNING client_id";
         Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
             .bind(org)
             .bind(id)
@@ -340,7 +347,7 @@ impl Tx {
 
     pub async fn cl_credential(&mut self, org: &str, id: &str) -> Result<Option<ApiCredentialRow>> {
         let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM cl_api_credentials WHERE organization_id = $1 AND id = $2"
+            "SELECT {CREDENTIAL_COLUMNS} FROM cl_api_credentials WHERE organization_id = $1 AND id = $2 AND kind <> 'user'"
         );
         Ok(on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(
             sql.clone()
@@ -361,16 +368,43 @@ impl Tx {
             ApiCredentialRow,
             "cl_api_credentials",
             CREDENTIAL_COLUMNS,
-            IN_ORG,
+            CREDENTIALS_IN_ORG,
             org,
             query
         ))
     }
 
+    /// The organization's provisioning clients (kind `user`), oldest first.
+    pub async fn cl_provisioning_clients(&mut self, org: &str) -> Result<Vec<ApiCredentialRow>> {
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM cl_api_credentials WHERE organization_id = $1 AND kind = 'user' ORDER BY created_at, id"
+        );
+        Ok(on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(org)
+        .fetch_all(c)
+        .await?))
+    }
+
+    /// Deletes a provisioning client; its client id, if it existed.
+    pub async fn delete_cl_provisioning_client(
+        &mut self,
+        org: &str,
+        id: &str,
+    ) -> Result<Option<String>> {
+        let sql = "DELETE FROM cl_api_credentials WHERE organization_id = $1 AND id = $2 AND kind = 'user' RETURNING client_id";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
     /// The client with this client id, for the token endpoint and verification.
     pub async fn cl_client(&mut self, client_id: &str) -> Result<Option<ClientRow>> {
         let sql = "SELECT c.id, c.organization_id, o.slug AS organization_slug, c.client_id, c.role_id, r.kind AS role_kind, \
-                   c.kind, c.confidential, c.redirect_uri, c.secret_hash, c.scopes, c.expires_in, c.mode, \
+                   c.kind, c.confidential, c.redirect_uri, c.secret_hash, c.scopes, c.expires_in, c.mode, c.access_role, \
                    COALESCE(s.token_algorithm, 'RS512') AS token_algorithm \
                    FROM cl_api_credentials c \
                    JOIN organizations o ON o.id = c.organization_id \

@@ -37,6 +37,8 @@ pub struct LiveClient {
     pub test: bool,
     /// What signs its access tokens (the organization's choice).
     pub algorithm: JwtAlgorithm,
+    /// A provisioning client's role on the Provisioning API.
+    pub access_role: Option<String>,
 }
 
 impl std::fmt::Debug for LiveClient {
@@ -65,6 +67,7 @@ impl From<ClientRow> for LiveClient {
             expires_in: r.expires_in,
             test: r.mode == "test",
             algorithm: JwtAlgorithm::parse(&r.token_algorithm).unwrap_or(JwtAlgorithm::RS512),
+            access_role: r.access_role,
         }
     }
 }
@@ -125,10 +128,20 @@ pub struct OrganizationClaim {
     pub region: String,
 }
 
-/// An access token's claims, as Commerce Layer's.
+/// `user` of a provisioning token: the provisioning client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserClaim {
+    pub id: String,
+}
+
+/// An access token's claims, as Commerce Layer's: organization tokens carry `organization`,
+/// provisioning tokens `user` instead.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
-    pub organization: OrganizationClaim,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<OrganizationClaim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserClaim>,
     pub application: ApplicationClaim,
     pub scope: String,
     pub test: bool,
@@ -212,7 +225,11 @@ impl CommerceLayer {
         let Some(client) = self.live_client(&claims.application.client_id).await? else {
             return Ok(Err("revoked"));
         };
-        if client.id != claims.application.id || client.organization_id != claims.organization.id {
+        let other_organization = claims
+            .organization
+            .as_ref()
+            .is_some_and(|o| o.id != client.organization_id);
+        if client.id != claims.application.id || other_organization {
             return Ok(Err("revoked"));
         }
         if !self.token_live(&claims.jti).await? {

@@ -1122,6 +1122,21 @@ async fn client_credentials_tokens_verify(app: TestApp) {
             "{e}"
         );
     }
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .header(
+            "Authorization",
+            &format!("Basic {}", base64_of(&format!("{client_id}:nope"))),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        res.header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Basic")),
+        "RFC 6749 §5.2"
+    );
     // Both authentication methods at once; an unknown media type.
     let res = app
         .raw(Method::POST, "/oauth/token")
@@ -1830,3 +1845,291 @@ both_engines!(
     authorize_refuses_what_it_must,
     an_organization_may_choose_its_token_algorithm,
 );
+
+async fn provisioning_clients_act_with_their_role(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let (status, e) = app
+        .post(
+            "/v1/provisioning_clients",
+            &admin,
+            json!({ "name": "CI", "role": "owner" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let editor = app.token(&org, "editor", None).await;
+    let (status, _) = app
+        .post(
+            "/v1/provisioning_clients",
+            &editor,
+            json!({ "name": "CI", "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let make = async |role: &str| {
+        let (status, made) = app
+            .post(
+                "/v1/provisioning_clients",
+                &admin,
+                json!({ "name": format!("CI {role}"), "role": role }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        made
+    };
+    let viewer = make("viewer").await;
+    let owner = make("admin").await;
+    let (_, list) = app.get("/v1/provisioning_clients", &admin).await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_absent(
+        &list.to_string(),
+        viewer["client_secret"].as_str().unwrap(),
+        "list",
+    );
+    let provisioning_token = async |made: &Value| {
+        let (status, t) = token(&app, json!({ "grant_type": "client_credentials", "client_id": made["client_id"], "client_secret": made["client_secret"] })).await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        assert_eq!(t["scope"], "provisioning-api");
+        t["access_token"].as_str().unwrap().to_owned()
+    };
+    let viewer_token = provisioning_token(&viewer).await;
+    let c = claims(&viewer_token);
+    assert_eq!(
+        (
+            c["user"]["id"].clone(),
+            c["application"]["kind"].clone(),
+            c["test"].clone()
+        ),
+        (viewer["id"].clone(), json!("user"), json!(false))
+    );
+    assert!(c.get("organization").is_none(), "{c}");
+    let (status, e) = token(&app, json!({ "grant_type": "client_credentials", "client_id": viewer["client_id"], "client_secret": viewer["client_secret"], "scope": "market:all" })).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_scope"))
+    );
+
+    // The token acts on the Provisioning API with the client's role.
+    let as_viewer = app.provisioning(&viewer_token);
+    let (status, me) = as_viewer.get("/user").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (
+            me["data"]["id"].clone(),
+            me["data"]["attributes"]["metadata"]["role"].clone()
+        ),
+        (viewer["id"].clone(), json!("viewer"))
+    );
+    let (status, _) = as_viewer.get("/api_credentials").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, e) = as_viewer.post("/api_credentials", seed_body(&org)).await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    let as_owner = app.provisioning(&provisioning_token(&owner).await);
+    let (status, made) = as_owner.post("/api_credentials", seed_body(&org)).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (_, list) = as_owner.get("/api_credentials").await;
+    assert_eq!(
+        list["meta"]["record_count"], 1,
+        "provisioning clients are not listed: {list}"
+    );
+    let (_, events) = app.get("/v1/audit_events", &admin).await;
+    assert!(
+        events
+            .to_string()
+            .contains(&format!("key:{}", owner["id"].as_str().unwrap())),
+        "{events}"
+    );
+    let (_, me) = app.provisioning(&admin).get("/user").await;
+    assert_eq!(
+        me["data"]["attributes"]["metadata"]["kind"],
+        "management_token"
+    );
+
+    // Other tokens are not provisioning tokens.
+    let (_, shop_id, _) = credential(
+        &app.provisioning(&admin),
+        &org,
+        "Shop",
+        "sales_channel",
+        None,
+    )
+    .await;
+    let (_, t) = token(
+        &app,
+        json!({ "grant_type": "client_credentials", "client_id": shop_id }),
+    )
+    .await;
+    for bearer in [
+        t["access_token"].as_str().unwrap(),
+        "a.b.c",
+        "eyJhbGciOiJub25lIn0.e30.",
+    ] {
+        let (status, e) = app.provisioning(bearer).get("/api_credentials").await;
+        assert_error(status, &e, StatusCode::UNAUTHORIZED, "INVALID_TOKEN", None);
+    }
+    // A deleted provisioning client's tokens stop working.
+    let (status, _) = app
+        .delete(
+            &format!(
+                "/v1/provisioning_clients/{}",
+                viewer["id"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, e) = as_viewer.get("/api_credentials").await;
+    assert_error(status, &e, StatusCode::UNAUTHORIZED, "INVALID_TOKEN", None);
+    let (status, _) = app
+        .delete(
+            &format!(
+                "/v1/provisioning_clients/{}",
+                viewer["id"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn introspection_answers_for_its_organization(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let admin_role = role_id(&cl, "admin").await;
+    let (id, client_id, secret) =
+        credential(&cl, &org, "ERP", "integration", Some(&admin_role)).await;
+    let (_, shop_id, shop_secret) = credential(&cl, &org, "Shop", "sales_channel", None).await;
+    let (_, t) = token(&app, json!({ "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret })).await;
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    let introspect = async |auth: Option<&str>, body: Value| {
+        let mut req = app.raw(Method::POST, "/oauth/introspect").json(&body);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let res = req.send().await;
+        (res.status, res.body)
+    };
+    let bearer = format!("Bearer {admin}");
+    let (status, info) = introspect(Some(&bearer), json!({ "token": access })).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(
+        (
+            info["active"].clone(),
+            info["client_id"].clone(),
+            info["application_id"].clone()
+        ),
+        (json!(true), json!(client_id), json!(id))
+    );
+    assert_eq!(info["scope"], "market:all");
+    let (status, info) = introspect(
+        None,
+        json!({ "token": access, "client_id": client_id, "client_secret": secret }),
+    )
+    .await;
+    assert_eq!(
+        (status, info["active"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+    // A public client cannot ask; another organization sees nothing; garbage is inactive.
+    let (status, e) = introspect(None, json!({ "token": access, "client_id": shop_id })).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_client"))
+    );
+    let (status, e) = introspect(Some("Bearer lk_nope"), json!({ "token": access })).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_client")),
+        "{e}"
+    );
+    let (_, other) = app.org_with("admin").await;
+    let (_, info) = introspect(Some(&format!("Bearer {other}")), json!({ "token": access })).await;
+    assert_eq!(info, json!({ "active": false }));
+    let (_, info) = introspect(Some(&bearer), json!({ "token": "garbage" })).await;
+    assert_eq!(info, json!({ "active": false }));
+    let (status, e) = introspect(Some(&bearer), json!({})).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_request"))
+    );
+    // Revoked: inactive.
+    let res = app
+        .raw(Method::POST, "/oauth/revoke")
+        .json(&json!({ "client_id": client_id, "client_secret": secret, "token": access }))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let (_, info) = introspect(Some(&bearer), json!({ "token": access })).await;
+    assert_eq!(info, json!({ "active": false }));
+    // A refresh token.
+    app.put(
+        "/v1/oauth/settings",
+        &admin,
+        json!({ "login_url": LOGIN_URL }),
+    )
+    .await;
+    let (_, web_id, web_secret) = credential(&cl, &org, "Web", "webapp", None).await;
+    let code = authorization_code_for(&app, &admin, &web_id, None).await;
+    let (_, tokens) = token(&app, json!({ "grant_type": "authorization_code", "client_id": web_id, "client_secret": web_secret, "code": code, "redirect_uri": REDIRECT })).await;
+    let (_, info) = introspect(
+        Some(&bearer),
+        json!({ "token": tokens["refresh_token"], "token_type_hint": "refresh_token" }),
+    )
+    .await;
+    assert_eq!(
+        (
+            info["active"].clone(),
+            info["token_type"].clone(),
+            info["sub"].clone()
+        ),
+        (json!(true), json!("refresh_token"), json!("cust_123")),
+        "{info}"
+    );
+    let (_, info) = introspect(Some(&bearer), json!({ "token": tokens["access_token"] })).await;
+    assert_eq!(
+        (info["active"].clone(), info["sub"].clone()),
+        (json!(true), json!("cust_123")),
+        "{info}"
+    );
+    assert_absent(&logs(), &shop_secret, "logs");
+}
+
+async fn the_token_endpoint_limits_each_client(mut app: TestApp) {
+    app.config.token_rate_limit = std::num::NonZeroU32::new(3);
+    app.restart().await;
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let (_, first, _) = credential(&cl, &org, "One", "sales_channel", None).await;
+    let (_, second, _) = credential(&cl, &org, "Two", "sales_channel", None).await;
+    for _ in 0..3 {
+        let (status, _) = token(
+            &app,
+            json!({ "grant_type": "client_credentials", "client_id": first }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .json(&json!({ "grant_type": "client_credentials", "client_id": first }))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.text);
+    assert!(res.header("retry-after").is_some());
+    assert_eq!(res.body["errors"][0]["code"], "TOO_MANY_REQUESTS");
+    let (status, _) = token(
+        &app,
+        json!({ "grant_type": "client_credentials", "client_id": second }),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another client has its own allowance"
+    );
+}
+
+both_engines!(
+    provisioning_clients_act_with_their_role,
+    introspection_answers_for_its_organization,
+);
+one_engine!(the_token_endpoint_limits_each_client);
