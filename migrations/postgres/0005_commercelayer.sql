@@ -126,3 +126,28 @@ CREATE TABLE cl_refresh_tokens (
     used_at          BIGINT
 );
 CREATE INDEX cl_refresh_tokens_authorization ON cl_refresh_tokens (authorization_id);
+
+-- The change history the Provisioning API shows as `versions`: one row per create, update
+-- or destroy of a role, permission or api credential, written with the change. `changes`
+-- holds `{attribute: [old, new]}` (never a secret), `who` the caller.
+CREATE TABLE cl_versions (
+    id              TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    resource_type   TEXT NOT NULL,
+    resource_id     TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    changes         TEXT NOT NULL,
+    who             TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL
+);
+CREATE INDEX cl_versions_org ON cl_versions (organization_id, created_at);
+CREATE INDEX cl_versions_resource ON cl_versions (resource_id);
+
+-- What Commerce Layer keeps of an organization beyond its name and slug (support contacts,
+-- colours, region, config, reference, metadata), as a JSON object of attributes.
+CREATE TABLE cl_organizations (
+    organization_id TEXT PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
+    attributes      TEXT NOT NULL,
+    updated_at      BIGINT NOT NULL
+);

@@ -7,21 +7,20 @@ use axum::{
     http::{HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
 };
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     CommerceLayer,
-    jsonapi::{Body, Object, Renderer, Result, ToOne, created, not_allowed},
+    jsonapi::{Body, Object, Renderer, Result, created, not_allowed},
+    objects::{
+        credential_object, organization_object, permission_object, role_object, version_object,
+    },
     provisioning::Caller,
     query::{self, Field, FieldType::*, ListQuery, Resource},
     store::{ApiCredentialRow, RoleRow},
 };
-use crate::{
-    kernel::{http::error::ApiError, iso8601},
-    store::OrganizationRow,
-};
+use crate::kernel::http::error::ApiError;
 
 const fn field(
     name: &'static str,
@@ -164,11 +163,74 @@ const ORGANIZATION_ATTRIBUTES: &[&str] = &[
     "metadata",
 ];
 
+static PERMISSIONS: Resource = Resource {
+    kind: "permissions",
+    fields: &{
+        let [a, b, c, d, e, f] = common_fields!();
+        [
+            a,
+            b,
+            c,
+            d,
+            e,
+            f,
+            field("can_create", Bool, true, false),
+            field("can_read", Bool, true, false),
+            field("can_update", Bool, true, false),
+            field("can_destroy", Bool, true, false),
+            field("subject", Text, true, false),
+            field("organization_id", Text, true, false),
+            field("role_id", Text, true, false),
+        ]
+    },
+    includes: &[("organization", "organizations"), ("role", "roles")],
+};
+const PERMISSION_ATTRIBUTES: &[&str] = &[
+    "can_create",
+    "can_read",
+    "can_update",
+    "can_destroy",
+    "subject",
+    "restrictions",
+    "created_at",
+    "updated_at",
+    "reference",
+    "reference_origin",
+    "metadata",
+];
+
+static VERSIONS: Resource = Resource {
+    kind: "versions",
+    fields: &[
+        field("id", Text, true, true),
+        field("created_at", Time, true, true),
+        field("updated_at", Time, true, true),
+        field("resource_type", Text, true, true),
+        field("resource_id", Text, true, false),
+        field("event", Text, true, true),
+    ],
+    includes: &[],
+};
+const VERSION_ATTRIBUTES: &[&str] = &[
+    "resource_type",
+    "resource_id",
+    "event",
+    "changes",
+    "who",
+    "created_at",
+    "updated_at",
+    "reference",
+    "reference_origin",
+    "metadata",
+];
+
 fn attributes_of(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
         "api_credentials" => Some(CREDENTIAL_ATTRIBUTES),
         "roles" => Some(ROLE_ATTRIBUTES),
         "organizations" => Some(ORGANIZATION_ATTRIBUTES),
+        "permissions" => Some(PERMISSION_ATTRIBUTES),
+        "versions" => Some(VERSION_ATTRIBUTES),
         _ => None,
     }
 }
@@ -190,125 +252,6 @@ fn single_query(uri: &Uri, resource: &'static Resource) -> Result<ListQuery> {
         }
     }
     list_query(uri, resource)
-}
-
-// --- objects ---------------------------------------------------------------------------------
-
-fn common(
-    m: &mut Map<String, Value>,
-    created_at: i64,
-    updated_at: i64,
-    reference: &Option<String>,
-    reference_origin: &Option<String>,
-    metadata: &Option<String>,
-) {
-    m.insert("created_at".into(), json!(iso8601(created_at)));
-    m.insert("updated_at".into(), json!(iso8601(updated_at)));
-    m.insert("reference".into(), json!(reference));
-    m.insert("reference_origin".into(), json!(reference_origin));
-    let metadata = metadata
-        .as_deref()
-        .and_then(|m| serde_json::from_str::<Value>(m).ok())
-        .unwrap_or_else(|| json!({}));
-    m.insert("metadata".into(), metadata);
-}
-
-/// An api credential; `client_secret` only in the response that creates it.
-fn credential_object(r: &ApiCredentialRow, secret: Option<&SecretString>) -> Object {
-    let mut a = Map::new();
-    a.insert("name".into(), json!(r.name));
-    a.insert("kind".into(), json!(r.kind));
-    a.insert("confidential".into(), json!(r.confidential));
-    a.insert("redirect_uri".into(), json!(r.redirect_uri));
-    a.insert("client_id".into(), json!(r.client_id));
-    if let Some(secret) = secret {
-        a.insert("client_secret".into(), json!(secret.expose_secret()));
-    }
-    a.insert("scopes".into(), json!(r.scopes));
-    a.insert("expires_in".into(), json!(r.expires_in));
-    a.insert("mode".into(), json!(r.mode));
-    a.insert("custom".into(), json!(r.custom));
-    common(
-        &mut a,
-        r.created_at,
-        r.updated_at,
-        &r.reference,
-        &r.reference_origin,
-        &r.metadata,
-    );
-    Object {
-        kind: "api_credentials",
-        id: r.id.clone(),
-        attributes: a,
-        to_one: vec![
-            ToOne {
-                name: "organization",
-                related: Some(("organizations", r.organization_id.clone())),
-            },
-            ToOne {
-                name: "role",
-                related: r.role_id.clone().map(|id| ("roles", id)),
-            },
-        ],
-        to_many: &[],
-    }
-}
-
-fn role_object(r: &RoleRow) -> Object {
-    let mut a = Map::new();
-    a.insert("name".into(), json!(r.name));
-    a.insert("kind".into(), json!(r.kind));
-    common(
-        &mut a,
-        r.created_at,
-        r.updated_at,
-        &r.reference,
-        &r.reference_origin,
-        &r.metadata,
-    );
-    Object {
-        kind: "roles",
-        id: r.id.clone(),
-        attributes: a,
-        to_one: vec![ToOne {
-            name: "organization",
-            related: Some(("organizations", r.organization_id.clone())),
-        }],
-        to_many: &["permissions", "api_credentials"],
-    }
-}
-
-/// An organization: Latchkey keeps its name and slug; the other attributes are Commerce
-/// Layer's defaults.
-fn organization_object(r: &OrganizationRow, host: &str) -> Object {
-    let mut a = Map::new();
-    a.insert("name".into(), json!(r.name));
-    a.insert("slug".into(), json!(r.slug));
-    a.insert("domain".into(), json!(format!("{}.{host}", r.slug)));
-    for name in [
-        "support_phone",
-        "support_email",
-        "logo_url",
-        "favicon_url",
-        "primary_color",
-        "contrast_color",
-        "gtm_id",
-        "gtm_id_test",
-        "config",
-        "subscription_info",
-    ] {
-        a.insert(name.into(), Value::Null);
-    }
-    a.insert("region".into(), json!("eu-west-1"));
-    a.insert("can_switch_live".into(), json!(true));
-    common(&mut a, r.created_at, r.created_at, &None, &None, &None);
-    Object {
-        kind: "organizations",
-        id: r.id.clone(),
-        attributes: a,
-        to_one: vec![],
-        to_many: &["roles", "api_credentials"],
-    }
 }
 
 impl CommerceLayer {
@@ -379,10 +322,21 @@ pub fn routes() -> OpenApiRouter<CommerceLayer> {
         .routes(routes!(get_role, update_role))
         .routes(routes!(role_organization))
         .routes(routes!(role_credentials))
-        .routes(routes!(list_organizations))
-        .routes(routes!(get_organization))
+        .routes(routes!(role_permissions))
+        .routes(routes!(role_versions))
+        .routes(routes!(create_organization, list_organizations))
+        .routes(routes!(get_organization, update_organization))
         .routes(routes!(organization_credentials))
         .routes(routes!(organization_roles))
+        .routes(routes!(organization_permissions))
+        .routes(routes!(create_permission, list_permissions))
+        .routes(routes!(get_permission, update_permission))
+        .routes(routes!(permission_organization))
+        .routes(routes!(permission_role))
+        .routes(routes!(permission_versions))
+        .routes(routes!(credential_versions))
+        .routes(routes!(list_versions))
+        .routes(routes!(get_version))
 }
 
 // --- api credentials -------------------------------------------------------------------------
@@ -768,4 +722,334 @@ async fn organization_roles(
     let (rows, count) = s.roles(&ctx, &q).await?;
     let path = format!("/api/organizations/{id}/roles");
     roles_page(&s, &ctx, &headers, &q, &path, &rows, count).await
+}
+
+// --- permissions -----------------------------------------------------------------------------
+
+async fn permissions_page(
+    s: &CommerceLayer,
+    ctx: &crate::kernel::Ctx,
+    headers: &HeaderMap,
+    q: &ListQuery,
+    path: &str,
+) -> Result<Response> {
+    let (rows, count) = s.permissions(ctx, q).await?;
+    let objects: Vec<Object> = rows.iter().map(permission_object).collect();
+    let included = s
+        .included(ctx.principal.org()?, headers, q, &objects)
+        .await?;
+    Ok(axum::Json(
+        s.renderer(headers, q)
+            .page(path, q, &objects, &included, count),
+    )
+    .into_response())
+}
+
+async fn single_permission(
+    s: &CommerceLayer,
+    headers: &HeaderMap,
+    q: &ListQuery,
+    row: &super::store::PermissionRow,
+    status: StatusCode,
+) -> Result<Response> {
+    let object = permission_object(row);
+    let included = s
+        .included(
+            &row.organization_id,
+            headers,
+            q,
+            std::slice::from_ref(&object),
+        )
+        .await?;
+    let document = s.renderer(headers, q).single(&object, &included);
+    Ok(if status == StatusCode::CREATED {
+        created(document)
+    } else {
+        axum::Json(document).into_response()
+    })
+}
+
+/// Add a permission to a custom role (organization admins).
+#[utoipa::path(post, path = "/api/permissions", tag = "commercelayer",
+    request_body(content = Object, content_type = "application/vnd.api+json"),
+    responses((status = 201), (status = 422)), security(("bearer" = [])))]
+async fn create_permission(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Body(input): Body,
+) -> Result<Response> {
+    let q = single_query(&uri, &PERMISSIONS)?;
+    let row = s.create_permission(&ctx, &input).await?;
+    single_permission(&s, &headers, &q, &row, StatusCode::CREATED).await
+}
+
+/// List permissions.
+#[utoipa::path(get, path = "/api/permissions", tag = "commercelayer",
+    responses((status = 200)), security(("bearer" = [])))]
+async fn list_permissions(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response> {
+    let q = list_query(&uri, &PERMISSIONS)?;
+    permissions_page(&s, &ctx, &headers, &q, "/api/permissions").await
+}
+
+/// Retrieve a permission.
+#[utoipa::path(get, path = "/api/permissions/{id}", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn get_permission(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let q = single_query(&uri, &PERMISSIONS)?;
+    let row = s.permission(&ctx, &id).await?;
+    single_permission(&s, &headers, &q, &row, StatusCode::OK).await
+}
+
+/// Update a permission's rights (organization admins; `subject` and `role` cannot change).
+#[utoipa::path(patch, path = "/api/permissions/{id}", tag = "commercelayer",
+    request_body(content = Object, content_type = "application/vnd.api+json"),
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn update_permission(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    Body(input): Body,
+) -> Result<Response> {
+    let q = single_query(&uri, &PERMISSIONS)?;
+    let row = s.update_permission(&ctx, &id, &input).await?;
+    single_permission(&s, &headers, &q, &row, StatusCode::OK).await
+}
+
+/// The organization of a permission.
+#[utoipa::path(get, path = "/api/permissions/{id}/organization", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn permission_organization(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let q = single_query(&uri, &ORGANIZATIONS)?;
+    let row = s.permission(&ctx, &id).await?;
+    let org = s.organization(&ctx, &row.organization_id).await?;
+    let object = organization_object(&org, &s.host(&headers));
+    Ok(axum::Json(s.renderer(&headers, &q).single(&object, &[])).into_response())
+}
+
+/// The role of a permission.
+#[utoipa::path(get, path = "/api/permissions/{id}/role", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn permission_role(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let q = single_query(&uri, &ROLES)?;
+    let row = s.permission(&ctx, &id).await?;
+    let role = s.role(&ctx, &row.role_id).await?;
+    let object = role_object(&role);
+    let included = s
+        .included(
+            &role.organization_id,
+            &headers,
+            &q,
+            std::slice::from_ref(&object),
+        )
+        .await?;
+    Ok(axum::Json(s.renderer(&headers, &q).single(&object, &included)).into_response())
+}
+
+/// A role's permissions.
+#[utoipa::path(get, path = "/api/roles/{id}/permissions", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn role_permissions(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let role = s.role(&ctx, &id).await?;
+    let q = list_query(&uri, &PERMISSIONS)?.and_equal("role_id", &role.id);
+    permissions_page(
+        &s,
+        &ctx,
+        &headers,
+        &q,
+        &format!("/api/roles/{id}/permissions"),
+    )
+    .await
+}
+
+/// An organization's permissions.
+#[utoipa::path(get, path = "/api/organizations/{id}/permissions", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn organization_permissions(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    s.organization(&ctx, &id).await?;
+    let q = list_query(&uri, &PERMISSIONS)?;
+    permissions_page(
+        &s,
+        &ctx,
+        &headers,
+        &q,
+        &format!("/api/organizations/{id}/permissions"),
+    )
+    .await
+}
+
+// --- versions --------------------------------------------------------------------------------
+
+async fn versions_page(
+    s: &CommerceLayer,
+    ctx: &crate::kernel::Ctx,
+    headers: &HeaderMap,
+    q: &ListQuery,
+    path: &str,
+) -> Result<Response> {
+    let (rows, count) = s.versions(ctx, q).await?;
+    let objects: Vec<Object> = rows.iter().map(version_object).collect();
+    Ok(axum::Json(s.renderer(headers, q).page(path, q, &objects, &[], count)).into_response())
+}
+
+/// The change history of roles, permissions and api credentials.
+#[utoipa::path(get, path = "/api/versions", tag = "commercelayer",
+    responses((status = 200)), security(("bearer" = [])))]
+async fn list_versions(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response> {
+    let q = list_query(&uri, &VERSIONS)?;
+    versions_page(&s, &ctx, &headers, &q, "/api/versions").await
+}
+
+/// Retrieve a version.
+#[utoipa::path(get, path = "/api/versions/{id}", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn get_version(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let q = single_query(&uri, &VERSIONS)?;
+    let row = s.version(&ctx, &id).await?;
+    Ok(axum::Json(s.renderer(&headers, &q).single(&version_object(&row), &[])).into_response())
+}
+
+/// A role's change history.
+#[utoipa::path(get, path = "/api/roles/{id}/versions", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn role_versions(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let role = s.role(&ctx, &id).await?;
+    let q = list_query(&uri, &VERSIONS)?.and_equal("resource_id", &role.id);
+    versions_page(&s, &ctx, &headers, &q, &format!("/api/roles/{id}/versions")).await
+}
+
+/// A permission's change history.
+#[utoipa::path(get, path = "/api/permissions/{id}/versions", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn permission_versions(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let row = s.permission(&ctx, &id).await?;
+    let q = list_query(&uri, &VERSIONS)?.and_equal("resource_id", &row.id);
+    versions_page(
+        &s,
+        &ctx,
+        &headers,
+        &q,
+        &format!("/api/permissions/{id}/versions"),
+    )
+    .await
+}
+
+/// An api credential's change history (also after it was deleted: filter `/api/versions`).
+#[utoipa::path(get, path = "/api/api_credentials/{id}/versions", tag = "commercelayer",
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+async fn credential_versions(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let row = s.credential(&ctx, &id).await?;
+    let q = list_query(&uri, &VERSIONS)?.and_equal("resource_id", &row.id);
+    versions_page(
+        &s,
+        &ctx,
+        &headers,
+        &q,
+        &format!("/api/api_credentials/{id}/versions"),
+    )
+    .await
+}
+
+// --- organization writes ---------------------------------------------------------------------
+
+/// Create an organization (server admins), with its `admin` and `read_only` roles.
+#[utoipa::path(post, path = "/api/organizations", tag = "commercelayer",
+    request_body(content = Object, content_type = "application/vnd.api+json"),
+    responses((status = 201), (status = 403), (status = 422)), security(("bearer" = [])))]
+async fn create_organization(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Body(input): Body,
+) -> Result<Response> {
+    let q = single_query(&uri, &ORGANIZATIONS)?;
+    let row = s.create_organization(&ctx, &input).await?;
+    let object = organization_object(&row, &s.host(&headers));
+    Ok(created(s.renderer(&headers, &q).single(&object, &[])))
+}
+
+/// Update an organization (its admins, or a server admin); `region` cannot change.
+#[utoipa::path(patch, path = "/api/organizations/{id}", tag = "commercelayer",
+    request_body(content = Object, content_type = "application/vnd.api+json"),
+    responses((status = 200), (status = 404), (status = 422)), security(("bearer" = [])))]
+async fn update_organization(
+    State(s): State<CommerceLayer>,
+    Caller(ctx): Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    Body(input): Body,
+) -> Result<Response> {
+    let q = single_query(&uri, &ORGANIZATIONS)?;
+    let row = s.update_organization(&ctx, &id, &input).await?;
+    let object = organization_object(&row, &s.host(&headers));
+    Ok(axum::Json(s.renderer(&headers, &q).single(&object, &[])).into_response())
 }

@@ -20,6 +20,7 @@ pub mod authorize;
 pub mod jsonapi;
 pub mod model;
 pub mod oauth;
+pub mod objects;
 pub mod provisioning;
 pub mod query;
 pub mod service;

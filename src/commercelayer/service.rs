@@ -6,25 +6,26 @@
 //! and creates organizations only. Another organization's ids are "not found".
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::{
     CommerceLayer,
-    jsonapi::{ResourceInput, invalid, not_found},
+    jsonapi::{Object, ResourceInput, invalid, not_found},
     model::*,
+    objects,
     query::ListQuery,
-    store::{ApiCredentialRow, RoleRow},
+    store::{ApiCredentialRow, ClOrganizationRow, PermissionRow, RoleRow, VersionRow},
 };
 use crate::{
     crypto::secret::random_base62,
     kernel::{
-        CoreError, Ctx,
+        CoreError, Ctx, PrincipalKind,
         audit::{self, Event},
         http::error::ApiError,
         now_ms,
+        orgs::NewOrganization,
         types::Name,
     },
-    store::OrganizationRow,
 };
 
 pub type Result<T> = std::result::Result<T, ApiError>;
@@ -189,6 +190,27 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
+/// An organization's `admin` and `read_only` roles, new.
+fn base_roles(org: &str) -> Result<Vec<RoleRow>> {
+    let now = now_ms();
+    [("admin", "Admin"), ("read_only", "Read only")]
+        .into_iter()
+        .map(|(kind, name)| {
+            Ok(RoleRow {
+                id: random_base62(ID_LEN).map_err(CoreError::from)?,
+                organization_id: org.to_owned(),
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                reference: None,
+                reference_origin: None,
+                metadata: None,
+                created_at: now,
+                updated_at: now,
+            })
+        })
+        .collect()
+}
+
 /// A new api credential, with its secret (shown once).
 pub struct Created {
     pub row: ApiCredentialRow,
@@ -205,21 +227,7 @@ impl CommerceLayer {
         let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
         if conn.cl_base_roles(org).await.map_err(CoreError::from)? < 2 {
             drop(conn);
-            let now = now_ms();
-            let rows = [("admin", "Admin"), ("read_only", "Read only")].map(|(kind, name)| {
-                Ok::<_, ApiError>(RoleRow {
-                    id: random_base62(ID_LEN).map_err(CoreError::from)?,
-                    organization_id: org.to_owned(),
-                    name: name.to_owned(),
-                    kind: kind.to_owned(),
-                    reference: None,
-                    reference_origin: None,
-                    metadata: None,
-                    created_at: now,
-                    updated_at: now,
-                })
-            });
-            let rows = rows.into_iter().collect::<Result<Vec<_>>>()?;
+            let rows = base_roles(org)?;
             self.kernel
                 .write(async |tx| {
                     for row in &rows {
@@ -317,6 +325,8 @@ impl CommerceLayer {
         self.kernel
             .write(async |tx| {
                 tx.insert_cl_credential(&row).await?;
+                let object = objects::credential_object(&row, None);
+                record_version(tx, ctx, org, "create", None, Some(&object)).await?;
                 let event = Event::by(
                     ctx,
                     Some(org),
@@ -366,6 +376,7 @@ impl CommerceLayer {
                 let Some(mut row) = tx.cl_credential(org, id).await? else {
                     return Err(CoreError::not_found("api credential"));
                 };
+                let before = objects::credential_object(&row, None);
                 match &role {
                     Some(Some(_)) if row.kind == SALES_CHANNEL || row.kind == WEBAPP => {
                         return Err(CoreError::invalid(
@@ -393,6 +404,8 @@ impl CommerceLayer {
                 set(&mut row.metadata, metadata.clone());
                 row.updated_at = now_ms();
                 tx.update_cl_credential(&row).await?;
+                let after = objects::credential_object(&row, None);
+                record_version(tx, ctx, org, "update", Some(&before), Some(&after)).await?;
                 // Its tokens verify against what it is now (role, lifetime) on every node.
                 tx.refresh(&self.clients, [row.client_id.clone()]);
                 let event = Event::by(
@@ -413,9 +426,14 @@ impl CommerceLayer {
         let org = organization(ctx, Access::WriteCredentials)?;
         self.kernel
             .write(async |tx| {
+                let Some(row) = tx.cl_credential(org, id).await? else {
+                    return Err(CoreError::not_found("api credential"));
+                };
                 let Some(client_id) = tx.delete_cl_credential(org, id).await? else {
                     return Err(CoreError::not_found("api credential"));
                 };
+                let before = objects::credential_object(&row, None);
+                record_version(tx, ctx, org, "destroy", Some(&before), None).await?;
                 tx.revoke(&self.clients, [client_id]);
                 let event = Event::by(
                     ctx,
@@ -475,6 +493,8 @@ impl CommerceLayer {
         self.kernel
             .write(async |tx| {
                 tx.insert_cl_role(&row).await?;
+                let object = objects::role_object(&row);
+                record_version(tx, ctx, org, "create", None, Some(&object)).await?;
                 audit::append(
                     tx,
                     Event::by(ctx, Some(org), "role.create", "role", &row.id),
@@ -510,12 +530,15 @@ impl CommerceLayer {
                 let Some(mut row) = tx.cl_role(org, id).await? else {
                     return Err(CoreError::not_found("role"));
                 };
+                let before = objects::role_object(&row);
                 set(&mut row.name, name.clone());
                 set(&mut row.reference, reference.clone());
                 set(&mut row.reference_origin, reference_origin.clone());
                 set(&mut row.metadata, metadata.clone());
                 row.updated_at = now_ms();
                 tx.update_cl_role(&row).await?;
+                let after = objects::role_object(&row);
+                record_version(tx, ctx, org, "update", Some(&before), Some(&after)).await?;
                 audit::append(tx, Event::by(ctx, Some(org), "role.update", "role", id)).await?;
                 Ok(row)
             })
@@ -568,7 +591,7 @@ impl CommerceLayer {
         &self,
         ctx: &Ctx,
         query: &ListQuery,
-    ) -> Result<(Vec<OrganizationRow>, i64)> {
+    ) -> Result<(Vec<ClOrganizationRow>, i64)> {
         let only = Self::organization_scope(ctx)?;
         let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
         Ok(conn
@@ -578,19 +601,446 @@ impl CommerceLayer {
     }
 
     /// An organization by id, for `include` (the caller's own).
-    pub(super) async fn organization_row(&self, id: &str) -> Result<Option<OrganizationRow>> {
+    pub(super) async fn organization_row(&self, id: &str) -> Result<Option<ClOrganizationRow>> {
         let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        Ok(conn.organization(id).await.map_err(CoreError::from)?)
+        Ok(conn.cl_organization(id).await.map_err(CoreError::from)?)
     }
 
-    pub async fn organization(&self, ctx: &Ctx, id: &str) -> Result<OrganizationRow> {
+    pub async fn organization(&self, ctx: &Ctx, id: &str) -> Result<ClOrganizationRow> {
         if Self::organization_scope(ctx)?.is_some_and(|own| own != id) {
             return Err(not_found());
         }
+        self.organization_row(id).await?.ok_or_else(not_found)
+    }
+}
+
+// --- the change history ----------------------------------------------------------------------
+
+/// Who made a change, as `versions` show it.
+fn who(ctx: &Ctx) -> Value {
+    let p = &ctx.principal;
+    match p.kind {
+        PrincipalKind::ApiKey => {
+            json!({ "application": { "id": p.id, "kind": USER_KIND, "public": false } })
+        }
+        PrincipalKind::ManagementToken => {
+            json!({ "management_token": { "id": p.id, "role": p.role.as_str() } })
+        }
+    }
+}
+
+/// Records a change of `object` (from `before` to `after`) in the organization's history.
+pub(super) async fn record_version(
+    tx: &mut crate::store::Tx,
+    ctx: &Ctx,
+    org: &str,
+    event: &str,
+    before: Option<&Object>,
+    after: Option<&Object>,
+) -> crate::kernel::Result<()> {
+    let Some(object) = after.or(before) else {
+        return Ok(());
+    };
+    let changes = objects::changes(before.map(|o| &o.attributes), after.map(|o| &o.attributes));
+    if event == "update" && changes.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let row = VersionRow {
+        id: random_base62(ID_LEN)?,
+        organization_id: org.to_owned(),
+        resource_type: object.kind.to_owned(),
+        resource_id: object.id.clone(),
+        event: event.to_owned(),
+        changes: Value::Object(changes).to_string(),
+        who: who(ctx).to_string(),
+        created_at: now,
+        updated_at: now,
+    };
+    Ok(tx.insert_cl_version(&row).await?)
+}
+
+impl CommerceLayer {
+    pub async fn versions(&self, ctx: &Ctx, query: &ListQuery) -> Result<(Vec<VersionRow>, i64)> {
+        let org = organization(ctx, Access::Read)?;
         let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        conn.organization(id)
+        Ok(conn
+            .cl_versions_page(org, query)
+            .await
+            .map_err(CoreError::from)?)
+    }
+
+    pub async fn version(&self, ctx: &Ctx, id: &str) -> Result<VersionRow> {
+        let org = organization(ctx, Access::Read)?;
+        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        conn.cl_version(org, id)
             .await
             .map_err(CoreError::from)?
             .ok_or_else(not_found)
+    }
+}
+
+// --- permissions -----------------------------------------------------------------------------
+
+const PERMISSION_FLAGS: &[&str] = &["can_create", "can_read", "can_update", "can_destroy"];
+const PERMISSION_CREATE: &[&str] = &[
+    "can_create",
+    "can_read",
+    "can_update",
+    "can_destroy",
+    "subject",
+    "reference",
+    "reference_origin",
+    "metadata",
+];
+const PERMISSION_UPDATE: &[&str] = &[
+    "can_create",
+    "can_read",
+    "can_update",
+    "can_destroy",
+    "reference",
+    "reference_origin",
+    "metadata",
+];
+/// Longest permission subject (a resource type such as `orders`).
+const MAX_SUBJECT_CHARS: usize = 64;
+
+fn flag(input: &ResourceInput, name: &str) -> Result<Option<bool>> {
+    match input.attribute::<bool>(name, "a boolean")? {
+        Some(None) => Err(invalid(name, "can't be blank")),
+        other => Ok(other.flatten()),
+    }
+}
+
+impl CommerceLayer {
+    /// Adds a permission to a custom role (organization admins). The base roles' rights are
+    /// fixed: `admin` may do everything, `read_only` read.
+    pub async fn create_permission(
+        &self,
+        ctx: &Ctx,
+        input: &ResourceInput,
+    ) -> Result<PermissionRow> {
+        input.expect("permissions", None)?;
+        input.allow_only(PERMISSION_CREATE, &["role"])?;
+        let org = organization(ctx, Access::Admin)?;
+        let role = match input.relationship("role", "roles")?.flatten() {
+            Some(id) => self.role_of(org, &id, "role").await?,
+            None => return Err(invalid("role", "can't be blank")),
+        };
+        if role.kind != "custom" {
+            return Err(invalid(
+                "role",
+                "must be a custom role (admin and read_only rights are fixed)",
+            ));
+        }
+        let subject = match input.attribute::<String>("subject", "a string")?.flatten() {
+            Some(s)
+                if !s.is_empty()
+                    && s.len() <= MAX_SUBJECT_CHARS
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+            {
+                s
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "subject",
+                    "must be a resource type in snake_case (e.g. orders)",
+                ));
+            }
+            None => return Err(invalid("subject", "can't be blank")),
+        };
+        let mut flags = [false; 4];
+        for (slot, name) in flags.iter_mut().zip(PERMISSION_FLAGS) {
+            *slot = flag(input, name)?.ok_or_else(|| invalid(*name, "can't be blank"))?;
+        }
+        let now = now_ms();
+        let row = PermissionRow {
+            id: random_base62(ID_LEN).map_err(CoreError::from)?,
+            organization_id: org.to_owned(),
+            role_id: role.id,
+            subject,
+            can_create: flags[0],
+            can_read: flags[1],
+            can_update: flags[2],
+            can_destroy: flags[3],
+            reference: text(input, "reference", MAX_REFERENCE_CHARS)?.flatten(),
+            reference_origin: text(input, "reference_origin", MAX_REFERENCE_CHARS)?.flatten(),
+            metadata: metadata(input)?.flatten(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.kernel
+            .write(async |tx| {
+                match tx.insert_cl_permission(&row).await {
+                    Err(crate::store::StoreError::Conflict(_)) => {
+                        return Err(CoreError::invalid(
+                            "subject",
+                            "has already been taken for this role",
+                        ));
+                    }
+                    other => other?,
+                }
+                let object = objects::permission_object(&row);
+                record_version(tx, ctx, org, "create", None, Some(&object)).await?;
+                audit::append(
+                    tx,
+                    Event::by(ctx, Some(org), "permission.create", "permission", &row.id),
+                )
+                .await?;
+                Ok(())
+            })
+            .await?;
+        Ok(row)
+    }
+
+    pub async fn update_permission(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        input: &ResourceInput,
+    ) -> Result<PermissionRow> {
+        input.expect("permissions", Some(id))?;
+        input.allow_only(PERMISSION_UPDATE, &[])?;
+        let org = organization(ctx, Access::Admin)?;
+        let flags: Vec<Option<bool>> = PERMISSION_FLAGS
+            .iter()
+            .map(|name| flag(input, name))
+            .collect::<Result<_>>()?;
+        let reference = text(input, "reference", MAX_REFERENCE_CHARS)?;
+        let reference_origin = text(input, "reference_origin", MAX_REFERENCE_CHARS)?;
+        let metadata = metadata(input)?;
+        let row = self
+            .kernel
+            .write(async |tx| {
+                let Some(mut row) = tx.cl_permission(org, id).await? else {
+                    return Err(CoreError::not_found("permission"));
+                };
+                let before = objects::permission_object(&row);
+                set(&mut row.can_create, flags[0]);
+                set(&mut row.can_read, flags[1]);
+                set(&mut row.can_update, flags[2]);
+                set(&mut row.can_destroy, flags[3]);
+                set(&mut row.reference, reference.clone());
+                set(&mut row.reference_origin, reference_origin.clone());
+                set(&mut row.metadata, metadata.clone());
+                row.updated_at = now_ms();
+                tx.update_cl_permission(&row).await?;
+                let after = objects::permission_object(&row);
+                record_version(tx, ctx, org, "update", Some(&before), Some(&after)).await?;
+                audit::append(
+                    tx,
+                    Event::by(ctx, Some(org), "permission.update", "permission", id),
+                )
+                .await?;
+                Ok(row)
+            })
+            .await?;
+        Ok(row)
+    }
+
+    pub async fn permission(&self, ctx: &Ctx, id: &str) -> Result<PermissionRow> {
+        let org = organization(ctx, Access::Read)?;
+        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        conn.cl_permission(org, id)
+            .await
+            .map_err(CoreError::from)?
+            .ok_or_else(not_found)
+    }
+
+    pub async fn permissions(
+        &self,
+        ctx: &Ctx,
+        query: &ListQuery,
+    ) -> Result<(Vec<PermissionRow>, i64)> {
+        let org = organization(ctx, Access::Read)?;
+        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        Ok(conn
+            .cl_permissions_page(org, query)
+            .await
+            .map_err(CoreError::from)?)
+    }
+}
+
+// --- organizations ---------------------------------------------------------------------------
+
+/// Commerce Layer's organization attributes Latchkey keeps (besides name and slug).
+const ORGANIZATION_TEXT: &[&str] = &["support_phone", "support_email", "gtm_id", "gtm_id_test"];
+const ORGANIZATION_URLS: &[&str] = &["logo_url", "favicon_url"];
+const ORGANIZATION_COLORS: &[&str] = &["primary_color", "contrast_color"];
+const REGIONS: &[&str] = &["eu-west-1", "us-east-1"];
+
+fn organization_attributes(region_allowed: bool) -> Vec<&'static str> {
+    let mut names = vec![
+        "name",
+        "config",
+        "reference",
+        "reference_origin",
+        "metadata",
+    ];
+    names.extend(ORGANIZATION_TEXT);
+    names.extend(ORGANIZATION_URLS);
+    names.extend(ORGANIZATION_COLORS);
+    if region_allowed {
+        names.push("region");
+    }
+    names
+}
+
+/// Applies the stored attributes `input` sets to `attributes` (a JSON object).
+fn merge_organization(
+    input: &ResourceInput,
+    attributes: &mut Map<String, Value>,
+    creating: bool,
+) -> Result<()> {
+    let mut put = |name: &str, value: Option<Option<Value>>| {
+        if let Some(v) = value {
+            attributes.insert(name.to_owned(), v.unwrap_or(Value::Null));
+        }
+    };
+    for name in ORGANIZATION_TEXT
+        .iter()
+        .chain(["reference", "reference_origin"].iter())
+    {
+        put(
+            name,
+            text(input, name, MAX_REFERENCE_CHARS)?.map(|v| v.map(Value::String)),
+        );
+    }
+    for name in ORGANIZATION_URLS {
+        let value = text(input, name, MAX_URI_CHARS)?;
+        if let Some(Some(url)) = &value {
+            crate::kernel::types::HttpUrl::parse(url, "url")
+                .map_err(|_| invalid(*name, "must be an http or https URL"))?;
+        }
+        put(name, value.map(|v| v.map(Value::String)));
+    }
+    for name in ORGANIZATION_COLORS {
+        let value = text(input, name, 7)?;
+        if let Some(Some(color)) = &value
+            && !(color.len() == 7
+                && color.starts_with('#')
+                && color[1..].bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(invalid(*name, "must be a HEX color such as #FFCC00"));
+        }
+        put(name, value.map(|v| v.map(Value::String)));
+    }
+    let config = input.attribute::<Map<String, Value>>("config", "an object")?;
+    if let Some(Some(map)) = &config
+        && Value::Object(map.clone()).to_string().len() > MAX_METADATA_BYTES
+    {
+        return Err(invalid(
+            "config",
+            format!("is too large (maximum is {MAX_METADATA_BYTES} bytes)"),
+        ));
+    }
+    put("config", config.map(|c| c.map(Value::Object)));
+    put(
+        "metadata",
+        metadata(input)?.map(|m| m.and_then(|t| serde_json::from_str(&t).ok())),
+    );
+    if creating {
+        let region = match input.attribute::<String>("region", "a string")?.flatten() {
+            None => "eu-west-1".to_owned(),
+            Some(r) if REGIONS.contains(&r.as_str()) => r,
+            Some(_) => {
+                return Err(invalid(
+                    "region",
+                    format!("must be one of {}", REGIONS.join(", ")),
+                ));
+            }
+        };
+        attributes.insert("region".into(), json!(region));
+    }
+    Ok(())
+}
+
+impl CommerceLayer {
+    /// Creates an organization (server admins), with its base roles, in one transaction.
+    pub async fn create_organization(
+        &self,
+        ctx: &Ctx,
+        input: &ResourceInput,
+    ) -> Result<ClOrganizationRow> {
+        input.expect("organizations", None)?;
+        input.allow_only(&organization_attributes(true), &[])?;
+        let name = match input.attribute::<String>("name", "a string")? {
+            Some(Some(name)) => name,
+            _ => return Err(invalid("name", "can't be blank")),
+        };
+        let mut attributes = Map::new();
+        merge_organization(input, &mut attributes, true)?;
+        let attributes = Value::Object(attributes).to_string();
+        let roles = base_roles("")?;
+        let made = self
+            .kernel
+            .create_organization_with(ctx, NewOrganization { name }, async |tx, org| {
+                for mut role in roles.clone() {
+                    role.organization_id = org.id.clone();
+                    tx.insert_cl_role(&role).await?;
+                }
+                tx.put_cl_organization_attributes(&org.id, &attributes, org.created_at)
+                    .await?;
+                Ok(())
+            })
+            .await?;
+        self.base_roles.insert(made.id.clone(), ());
+        self.organization_row(&made.id).await?.ok_or_else(not_found)
+    }
+
+    /// Updates an organization's name and attributes (its admins, or a server admin); its
+    /// region cannot change.
+    pub async fn update_organization(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        input: &ResourceInput,
+    ) -> Result<ClOrganizationRow> {
+        input.expect("organizations", Some(id))?;
+        input.allow_only(&organization_attributes(false), &[])?;
+        if !ctx.principal.is_server_admin() {
+            if organization(ctx, Access::Read)? != id {
+                return Err(not_found());
+            }
+            organization(ctx, Access::Admin)?;
+        }
+        let name = match input.attribute::<String>("name", "a string")? {
+            None => None,
+            Some(None) => return Err(invalid("name", "can't be blank")),
+            Some(Some(n)) => Some(
+                Name::parse(&n)
+                    .map_err(CoreError::from)?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
+        self.kernel
+            .write(async |tx| {
+                let Some(_) = tx.organization(id).await? else {
+                    return Err(CoreError::not_found("organization"));
+                };
+                let stored = tx.cl_organization_attributes(id).await?;
+                let mut attributes: Map<String, Value> = stored
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default();
+                merge_organization(input, &mut attributes, false)
+                    .map_err(|e| CoreError::invalid(e.field.unwrap_or_default(), e.message))?;
+                let text = Value::Object(attributes).to_string();
+                tx.put_cl_organization_attributes(id, &text, now_ms())
+                    .await?;
+                if let Some(name) = &name {
+                    tx.rename_organization(id, name).await?;
+                }
+                audit::append(
+                    tx,
+                    Event::by(ctx, Some(id), "organization.update", "organization", id),
+                )
+                .await?;
+                Ok(())
+            })
+            .await?;
+        self.organization_row(id).await?.ok_or_else(not_found)
     }
 }

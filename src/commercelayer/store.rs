@@ -1,7 +1,7 @@
 //! Commerce Layer roles, api credentials and revoked access tokens.
 
 use super::query::{ListQuery, SqlValue};
-use crate::store::{OrganizationRow, Result, Tx, on_conn};
+use crate::store::{Result, Tx, on_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RoleRow {
@@ -128,6 +128,60 @@ pub struct RefreshRow {
 
 const AUTHORIZATION_COLUMNS: &str = "id, organization_id, api_credential_id, challenge, verifier_hash, code_hash, redirect_uri, state, scope, code_challenge, code_challenge_method, owner_id, owner_type, status, created_at, expires_at";
 
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PermissionRow {
+    pub id: String,
+    pub organization_id: String,
+    pub role_id: String,
+    pub subject: String,
+    pub can_create: bool,
+    pub can_read: bool,
+    pub can_update: bool,
+    pub can_destroy: bool,
+    pub reference: Option<String>,
+    pub reference_origin: Option<String>,
+    pub metadata: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One entry of the change history.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionRow {
+    pub id: String,
+    pub organization_id: String,
+    /// `roles`, `permissions`, `api_credentials`.
+    pub resource_type: String,
+    pub resource_id: String,
+    /// `create`, `update`, `destroy`.
+    pub event: String,
+    /// JSON `{attribute: [old, new]}`.
+    pub changes: String,
+    /// JSON: who made the change.
+    pub who: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const PERMISSION_COLUMNS: &str = "id, organization_id, role_id, subject, can_create, can_read, can_update, can_destroy, reference, reference_origin, metadata, created_at, updated_at";
+const VERSION_COLUMNS: &str =
+    "id, organization_id, resource_type, resource_id, event, changes, who, created_at, updated_at";
+
+/// An organization with what Commerce Layer keeps of it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClOrganizationRow {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub created_at: i64,
+    /// JSON object of its Commerce Layer attributes, if any were set.
+    pub attributes: Option<String>,
+    pub updated_at: Option<i64>,
+}
+
+const ORGANIZATIONS_JOINED: &str = "organizations LEFT JOIN cl_organizations ON cl_organizations.organization_id = organizations.id";
+const ORGANIZATION_COLUMNS: &str = "id, name, slug, created_at, attributes, updated_at";
+
 const ROLE_COLUMNS: &str = "id, organization_id, name, kind, reference, reference_origin, metadata, created_at, updated_at";
 const CREDENTIAL_COLUMNS: &str = "id, organization_id, role_id, name, kind, confidential, redirect_uri, client_id, secret_hash, scopes, expires_in, mode, custom, access_role, reference, reference_origin, metadata, created_at, updated_at";
 
@@ -174,30 +228,193 @@ const CREDENTIALS_IN_ORG: &str = "organization_id = $1 AND kind <> 'user'";
 impl Tx {
     // --- organizations -----------------------------------------------------------------------
 
-    /// Organizations as the Provisioning API lists them: all, or only `only`.
+    /// Organizations as the Provisioning API lists them (with their attributes): all, or
+    /// only `only`.
     pub async fn cl_organizations_page(
         &mut self,
         only: Option<&str>,
         query: &ListQuery,
-    ) -> Result<(Vec<OrganizationRow>, i64)> {
+    ) -> Result<(Vec<ClOrganizationRow>, i64)> {
         Ok(list!(
             self,
-            OrganizationRow,
-            "organizations",
-            "id, name, slug, created_at",
+            ClOrganizationRow,
+            ORGANIZATIONS_JOINED,
+            ORGANIZATION_COLUMNS,
             "($1 IS NULL OR id = $1)",
             only,
             query
         ))
     }
 
-    /// Organizations by id (for `include`).
-    pub async fn cl_organizations(&mut self, ids: &[String]) -> Result<Vec<OrganizationRow>> {
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
-            rows.extend(self.organization(id).await?);
-        }
-        Ok(rows)
+    pub async fn cl_organization(&mut self, id: &str) -> Result<Option<ClOrganizationRow>> {
+        let sql =
+            format!("SELECT {ORGANIZATION_COLUMNS} FROM {ORGANIZATIONS_JOINED} WHERE id = $1");
+        Ok(on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    // --- permissions -------------------------------------------------------------------------
+
+    pub async fn insert_cl_permission(&mut self, r: &PermissionRow) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO cl_permissions ({PERMISSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        on_conn!(self, |c| {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(&r.id)
+                .bind(&r.organization_id)
+                .bind(&r.role_id)
+                .bind(&r.subject)
+                .bind(r.can_create)
+                .bind(r.can_read)
+                .bind(r.can_update)
+                .bind(r.can_destroy)
+                .bind(&r.reference)
+                .bind(&r.reference_origin)
+                .bind(&r.metadata)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn update_cl_permission(&mut self, r: &PermissionRow) -> Result<()> {
+        let sql = "UPDATE cl_permissions SET can_create = $3, can_read = $4, can_update = $5, can_destroy = $6, \
+                   reference = $7, reference_origin = $8, metadata = $9, updated_at = $10 \
+                   WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(&r.organization_id)
+                .bind(&r.id)
+                .bind(r.can_create)
+                .bind(r.can_read)
+                .bind(r.can_update)
+                .bind(r.can_destroy)
+                .bind(&r.reference)
+                .bind(&r.reference_origin)
+                .bind(&r.metadata)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn cl_permission(&mut self, org: &str, id: &str) -> Result<Option<PermissionRow>> {
+        let sql = format!(
+            "SELECT {PERMISSION_COLUMNS} FROM cl_permissions WHERE organization_id = $1 AND id = $2"
+        );
+        Ok(on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn cl_permissions_page(
+        &mut self,
+        org: &str,
+        query: &ListQuery,
+    ) -> Result<(Vec<PermissionRow>, i64)> {
+        Ok(list!(
+            self,
+            PermissionRow,
+            "cl_permissions",
+            PERMISSION_COLUMNS,
+            IN_ORG,
+            org,
+            query
+        ))
+    }
+
+    // --- versions ----------------------------------------------------------------------------
+
+    pub async fn insert_cl_version(&mut self, r: &VersionRow) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO cl_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        on_conn!(self, |c| {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(&r.id)
+                .bind(&r.organization_id)
+                .bind(&r.resource_type)
+                .bind(&r.resource_id)
+                .bind(&r.event)
+                .bind(&r.changes)
+                .bind(&r.who)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn cl_version(&mut self, org: &str, id: &str) -> Result<Option<VersionRow>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM cl_versions WHERE organization_id = $1 AND id = $2"
+        );
+        Ok(on_conn!(self, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn cl_versions_page(
+        &mut self,
+        org: &str,
+        query: &ListQuery,
+    ) -> Result<(Vec<VersionRow>, i64)> {
+        Ok(list!(
+            self,
+            VersionRow,
+            "cl_versions",
+            VERSION_COLUMNS,
+            IN_ORG,
+            org,
+            query
+        ))
+    }
+
+    // --- organization attributes -------------------------------------------------------------
+
+    /// The Commerce Layer attributes of an organization (a JSON object), if any were set.
+    pub async fn cl_organization_attributes(&mut self, org: &str) -> Result<Option<String>> {
+        let sql = "SELECT attributes FROM cl_organizations WHERE organization_id = $1";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    pub async fn put_cl_organization_attributes(
+        &mut self,
+        org: &str,
+        attributes: &str,
+        now: i64,
+    ) -> Result<()> {
+        let sql = "INSERT INTO cl_organizations (organization_id, attributes, updated_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (organization_id) DO UPDATE SET attributes = $2, updated_at = $3";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(org)
+                .bind(attributes)
+                .bind(now)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
     }
 
     // --- roles -------------------------------------------------------------------------------

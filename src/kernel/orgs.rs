@@ -55,6 +55,18 @@ impl Kernel {
         ctx: &Ctx,
         input: NewOrganization,
     ) -> Result<OrganizationView> {
+        self.create_organization_with(ctx, input, async |_, _| Ok(()))
+            .await
+    }
+
+    /// Creates an organization and, in the same transaction, what `also` writes of it (a
+    /// family's own records, such as Commerce Layer's base roles).
+    pub async fn create_organization_with(
+        &self,
+        ctx: &Ctx,
+        input: NewOrganization,
+        also: impl AsyncFnOnce(&mut super::tx::WriteTx, &OrganizationRow) -> Result<()>,
+    ) -> Result<OrganizationView> {
         if !ctx.principal.is_server_admin() {
             return Err(CoreError::forbidden(
                 "only a server-admin token can create organizations",
@@ -95,7 +107,7 @@ impl Kernel {
                 ),
             )
             .await?;
-            Ok(())
+            also(tx, &row).await
         })
         .await?;
         Ok(row.into())

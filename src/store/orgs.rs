@@ -25,6 +25,18 @@ impl Tx {
         Ok(())
     }
 
+    /// Sets an organization's name; false if there is no such organization.
+    pub async fn rename_organization(&mut self, id: &str, name: &str) -> Result<bool> {
+        let sql = "UPDATE organizations SET name = $2 WHERE id = $1";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(id)
+            .bind(name)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
     pub async fn organization(&mut self, id: &str) -> Result<Option<OrganizationRow>> {
         let sql = "SELECT id, name, slug, created_at FROM organizations WHERE id = $1";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)

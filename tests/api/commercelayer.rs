@@ -2133,3 +2133,252 @@ both_engines!(
     introspection_answers_for_its_organization,
 );
 one_engine!(the_token_endpoint_limits_each_client);
+
+async fn permissions_versions_and_organizations(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    let admin_role = role_id(&cl, "admin").await;
+    let (_, custom) = cl
+        .post("/roles", json!({ "data": { "type": "roles", "attributes": { "name": "Support" }, "relationships": { "organization": { "data": { "type": "organizations", "id": org } } } } }))
+        .await;
+    let custom_id = custom["data"]["id"].as_str().unwrap().to_owned();
+    let permission = |role: &str, attributes: Value| json!({ "data": { "type": "permissions", "attributes": attributes, "relationships": { "role": { "data": { "type": "roles", "id": role } } } } });
+    let rights = json!({ "subject": "orders", "can_create": false, "can_read": true, "can_update": true, "can_destroy": false });
+    let (status, made) = cl
+        .post("/permissions", permission(&custom_id, rights.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["data"]["attributes"]["subject"], "orders");
+    for (body, pointer) in [
+        (
+            permission(&admin_role, rights.clone()),
+            "/data/relationships/role",
+        ),
+        (
+            permission(&custom_id, rights.clone()),
+            "/data/attributes/subject",
+        ),
+        (
+            permission(
+                &custom_id,
+                json!({ "subject": "Orders!", "can_create": true, "can_read": true, "can_update": true, "can_destroy": true }),
+            ),
+            "/data/attributes/subject",
+        ),
+        (
+            permission(
+                &custom_id,
+                json!({ "subject": "skus", "can_create": true, "can_update": true, "can_destroy": true }),
+            ),
+            "/data/attributes/can_read",
+        ),
+        (
+            permission(
+                &custom_id,
+                json!({ "subject": "skus", "can_create": "yes", "can_read": true, "can_update": true, "can_destroy": true }),
+            ),
+            "/data/attributes/can_create",
+        ),
+    ] {
+        let (status, e) = cl.post("/permissions", body).await;
+        assert_error(
+            status,
+            &e,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some(pointer),
+        );
+    }
+    let editor = app.provisioning(&app.token(&org, "editor", None).await);
+    let (status, e) = editor.post("/permissions", permission(&custom_id, json!({ "subject": "skus", "can_create": true, "can_read": true, "can_update": true, "can_destroy": true }))).await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    let path = format!("/permissions/{id}");
+    let (status, updated) = cl.patch(&path, json!({ "data": { "type": "permissions", "id": id, "attributes": { "can_destroy": true } } })).await;
+    assert_eq!(
+        (status, updated["data"]["attributes"]["can_destroy"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{updated}"
+    );
+    let (status, e) = cl.patch(&path, json!({ "data": { "type": "permissions", "id": id, "attributes": { "subject": "skus" } } })).await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::BAD_REQUEST,
+        "PARAM_NOT_ALLOWED",
+        None,
+    );
+    let (_, listed) = cl
+        .get(&format!("/roles/{custom_id}/permissions?include=role"))
+        .await;
+    assert_eq!(listed["meta"]["record_count"], 1, "{listed}");
+    assert_eq!(listed["included"][0]["id"], custom_id.as_str());
+    let (_, role) = editor.get(&format!("{path}/role")).await;
+    assert_eq!(role["data"]["id"], custom_id.as_str());
+
+    // The history: what changed, never a secret, and who.
+    let (cred_id, _, secret) = credential(&cl, &org, "Shop", "sales_channel", None).await;
+    cl.patch(&format!("/api_credentials/{cred_id}"), json!({ "data": { "type": "api_credentials", "id": cred_id, "attributes": { "name": "Shop 2" } } })).await;
+    let (_, history) = cl
+        .get(&format!(
+            "/api_credentials/{cred_id}/versions?sort=created_at"
+        ))
+        .await;
+    let events: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["attributes"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["create", "update"], "{history}");
+    let update = &history["data"][1]["attributes"];
+    assert_eq!(update["changes"], json!({ "name": ["Shop", "Shop 2"] }));
+    assert_eq!(update["who"]["management_token"]["role"], "admin");
+    assert_eq!(
+        (
+            update["resource_type"].clone(),
+            update["resource_id"].clone()
+        ),
+        (json!("api_credentials"), json!(cred_id))
+    );
+    let (status, _) = cl.delete(&format!("/api_credentials/{cred_id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, all) = cl
+        .get(&format!(
+            "/versions?filter[q][resource_id_eq]={cred_id}&filter[q][event_eq]=destroy"
+        ))
+        .await;
+    assert_eq!(all["meta"]["record_count"], 1, "{all}");
+    let (_, everything) = cl.get("/versions?page[size]=25").await;
+    assert_absent(&everything.to_string(), &secret, "versions");
+    let (_, role_history) = cl.get(&format!("/roles/{custom_id}/versions")).await;
+    assert_eq!(
+        role_history["data"][0]["attributes"]["event"], "create",
+        "{role_history}"
+    );
+    let (_, perm_history) = cl.get(&format!("{path}/versions")).await;
+    assert_eq!(perm_history["meta"]["record_count"], 2, "{perm_history}");
+    let version_id = perm_history["data"][0]["id"].as_str().unwrap();
+    let (status, one) = cl.get(&format!("/versions/{version_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    let (_, other_admin) = app.org_with("admin").await;
+    let (status, e) = app
+        .provisioning(&other_admin)
+        .get(&format!("/versions/{version_id}"))
+        .await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
+    let (_, theirs) = app.provisioning(&other_admin).get("/versions").await;
+    assert_eq!(theirs["meta"]["record_count"], 0);
+
+    // Organizations: server admins create them (with their roles); their admins update them.
+    let server = app.provisioning(&app.admin);
+    let (status, made) = server
+        .post("/organizations", json!({ "data": { "type": "organizations", "attributes": { "name": "Blue Brand", "support_email": "help@blue.example", "primary_color": "#0033FF", "region": "us-east-1", "config": { "mfe": { "default": { "links": { "cart": "https://cart.blue.example" } } } } } } }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let a = &made["data"]["attributes"];
+    assert_eq!(
+        (
+            a["slug"].clone(),
+            a["region"].clone(),
+            a["primary_color"].clone()
+        ),
+        (json!("blue-brand"), json!("us-east-1"), json!("#0033FF"))
+    );
+    let blue = made["data"]["id"].as_str().unwrap().to_owned();
+    let blue_admin = app.token(&blue, "admin", None).await;
+    let blue_cl = app.provisioning(&blue_admin);
+    let (_, roles) = blue_cl.get("/roles").await;
+    assert_eq!(
+        roles["meta"]["record_count"], 2,
+        "base roles from creation: {roles}"
+    );
+    let patch = |attributes: Value| json!({ "data": { "type": "organizations", "id": blue, "attributes": attributes } });
+    let (status, updated) = blue_cl
+        .patch(
+            &format!("/organizations/{blue}"),
+            patch(json!({ "name": "Blue Brand Inc", "primary_color": "#FF0000" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let a = &updated["data"]["attributes"];
+    assert_eq!(
+        (
+            a["name"].clone(),
+            a["slug"].clone(),
+            a["primary_color"].clone(),
+            a["support_email"].clone()
+        ),
+        (
+            json!("Blue Brand Inc"),
+            json!("blue-brand"),
+            json!("#FF0000"),
+            json!("help@blue.example")
+        )
+    );
+    let (status, e) = blue_cl
+        .patch(
+            &format!("/organizations/{blue}"),
+            patch(json!({ "region": "eu-west-1" })),
+        )
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::BAD_REQUEST,
+        "PARAM_NOT_ALLOWED",
+        None,
+    );
+    let (status, e) = blue_cl
+        .patch(
+            &format!("/organizations/{blue}"),
+            patch(json!({ "contrast_color": "red" })),
+        )
+        .await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+        Some("/data/attributes/contrast_color"),
+    );
+    let (status, e) = cl
+        .patch(
+            &format!("/organizations/{blue}"),
+            patch(json!({ "name": "Mine" })),
+        )
+        .await;
+    assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
+    let blue_viewer = app.provisioning(&app.token(&blue, "viewer", None).await);
+    let (status, e) = blue_viewer
+        .patch(
+            &format!("/organizations/{blue}"),
+            patch(json!({ "name": "Mine" })),
+        )
+        .await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    let (status, e) = cl
+        .post(
+            "/organizations",
+            json!({ "data": { "type": "organizations", "attributes": { "name": "Nope" } } }),
+        )
+        .await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
+    let (status, e) = server.post("/organizations", json!({ "data": { "type": "organizations", "attributes": { "name": "X", "region": "mars-1" } } })).await;
+    assert_error(
+        status,
+        &e,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+        Some("/data/attributes/region"),
+    );
+    let (_, listed) = server
+        .get("/organizations?filter[q][slug_eq]=blue-brand")
+        .await;
+    assert_eq!(
+        listed["data"][0]["attributes"]["support_email"], "help@blue.example",
+        "{listed}"
+    );
+}
+
+both_engines!(permissions_versions_and_organizations);
