@@ -92,9 +92,10 @@ CREATE TABLE cl_settings (
     updated_at      BIGINT NOT NULL
 );
 
--- One authorization-code grant, from `/oauth/authorize` to its last refresh: the login
--- request (`challenge`, answered by the platform), the browser's way back (`verifier`), the
--- code, and the refresh tokens it issues. Secrets are stored as HMACs.
+-- One authorization-code grant, from the platform's answer to a login request to its last
+-- refresh: the login challenge it answered (`challenge`, an HMAC: each is answered once),
+-- the browser's way back (`verifier`), the code, and the refresh tokens it issues. Nothing is
+-- stored before the answer (the request travels sealed in the challenge). Secrets are HMACs.
 CREATE TABLE cl_authorizations (
     id                    TEXT PRIMARY KEY,
     organization_id       TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,

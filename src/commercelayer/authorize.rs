@@ -27,8 +27,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     CommerceLayer,
-    model::{Scope, WEBAPP},
-    oauth::{Params, TokenResponse, invalid_grant, invalid_request, oauth_error},
+    model::{Scope, WEBAPP, check_browser_url},
+    oauth::{Params, TokenResponse, client_event, invalid_grant, invalid_request, oauth_error},
     service::{Access, organization},
     store::{AuthorizationKey, AuthorizationRow, RefreshRow, SettingsRow},
     verify::{LiveClient, OwnerClaim},
@@ -51,8 +51,8 @@ use crate::{
 const STEP_MS: i64 = 10 * 60 * 1000;
 /// How long a refresh token lives.
 const REFRESH_MS: i64 = 14 * 24 * 60 * 60 * 1000;
-/// Longest `state` and login subject.
-const MAX_STATE: usize = 1024;
+/// Longest `state` (it travels in the login challenge) and login subject.
+const MAX_STATE: usize = 512;
 const MAX_SUBJECT: usize = 255;
 /// Characters of generated challenges and secrets (base62: 43 ≈ 256 bits).
 const SECRET_LEN: usize = 43;
@@ -135,8 +135,10 @@ impl CommerceLayer {
         input: Settings,
     ) -> Result<SettingsRow, ApiError> {
         let org = organization(ctx, Access::Admin)?;
-        if let Some(url) = &input.login_url {
-            crate::kernel::types::HttpUrl::parse(url, "login_url").map_err(CoreError::from)?;
+        let login_url = input.login_url.as_deref().map(str::trim).map(str::to_owned);
+        if let Some(url) = &login_url {
+            check_browser_url(url)
+                .map_err(|why| CoreError::invalid("login_url", format!("login_url {why}")))?;
         }
         let algorithm = match input.token_algorithm.as_deref() {
             None => JwtAlgorithm::RS512,
@@ -148,7 +150,7 @@ impl CommerceLayer {
         };
         let row = SettingsRow {
             organization_id: org.to_owned(),
-            login_url: input.login_url,
+            login_url,
             token_algorithm: algorithm.as_str().to_owned(),
             updated_at: now_ms(),
         };
@@ -200,7 +202,8 @@ async fn put_settings(
 
 // --- step 1: /oauth/authorize ----------------------------------------------------------------
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// (No `Debug`: it may hold a login verifier.)
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct AuthorizeQuery {
     response_type: Option<String>,
     client_id: Option<String>,
@@ -300,33 +303,23 @@ impl CommerceLayer {
                 "the organization has no login URL configured",
             );
         };
-        let now = now_ms();
-        let row = AuthorizationRow {
-            id: random_base62(20).map_err(CoreError::from)?,
-            organization_id: client.organization_id.clone(),
-            api_credential_id: client.id.clone(),
-            challenge: random()?,
-            verifier_hash: None,
-            code_hash: None,
-            redirect_uri: registered,
+        // Nothing is stored for an unauthenticated request: the login request travels sealed
+        // in the challenge, and becomes a row only when the platform answers it.
+        let request = LoginChallenge {
+            credential: client.id.clone(),
+            organization: client.organization_id.clone(),
             state: q.state.clone(),
             scope: scope.to_string(),
             code_challenge: q.code_challenge.clone(),
-            code_challenge_method: method,
-            owner_id: None,
-            owner_type: None,
-            status: "pending".to_owned(),
-            created_at: now,
-            expires_at: now + STEP_MS,
+            method,
+            expires_at: now_ms() + STEP_MS,
+            nonce: random_base62(16).map_err(CoreError::from)?,
         };
-        self.kernel
-            .write(async |tx| Ok(tx.insert_cl_authorization(&row).await?))
-            .await?;
-        Ok(Redirect::to(&with_query(
-            &login_url,
-            &[("login_challenge", &row.challenge)],
-        ))
-        .into_response())
+        let challenge = self.seal_challenge(&request)?;
+        Ok(
+            Redirect::to(&with_query(&login_url, &[("login_challenge", &challenge)]))
+                .into_response(),
+        )
     }
 
     /// Step 3: the browser is back with the verifier; it goes on to the client with a code.
@@ -413,30 +406,96 @@ pub struct RejectLogin {
     error_description: Option<String>,
 }
 
-/// Where to send the browser next.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// Where to send the browser next (no `Debug`: it holds the login verifier).
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RedirectTo {
     redirect_to: String,
 }
 
+/// A login request as it travels in its challenge, sealed (AES-GCM under the keyring), so
+/// nothing is stored before the platform answers it.
+#[derive(Serialize, Deserialize)]
+struct LoginChallenge {
+    /// The api credential (a webapp).
+    credential: String,
+    organization: String,
+    state: Option<String>,
+    scope: String,
+    code_challenge: Option<String>,
+    method: Option<String>,
+    expires_at: i64,
+    /// Makes every challenge unique (a challenge is answered once).
+    nonce: String,
+}
+
+/// Longest challenge accepted (a sealed request is well under this).
+const MAX_CHALLENGE: usize = 8192;
+
+fn challenge_aad() -> crate::crypto::Aad<'static> {
+    crate::crypto::Aad {
+        table: "cl_authorizations",
+        row_id: "login_challenge",
+        column: "challenge",
+    }
+}
+
 impl CommerceLayer {
-    /// The caller's pending login request (404 for another organization's or an expired one).
+    fn seal_challenge(&self, request: &LoginChallenge) -> Result<String, ApiError> {
+        use base64::Engine as _;
+        let json = serde_json::to_vec(request).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let sealed = self
+            .kernel
+            .keyring()
+            .seal(&challenge_aad(), &json)
+            .map_err(CoreError::from)?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// The login request a challenge carries, if it is genuine, unexpired and of the
+    /// caller's organization (404 otherwise), with how it was answered so far.
     async fn login_request(
         &self,
         ctx: &crate::kernel::Ctx,
         challenge: &str,
         access: Access,
-    ) -> Result<AuthorizationRow, ApiError> {
+    ) -> Result<(LoginChallenge, Option<AuthorizationRow>), ApiError> {
+        use base64::Engine as _;
         let org = organization(ctx, access)?;
+        let gone = || ApiError::from(CoreError::not_found("login request"));
+        if challenge.len() > MAX_CHALLENGE {
+            return Err(gone());
+        }
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(challenge)
+            .map_err(|_| gone())?;
+        let opened = self
+            .kernel
+            .keyring()
+            .open(&challenge_aad(), &sealed)
+            .map_err(|_| gone())?;
+        let request: LoginChallenge = serde_json::from_slice(&opened).map_err(|_| gone())?;
+        if request.organization != org || request.expires_at <= now_ms() {
+            return Err(gone());
+        }
         let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        let row = conn
-            .cl_authorization_by(AuthorizationKey::Challenge, challenge.as_bytes())
+        let answered = conn
+            .cl_authorization_by(
+                AuthorizationKey::Challenge,
+                self.challenge_key(challenge).as_bytes(),
+            )
             .await
             .map_err(CoreError::from)?;
-        match row {
-            Some(r) if r.organization_id == org && r.expires_at > now_ms() => Ok(r),
-            _ => Err(CoreError::not_found("login request").into()),
-        }
+        Ok((request, answered))
+    }
+
+    /// How an answered challenge is recorded: its HMAC in hex, the row's unique key, so it
+    /// can be answered once.
+    fn challenge_key(&self, challenge: &str) -> String {
+        self.kernel
+            .hash_secret(challenge)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     async fn answer_login(
@@ -447,17 +506,43 @@ impl CommerceLayer {
         reject: Option<RejectLogin>,
         base: &str,
     ) -> Result<RedirectTo, ApiError> {
-        let mut row = self
-            .login_request(ctx, challenge, Access::WriteCredentials)
-            .await?;
-        if row.status != "pending" {
-            return Err(CoreError::Conflict {
+        let answered_already = || {
+            ApiError::from(CoreError::Conflict {
                 field: "challenge".into(),
                 message: "this login request was already answered".into(),
-            }
-            .into());
+            })
+        };
+        let (request, answered) = self
+            .login_request(ctx, challenge, Access::WriteCredentials)
+            .await?;
+        if answered.is_some() {
+            return Err(answered_already());
         }
-        let (redirect_to, verifier) = if let Some(accept) = accept {
+        // The client as it is now: deleted, or its redirect URI changed, ends the flow.
+        let credential = self.credential(ctx, &request.credential).await?;
+        let Some(redirect_uri) = credential.redirect_uri.clone() else {
+            return Err(CoreError::not_found("login request").into());
+        };
+        let now = now_ms();
+        let mut row = AuthorizationRow {
+            id: random_base62(20).map_err(CoreError::from)?,
+            organization_id: request.organization.clone(),
+            api_credential_id: request.credential.clone(),
+            challenge: String::new(),
+            verifier_hash: None,
+            code_hash: None,
+            redirect_uri,
+            state: request.state.clone(),
+            scope: request.scope.clone(),
+            code_challenge: request.code_challenge.clone(),
+            code_challenge_method: request.method.clone(),
+            owner_id: None,
+            owner_type: None,
+            status: String::new(),
+            created_at: now,
+            expires_at: now + STEP_MS,
+        };
+        let redirect_to = if let Some(accept) = accept {
             let subject = accept.subject.trim();
             if subject.is_empty() || subject.chars().count() > MAX_SUBJECT {
                 return Err(
@@ -477,11 +562,10 @@ impl CommerceLayer {
             row.owner_id = Some(subject.to_owned());
             row.owner_type = Some(owner_type);
             row.status = "accepted".to_owned();
-            let to = with_query(
+            with_query(
                 &format!("{base}/oauth/authorize"),
                 &[("login_verifier", verifier.expose_secret())],
-            );
-            (to, Some(verifier))
+            )
         } else {
             let description = reject
                 .and_then(|r| r.error_description)
@@ -495,32 +579,31 @@ impl CommerceLayer {
                 pairs.push(("state", state));
             }
             row.status = "rejected".to_owned();
-            (with_query(&row.redirect_uri, &pairs), None)
+            with_query(&row.redirect_uri, &pairs)
         };
+        row.challenge = self.challenge_key(challenge);
         let org = row.organization_id.clone();
-        let action = if verifier.is_some() {
+        let action = if row.status == "accepted" {
             "login_request.accept"
         } else {
             "login_request.reject"
         };
-        let advanced = self
-            .kernel
+        self.kernel
             .write(async |tx| {
-                let advanced = tx.advance_cl_authorization(&row, "pending").await?;
-                if advanced {
-                    let event = Event::by(ctx, Some(&org), action, "authorization", &row.id);
-                    audit::append(tx, event).await?;
+                match tx.insert_cl_authorization(&row).await {
+                    Err(crate::store::StoreError::Conflict(_)) => {
+                        return Err(CoreError::Conflict {
+                            field: "challenge".into(),
+                            message: "this login request was already answered".into(),
+                        });
+                    }
+                    other => other?,
                 }
-                Ok(advanced)
+                let event = Event::by(ctx, Some(&org), action, "authorization", &row.id);
+                audit::append(tx, event).await?;
+                Ok(())
             })
             .await?;
-        if !advanced {
-            return Err(CoreError::Conflict {
-                field: "challenge".into(),
-                message: "this login request was already answered".into(),
-            }
-            .into());
-        }
         Ok(RedirectTo { redirect_to })
     }
 }
@@ -533,16 +616,21 @@ async fn get_login_request(
     Auth(ctx, ..): Auth<Native>,
     Path(challenge): Path<String>,
 ) -> NativeResult<axum::Json<LoginRequest>> {
-    let row = s.login_request(&ctx, &challenge, Access::Read).await?;
-    let credential = s.credential(&ctx, &row.api_credential_id).await?;
+    let (request, answered) = s.login_request(&ctx, &challenge, Access::Read).await?;
+    let credential = s.credential(&ctx, &request.credential).await?;
+    let status = match answered {
+        Some(row) if row.status == "rejected" => "rejected",
+        Some(_) => "accepted",
+        None => "pending",
+    };
     Ok(axum::Json(LoginRequest {
-        challenge: row.challenge,
+        challenge,
         client_id: credential.client_id,
         client_name: credential.name,
-        requested_scope: row.scope,
-        redirect_uri: row.redirect_uri,
-        status: row.status,
-        expires_at: crate::kernel::iso8601(row.expires_at),
+        requested_scope: request.scope,
+        redirect_uri: credential.redirect_uri.unwrap_or_default(),
+        status: status.to_owned(),
+        expires_at: crate::kernel::iso8601(request.expires_at),
     }))
 }
 
@@ -585,12 +673,15 @@ async fn reject_login(
 // --- step 4: the grants ----------------------------------------------------------------------
 
 impl CommerceLayer {
-    /// Revokes a grant: its refresh tokens, and its access tokens on every node.
+    /// Revokes a grant: its refresh tokens, and its access tokens on every node. Audited,
+    /// with the reason (a replay is the sign of a stolen code or token).
     async fn revoke_grant(
         &self,
         row: &AuthorizationRow,
         client: &LiveClient,
+        reason: &'static str,
     ) -> Result<(), ApiError> {
+        tracing::warn!(grant = %row.id, client = %client.id, reason, "revoking an authorization-code grant");
         // Kept as long as any token it issued could still be presented.
         let until = now_ms() + (client.expires_in * 1000).max(REFRESH_MS);
         let id = row.id.clone();
@@ -598,6 +689,14 @@ impl CommerceLayer {
             .write(async |tx| {
                 tx.revoke_cl_authorization(&id, until).await?;
                 tx.revoke(&self.grants, [id.clone()]);
+                let event = client_event(
+                    &client.organization_id,
+                    &client.id,
+                    "authorization.revoke",
+                    "authorization",
+                    &id,
+                );
+                audit::append(tx, event).await?;
                 Ok(())
             })
             .await?;
@@ -628,6 +727,7 @@ impl CommerceLayer {
     /// `grant_type=authorization_code`.
     pub(super) async fn authorization_code(&self, params: &Params) -> Result<Response, ApiError> {
         let (client, confidential) = self.authenticate_client(params).await?;
+        self.charge_token_quota(&client, confidential, params)?;
         if client.kind != WEBAPP {
             return Err(oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -650,7 +750,8 @@ impl CommerceLayer {
         };
         if row.status == "active" {
             // A code presented twice: whoever has it, what it issued is revoked.
-            self.revoke_grant(&row, &client).await?;
+            self.revoke_grant(&row, &client, "authorization code presented twice")
+                .await?;
             return Err(invalid_grant("The authorization code was already used"));
         }
         if row.status != "code" || row.expires_at <= now_ms() {
@@ -658,7 +759,9 @@ impl CommerceLayer {
                 "The authorization code is invalid or expired",
             ));
         }
-        if params.get("redirect_uri") != Some(row.redirect_uri.as_str()) {
+        if params.get("redirect_uri") != Some(row.redirect_uri.as_str())
+            || client.redirect_uri.as_deref() != Some(row.redirect_uri.as_str())
+        {
             return Err(invalid_grant(
                 "redirect_uri does not match the authorization request",
             ));
@@ -699,6 +802,9 @@ impl CommerceLayer {
             })
             .await?;
         let Some(refresh) = refresh else {
+            // Another redemption won the race: the code was presented twice.
+            self.revoke_grant(&row, &client, "authorization code presented twice")
+                .await?;
             return Err(invalid_grant("The authorization code was already used"));
         };
         let token = self
@@ -710,6 +816,7 @@ impl CommerceLayer {
     /// `grant_type=refresh_token`: rotates the refresh token.
     pub(super) async fn refresh_token(&self, params: &Params) -> Result<Response, ApiError> {
         let (client, confidential) = self.authenticate_client(params).await?;
+        self.charge_token_quota(&client, confidential, params)?;
         let Some(presented) = params.get("refresh_token") else {
             return Err(invalid_request("refresh_token is required"));
         };
@@ -736,7 +843,8 @@ impl CommerceLayer {
         };
         if refresh.used_at.is_some() {
             // A rotated-out token presented again: someone else has the family.
-            self.revoke_grant(&row, &client).await?;
+            self.revoke_grant(&row, &client, "refresh token presented twice")
+                .await?;
             return Err(invalid_grant("The refresh token was already used"));
         }
         if row.status != "active" || refresh.expires_at <= now_ms() {
@@ -774,7 +882,8 @@ impl CommerceLayer {
             })
             .await?;
         let Some(next) = next else {
-            self.revoke_grant(&row, &client).await?;
+            self.revoke_grant(&row, &client, "refresh token presented twice")
+                .await?;
             return Err(invalid_grant("The refresh token was already used"));
         };
         let token = self
@@ -788,7 +897,7 @@ impl CommerceLayer {
     pub(super) async fn refresh_token_info(
         &self,
         presented: &str,
-    ) -> Result<Option<(serde_json::Value, String)>, ApiError> {
+    ) -> Result<Option<(serde_json::Value, String, String)>, ApiError> {
         let hash = self.kernel.hash_secret(presented);
         let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
         let Some(refresh) = conn
@@ -826,7 +935,7 @@ impl CommerceLayer {
             "owner_type": row.owner_type,
             "organization_id": row.organization_id,
         });
-        Ok(Some((info, row.organization_id)))
+        Ok(Some((info, row.organization_id, row.api_credential_id)))
     }
 
     /// Revokes the grant of a refresh token the client presents (RFC 7009 §2.1: its access
@@ -853,7 +962,8 @@ impl CommerceLayer {
         };
         match row {
             Some(row) if row.api_credential_id == client.id => {
-                self.revoke_grant(&row, client).await?;
+                self.revoke_grant(&row, client, "refresh token revoked by its client")
+                    .await?;
                 Ok(true)
             }
             Some(_) => Err(oauth_error(

@@ -50,6 +50,28 @@ pub fn is_confidential(kind: &str) -> bool {
     kind != SALES_CHANNEL
 }
 
+/// A URL a browser is sent to (a redirect URI, a login page): absolute, https — or http on a
+/// loopback host, for development — and without a fragment (RFC 6749 §3.1.2). The reason
+/// when it is not.
+pub fn check_browser_url(raw: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(raw).map_err(|_| "must be an absolute URL")?;
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Domain("localhost"))
+            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+    );
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err("must be an https URL (http only on a loopback host)"),
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a fragment");
+    }
+    Ok(())
+}
+
 /// What an api credential's clients may ask for unless it says otherwise.
 pub const DEFAULT_SCOPES: &str = "market:all";
 /// The scope of a provisioning token.

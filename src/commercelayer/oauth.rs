@@ -248,14 +248,6 @@ impl Params {
             .filter(|s| !s.is_empty())
     }
 
-    /// The client id the request names, authenticated or not (for the rate limit).
-    fn client_id(&self) -> Option<&str> {
-        self.basic
-            .as_ref()
-            .map(|(id, _)| id.as_str())
-            .or_else(|| self.get("client_id"))
-    }
-
     /// The client id and the secret it presented (if any), from Basic or the body.
     fn client(&self) -> std::result::Result<(String, Option<SecretString>), ApiError> {
         match (
@@ -276,6 +268,27 @@ impl Params {
             )),
             (None, None, _) => Err(invalid_client()),
         }
+    }
+}
+
+/// An audit event made by an OAuth client (named `api_credential:{id}`).
+pub(super) fn client_event<'a>(
+    org: &'a str,
+    client: &str,
+    action: &'static str,
+    target_type: &'static str,
+    target_id: &str,
+) -> Event<'a> {
+    Event {
+        organization_id: Some(org),
+        actor: format!("api_credential:{client}"),
+        action,
+        target_type,
+        target_id: Some(target_id.to_owned()),
+        outcome: audit::Outcome::Success,
+        request_id: None,
+        ip: None,
+        external_id: None,
     }
 }
 
@@ -333,9 +346,40 @@ impl CommerceLayer {
         }
     }
 
+    /// Counts a token request of an authenticated client against `token_rate_limit`: per
+    /// client when it proved its secret, per client and address when it did not (a public
+    /// client's id is public, so an anonymous caller must not spend everyone's allowance).
+    pub(super) fn charge_token_quota(
+        &self,
+        client: &LiveClient,
+        with_secret: bool,
+        params: &Params,
+    ) -> std::result::Result<(), ApiError> {
+        let Some(limit) = &self.token_limit else {
+            return Ok(());
+        };
+        let key = if with_secret {
+            client.id.clone()
+        } else {
+            format!("{}@{}", client.id, params.meta.ip.as_deref().unwrap_or("?"))
+        };
+        limit.check_key(&key).map_err(|not_until| {
+            use governor::clock::Clock as _;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let mut e = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_request",
+                "Too many token requests for this client; retry later",
+            );
+            e.retry_after = Some(wait.as_secs().max(1));
+            e
+        })
+    }
+
     /// `grant_type=client_credentials`: a token for the client itself.
     async fn client_credentials(&self, params: &Params) -> std::result::Result<Response, ApiError> {
         let (client, confidential) = self.authenticate_client(params).await?;
+        self.charge_token_quota(&client, confidential, params)?;
         // A client asks for at most what it was given: its markets, or (a provisioning
         // client) `provisioning-api`.
         let allowed = Scope::parse(&client.scopes)
@@ -420,20 +464,6 @@ impl CommerceLayer {
     request_body(content = Object, description = "grant_type, client_id, client_secret?, scope?, code?, redirect_uri?, code_verifier?, refresh_token? (JSON or form)"),
     responses((status = 200, body = TokenResponse), (status = 400), (status = 401)))]
 async fn token(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
-    if let (Some(limit), Some(client_id)) = (&s.token_limit, params.client_id()) {
-        let key = short(client_id);
-        if let Err(not_until) = limit.check_key(&key) {
-            use governor::clock::Clock as _;
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            let mut e = oauth_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "invalid_request",
-                "Too many token requests for this client; retry later",
-            );
-            e.retry_after = Some(wait.as_secs().max(1));
-            return Err(e.into());
-        }
-    }
     let Some(grant) = params.get("grant_type") else {
         return Err(invalid_request("grant_type is required").into());
     };
@@ -491,22 +521,21 @@ impl CommerceLayer {
             ));
         }
         let org = client.organization_id.clone();
-        let actor = format!("api_credential:{}", client.id);
         self.kernel
             .write(async |tx| {
                 tx.insert_cl_revoked_token(&claims.jti, &org, claims.exp.saturating_mul(1000))
                     .await?;
                 tx.revoke(&self.tokens, [claims.jti.clone()]);
                 let event = Event {
-                    organization_id: Some(&org),
-                    actor: actor.clone(),
-                    action: "access_token.revoke",
-                    target_type: "access_token",
-                    target_id: Some(claims.jti.clone()),
-                    outcome: audit::Outcome::Success,
                     request_id: params.meta.request_id.as_deref(),
                     ip: params.meta.ip.as_deref(),
-                    external_id: params.meta.external_id.as_deref(),
+                    ..client_event(
+                        &org,
+                        &client.id,
+                        "access_token.revoke",
+                        "access_token",
+                        &claims.jti,
+                    )
                 };
                 audit::append(tx, event).await?;
                 Ok(())
@@ -521,19 +550,24 @@ impl CommerceLayer {
     /// organization, or a confidential client of it, may ask; a token of another
     /// organization is simply not active to them.
     async fn introspect(&self, params: &Params) -> std::result::Result<Response, ApiError> {
-        let org = match &params.bearer {
+        // A management token sees its organization's tokens; a client, its own.
+        let (org, only_client) = match &params.bearer {
             Some(token) => {
                 let principal = self.kernel.authenticate(Some(token), &params.meta).await?;
                 let ctx = crate::kernel::Ctx::new(principal, params.meta.clone());
-                super::service::organization(&ctx, super::service::Access::Read)?.to_owned()
+                let org = super::service::organization(&ctx, super::service::Access::Read)?;
+                (org.to_owned(), None)
             }
             None => {
                 let (client, with_secret) = self.authenticate_client(params).await?;
                 if !with_secret || !client.confidential {
                     return Err(invalid_client());
                 }
-                client.organization_id.clone()
+                (client.organization_id.clone(), Some(client.id.clone()))
             }
+        };
+        let visible = |token_org: &str, token_client: &str| {
+            token_org == org && only_client.as_deref().is_none_or(|c| c == token_client)
         };
         let Some(token) = params.get("token") else {
             return Err(invalid_request("token is required"));
@@ -541,7 +575,9 @@ impl CommerceLayer {
         let inactive = || no_store(axum::Json(json!({ "active": false })));
         let Some(kid) = decode_header(token).and_then(|h| h.kid) else {
             return Ok(match self.refresh_token_info(token).await? {
-                Some((info, token_org)) if token_org == org => no_store(axum::Json(info)),
+                Some((info, token_org, token_client)) if visible(&token_org, &token_client) => {
+                    no_store(axum::Json(info))
+                }
                 _ => inactive(),
             });
         };
@@ -554,7 +590,7 @@ impl CommerceLayer {
         let Ok((claims, client)) = self.check_token(&issued).await? else {
             return Ok(inactive());
         };
-        if client.organization_id != org {
+        if !visible(&client.organization_id, &client.id) {
             return Ok(inactive());
         }
         let mut info = json!({

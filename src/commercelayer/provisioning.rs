@@ -91,9 +91,18 @@ impl FromRequestParts<CommerceLayer> for Caller {
     async fn from_request_parts(parts: &mut Parts, s: &CommerceLayer) -> Result<Self> {
         let meta = request_meta(parts);
         let token = bearer(parts);
-        // A JWT is a provisioning token; anything else is for the management-token check.
+        // A JWT is a provisioning token; anything else is for the management-token check
+        // (which counts its own failures).
         let principal = match token {
-            Some(t) if t.contains('.') => s.provisioning_principal(t).await?,
+            Some(t) if t.contains('.') => match s.provisioning_principal(t).await {
+                Ok(principal) => principal,
+                Err(e) => {
+                    if let Some(ip) = &meta.ip {
+                        s.kernel.count_failure(&format!("ip:{ip}"))?;
+                    }
+                    return Err(e.into());
+                }
+            },
             _ => s.kernel.authenticate(token, &meta).await?,
         };
         Ok(Self(Ctx::new(principal, meta)))
@@ -109,6 +118,12 @@ async fn user(
     headers: HeaderMap,
 ) -> Result<Response> {
     let p = &ctx.principal;
+    if p.team_id.is_some() {
+        return Err(CoreError::forbidden(
+            "a token bound to a team cannot use the Provisioning API; use an organization token",
+        )
+        .into());
+    }
     let base = s.public_url.base(&headers);
     let kind = match p.kind {
         PrincipalKind::ApiKey => "provisioning_client",
@@ -145,7 +160,8 @@ pub struct NewProvisioningClient {
     role: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// (No `Debug`: the create response holds the secret.)
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProvisioningClient {
     id: String,
     name: String,

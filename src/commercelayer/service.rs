@@ -149,22 +149,7 @@ fn metadata(input: &ResourceInput) -> Result<Option<Option<String>>> {
 fn redirect_uri(input: &ResourceInput) -> Result<Option<Option<String>>> {
     let value = text(input, "redirect_uri", MAX_URI_CHARS)?;
     if let Some(Some(raw)) = &value {
-        let bad = |why: &str| invalid("redirect_uri", why.to_owned());
-        let url = url::Url::parse(raw).map_err(|_| bad("must be an absolute URL"))?;
-        let loopback = matches!(
-            url.host(),
-            Some(url::Host::Domain("localhost"))
-                | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
-                | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
-        );
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            _ => return Err(bad("must be an https URL (http only on a loopback host)")),
-        }
-        if url.fragment().is_some() {
-            return Err(bad("must not have a fragment"));
-        }
+        check_browser_url(raw).map_err(|why| invalid("redirect_uri", why))?;
     }
     Ok(value)
 }

@@ -100,7 +100,7 @@ pub struct AuthorizationRow {
     pub code_challenge_method: Option<String>,
     pub owner_id: Option<String>,
     pub owner_type: Option<String>,
-    /// `pending` (waiting for the login), `accepted`, `rejected`, `code` (a code is out),
+    /// `accepted` (the browser is on its way back), `rejected`, `code` (a code is out),
     /// `active` (the code was used; refresh tokens live), `revoked`.
     pub status: String,
     pub created_at: i64,
@@ -790,7 +790,7 @@ impl Tx {
             format!("SELECT {AUTHORIZATION_COLUMNS} FROM cl_authorizations WHERE {column} = $1");
         Ok(on_conn!(self, |c| {
             let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
-            // A challenge is text; hashes are bytes.
+            // A challenge key is text (an HMAC in hex); the other hashes are bytes.
             let q = if column == "challenge" {
                 q.bind(String::from_utf8_lossy(value).into_owned())
             } else {

@@ -1585,6 +1585,11 @@ async fn authorization_code_flow_with_pkce_and_refresh(app: TestApp) {
         (StatusCode::BAD_REQUEST, json!("invalid_grant")),
         "{e}"
     );
+    let (_, events) = app.get("/v1/audit_events", &admin).await;
+    assert!(
+        events.to_string().contains("authorization.revoke"),
+        "a replay is audited"
+    );
 
     // Revoking a refresh token (RFC 7009) revokes its grant.
     let code = authorization_code_for(&app, &admin, &client_id, None).await;
@@ -1663,6 +1668,18 @@ async fn authorize_refuses_what_it_must(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, e) = app
+        .put(
+            "/v1/oauth/settings",
+            &admin,
+            json!({ "login_url": "http://login.example.com/" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "http only on loopback: {e}"
+    );
     let editor = app.token(&org, "editor", None).await;
     let (status, _) = app
         .put(
@@ -1840,7 +1857,126 @@ async fn an_organization_may_choose_its_token_algorithm(app: TestApp) {
     }
 }
 
+/// An unauthenticated `/oauth/authorize` stores nothing: the login request travels sealed in
+/// its challenge, which cannot be forged, altered or answered twice.
+async fn login_challenges_are_sealed_and_answered_once(app: TestApp) {
+    let (org, admin) = app.org_with("admin").await;
+    let cl = app.provisioning(&admin);
+    app.put(
+        "/v1/oauth/settings",
+        &admin,
+        json!({ "login_url": LOGIN_URL }),
+    )
+    .await;
+    let (web, client_id, secret) = credential(&cl, &org, "Web", "webapp", None).await;
+    let browser = browser();
+    for _ in 0..20 {
+        let res = browser
+            .get(url_with(
+                &app.base,
+                "/oauth/authorize",
+                &[
+                    ("response_type", "code"),
+                    ("client_id", &client_id),
+                    ("state", "s"),
+                ],
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_redirection());
+    }
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM cl_authorizations")
+            .await,
+        0,
+        "nothing stored before an answer"
+    );
+    let res = browser
+        .get(url_with(
+            &app.base,
+            "/oauth/authorize",
+            &[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("state", "s"),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (_, q) = location_query(&res);
+    let challenge = q["login_challenge"].clone();
+    // Altered, truncated or made up: not found.
+    let mut altered = challenge.clone().into_bytes();
+    let last = altered.len() - 2;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for bogus in [
+        altered.as_str(),
+        &challenge[..challenge.len() - 4],
+        "nope",
+        &"A".repeat(9000),
+    ] {
+        let (status, _) = app
+            .put(
+                &format!("/v1/oauth/login_requests/{bogus}/accept"),
+                &admin,
+                json!({ "subject": "x" }),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{}",
+            &bogus[..bogus.len().min(20)]
+        );
+    }
+    let (status, request) = app
+        .get(&format!("/v1/oauth/login_requests/{challenge}"), &admin)
+        .await;
+    assert_eq!(
+        (status, request["status"].clone()),
+        (StatusCode::OK, json!("pending")),
+        "{request}"
+    );
+    // Answered once; rejected stays rejected.
+    let (status, _) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge}/reject"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, request) = app
+        .get(&format!("/v1/oauth/login_requests/{challenge}"), &admin)
+        .await;
+    assert_eq!(request["status"], "rejected");
+    let (status, _) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{challenge}/accept"),
+            &admin,
+            json!({ "subject": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // A code whose client's redirect URI changed since is refused.
+    let code = authorization_code_for(&app, &admin, &client_id, None).await;
+    let (status, _) = cl
+        .patch(&format!("/api_credentials/{web}"), json!({ "data": { "type": "api_credentials", "id": web, "attributes": { "redirect_uri": "https://app.example.com/new" } } }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, e) = token(&app, json!({ "grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": REDIRECT })).await;
+    assert_eq!(
+        (status, e["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "{e}"
+    );
+}
+
 both_engines!(
+    login_challenges_are_sealed_and_answered_once,
     authorization_code_flow_with_pkce_and_refresh,
     authorize_refuses_what_it_must,
     an_organization_may_choose_its_token_algorithm,
@@ -2100,6 +2236,20 @@ async fn the_token_endpoint_limits_each_client(mut app: TestApp) {
     let cl = app.provisioning(&admin);
     let (_, first, _) = credential(&cl, &org, "One", "sales_channel", None).await;
     let (_, second, _) = credential(&cl, &org, "Two", "sales_channel", None).await;
+    // Requests that do not authenticate spend nobody's allowance: an anonymous caller cannot
+    // lock a client out.
+    let admin_role = role_id(&cl, "admin").await;
+    let (_, erp, erp_secret) = credential(&cl, &org, "ERP", "integration", Some(&admin_role)).await;
+    for _ in 0..5 {
+        let (status, _) = token(&app, json!({ "grant_type": "client_credentials", "client_id": erp, "client_secret": "guess" })).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = token(&app, json!({ "grant_type": "nope", "client_id": erp })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    for _ in 0..3 {
+        let (status, _) = token(&app, json!({ "grant_type": "client_credentials", "client_id": erp, "client_secret": erp_secret })).await;
+        assert_eq!(status, StatusCode::OK);
+    }
     for _ in 0..3 {
         let (status, _) = token(
             &app,

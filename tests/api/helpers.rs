@@ -365,6 +365,32 @@ impl TestApp {
     }
 
     /// Runs one SQL statement directly against the database (to simulate tampering).
+    /// The one integer `sql` selects (a count, say), on this test's database.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        match &self.engine {
+            Engine::Sqlite(path) => {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                n
+            }
+            Engine::Postgres { url, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                n
+            }
+        }
+    }
+
     pub async fn execute_sql(&self, sql: &str) {
         match &self.engine {
             Engine::Sqlite(path) => {
