@@ -68,7 +68,7 @@ const TOKEN_ALGORITHMS: &[JwtAlgorithm] = &[
 type NativeResult<T> = std::result::Result<T, Error<Native>>;
 
 fn random() -> Result<String, ApiError> {
-    Ok(random_base62(SECRET_LEN).map_err(CoreError::from)?)
+    Ok(random_base62(SECRET_LEN)?)
 }
 
 /// `uri` with `pairs` added to its query.
@@ -119,8 +119,8 @@ pub struct Settings {
 
 impl CommerceLayer {
     async fn settings(&self, org: &str) -> Result<SettingsRow, ApiError> {
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        let row = conn.cl_settings(org).await.map_err(CoreError::from)?;
+        let mut conn = self.kernel.store().conn().await?;
+        let row = conn.cl_settings(org).await?;
         Ok(row.unwrap_or_else(|| SettingsRow {
             organization_id: org.to_owned(),
             login_url: None,
@@ -313,7 +313,7 @@ impl CommerceLayer {
             code_challenge: q.code_challenge.clone(),
             method,
             expires_at: now_ms() + STEP_MS,
-            nonce: random_base62(16).map_err(CoreError::from)?,
+            nonce: random_base62(16)?,
         };
         let challenge = self.seal_challenge(&request)?;
         Ok(
@@ -326,10 +326,9 @@ impl CommerceLayer {
     async fn finish_authorization(&self, verifier: &str) -> Result<Response, ApiError> {
         let hash = self.kernel.hash_secret(verifier);
         let found = {
-            let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+            let mut conn = self.kernel.store().conn().await?;
             conn.cl_authorization_by(AuthorizationKey::Verifier, &hash)
-                .await
-                .map_err(CoreError::from)?
+                .await?
         };
         let Some(mut row) = found.filter(|r| r.status == "accepted" && r.expires_at > now_ms())
         else {
@@ -443,11 +442,7 @@ impl CommerceLayer {
     fn seal_challenge(&self, request: &LoginChallenge) -> Result<String, ApiError> {
         use base64::Engine as _;
         let json = serde_json::to_vec(request).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let sealed = self
-            .kernel
-            .keyring()
-            .seal(&challenge_aad(), &json)
-            .map_err(CoreError::from)?;
+        let sealed = self.kernel.keyring().seal(&challenge_aad(), &json)?;
         Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
     }
 
@@ -477,14 +472,13 @@ impl CommerceLayer {
         if request.organization != org || request.expires_at <= now_ms() {
             return Err(gone());
         }
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        let mut conn = self.kernel.store().conn().await?;
         let answered = conn
             .cl_authorization_by(
                 AuthorizationKey::Challenge,
                 self.challenge_key(challenge).as_bytes(),
             )
-            .await
-            .map_err(CoreError::from)?;
+            .await?;
         Ok((request, answered))
     }
 
@@ -525,7 +519,7 @@ impl CommerceLayer {
         };
         let now = now_ms();
         let mut row = AuthorizationRow {
-            id: random_base62(20).map_err(CoreError::from)?,
+            id: random_base62(20)?,
             organization_id: request.organization.clone(),
             api_credential_id: request.credential.clone(),
             challenge: String::new(),
@@ -740,10 +734,9 @@ impl CommerceLayer {
         };
         let found = {
             let hash = self.kernel.hash_secret(code);
-            let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+            let mut conn = self.kernel.store().conn().await?;
             conn.cl_authorization_by(AuthorizationKey::Code, &hash)
-                .await
-                .map_err(CoreError::from)?
+                .await?
         };
         let Some(mut row) = found.filter(|r| r.api_credential_id == client.id) else {
             return Err(invalid_grant("The authorization code is invalid"));
@@ -822,16 +815,10 @@ impl CommerceLayer {
         };
         let hash = self.kernel.hash_secret(presented);
         let (refresh, row) = {
-            let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-            let refresh = conn
-                .cl_refresh_token(&hash)
-                .await
-                .map_err(CoreError::from)?;
+            let mut conn = self.kernel.store().conn().await?;
+            let refresh = conn.cl_refresh_token(&hash).await?;
             let row = match &refresh {
-                Some(r) => conn
-                    .cl_authorization(&r.authorization_id)
-                    .await
-                    .map_err(CoreError::from)?,
+                Some(r) => conn.cl_authorization(&r.authorization_id).await?,
                 None => None,
             };
             (refresh, row)
@@ -899,19 +886,11 @@ impl CommerceLayer {
         presented: &str,
     ) -> Result<Option<(serde_json::Value, String, String)>, ApiError> {
         let hash = self.kernel.hash_secret(presented);
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        let Some(refresh) = conn
-            .cl_refresh_token(&hash)
-            .await
-            .map_err(CoreError::from)?
-        else {
+        let mut conn = self.kernel.store().conn().await?;
+        let Some(refresh) = conn.cl_refresh_token(&hash).await? else {
             return Ok(None);
         };
-        let Some(row) = conn
-            .cl_authorization(&refresh.authorization_id)
-            .await
-            .map_err(CoreError::from)?
-        else {
+        let Some(row) = conn.cl_authorization(&refresh.authorization_id).await? else {
             return Ok(None);
         };
         if refresh.used_at.is_some() || row.status != "active" || refresh.expires_at <= now_ms() {
@@ -919,8 +898,7 @@ impl CommerceLayer {
         }
         let Some(client) = conn
             .cl_credential(&row.organization_id, &row.api_credential_id)
-            .await
-            .map_err(CoreError::from)?
+            .await?
         else {
             return Ok(None);
         };
@@ -947,16 +925,9 @@ impl CommerceLayer {
     ) -> Result<bool, ApiError> {
         let hash = self.kernel.hash_secret(presented);
         let row = {
-            let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-            match conn
-                .cl_refresh_token(&hash)
-                .await
-                .map_err(CoreError::from)?
-            {
-                Some(r) => conn
-                    .cl_authorization(&r.authorization_id)
-                    .await
-                    .map_err(CoreError::from)?,
+            let mut conn = self.kernel.store().conn().await?;
+            match conn.cl_refresh_token(&hash).await? {
+                Some(r) => conn.cl_authorization(&r.authorization_id).await?,
                 None => None,
             }
         };

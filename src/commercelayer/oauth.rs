@@ -416,7 +416,7 @@ impl CommerceLayer {
         grant: Option<&Grant>,
     ) -> std::result::Result<TokenResponse, ApiError> {
         let now = now_ms() / 1000;
-        let rand = u64::from_le_bytes(random_bytes::<8>().map_err(CoreError::from)?) >> 11;
+        let rand = u64::from_le_bytes(random_bytes::<8>()?) >> 11;
         let claims = AccessClaims {
             // Provisioning tokens name their client as `user` and no organization.
             organization: (client.kind != USER_KIND).then(|| OrganizationClaim {
@@ -443,7 +443,7 @@ impl CommerceLayer {
             // 53 random bits as a float in [0, 1), as Commerce Layer's `rand`.
             #[allow(clippy::cast_precision_loss)]
             rand: rand as f64 / (1u64 << 53) as f64,
-            jti: random_base62(22).map_err(CoreError::from)?,
+            jti: random_base62(22)?,
             owner: grant.map(Grant::owner_claim),
             sid: grant.map(|g| g.id.clone()),
         };

@@ -198,21 +198,21 @@ async fn create_client(
     Json(input, ..): Json<Native, NewProvisioningClient>,
 ) -> NativeResult<Response> {
     let org = organization(&ctx, Access::Admin)?;
-    let name = Name::parse(&input.name).map_err(CoreError::from)?;
+    let name = Name::parse(&input.name)?;
     if !matches!(input.role.as_str(), "admin" | "editor" | "viewer") {
         return Err(CoreError::invalid("role", "role must be admin, editor or viewer").into());
     }
-    let secret = SecretString::from(random_base62(43).map_err(CoreError::from)?);
+    let secret = SecretString::from(random_base62(43)?);
     let now = now_ms();
     let row = ApiCredentialRow {
-        id: random_base62(10).map_err(CoreError::from)?,
+        id: random_base62(10)?,
         organization_id: org.to_owned(),
         role_id: None,
         name: name.as_str().to_owned(),
         kind: USER_KIND.to_owned(),
         confidential: true,
         redirect_uri: None,
-        client_id: random_base62(43).map_err(CoreError::from)?,
+        client_id: random_base62(43)?,
         secret_hash: Some(s.kernel.hash_secret(secret.expose_secret()).to_vec()),
         scopes: PROVISIONING_SCOPE.to_owned(),
         expires_in: default_expires_in(USER_KIND),
@@ -255,11 +255,8 @@ async fn list_clients(
     Auth(ctx, ..): Auth<Native>,
 ) -> NativeResult<axum::Json<Vec<ProvisioningClient>>> {
     let org = organization(&ctx, Access::Admin)?;
-    let mut conn = s.kernel.store().conn().await.map_err(CoreError::from)?;
-    let rows = conn
-        .cl_provisioning_clients(org)
-        .await
-        .map_err(CoreError::from)?;
+    let mut conn = s.kernel.store().conn().await?;
+    let rows = conn.cl_provisioning_clients(org).await?;
     Ok(axum::Json(rows.iter().map(|r| view(r, None)).collect()))
 }
 

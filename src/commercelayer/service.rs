@@ -104,10 +104,7 @@ fn named_organization<'a>(ctx: &'a Ctx, input: &ResourceInput, access: Access) -
 
 fn required_name(input: &ResourceInput) -> Result<String> {
     match input.attribute::<String>("name", "a string")? {
-        Some(Some(name)) => Ok(Name::parse(&name)
-            .map_err(CoreError::from)?
-            .as_str()
-            .to_owned()),
+        Some(Some(name)) => Ok(Name::parse(&name)?.as_str().to_owned()),
         _ => Err(invalid("name", "can't be blank")),
     }
 }
@@ -182,7 +179,7 @@ fn base_roles(org: &str) -> Result<Vec<RoleRow>> {
         .into_iter()
         .map(|(kind, name)| {
             Ok(RoleRow {
-                id: random_base62(ID_LEN).map_err(CoreError::from)?,
+                id: random_base62(ID_LEN)?,
                 organization_id: org.to_owned(),
                 name: name.to_owned(),
                 kind: kind.to_owned(),
@@ -209,8 +206,8 @@ impl CommerceLayer {
         if self.base_roles.get(org).is_some() {
             return Ok(());
         }
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        if conn.cl_base_roles(org).await.map_err(CoreError::from)? < 2 {
+        let mut conn = self.kernel.store().conn().await?;
+        if conn.cl_base_roles(org).await? < 2 {
             drop(conn);
             let rows = base_roles(org)?;
             self.kernel
@@ -229,10 +226,9 @@ impl CommerceLayer {
     /// A role of `org`, for a relationship (404 naming the relationship otherwise).
     async fn role_of(&self, org: &str, id: &str, field: &'static str) -> Result<RoleRow> {
         self.ensure_base_roles(org).await?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        let mut conn = self.kernel.store().conn().await?;
         conn.cl_role(org, id)
-            .await
-            .map_err(CoreError::from)?
+            .await?
             .ok_or_else(|| not_found().with_field(field))
     }
 
@@ -280,16 +276,16 @@ impl CommerceLayer {
             None if kind == INTEGRATION => return Err(invalid("role", "can't be blank")),
             None => None,
         };
-        let client_secret = SecretString::from(random_base62(SECRET_LEN).map_err(CoreError::from)?);
+        let client_secret = SecretString::from(random_base62(SECRET_LEN)?);
         let now = now_ms();
         let row = ApiCredentialRow {
-            id: random_base62(ID_LEN).map_err(CoreError::from)?,
+            id: random_base62(ID_LEN)?,
             organization_id: org.to_owned(),
             role_id,
             name,
             confidential: is_confidential(&kind),
             redirect_uri,
-            client_id: random_base62(CLIENT_ID_LEN).map_err(CoreError::from)?,
+            client_id: random_base62(CLIENT_ID_LEN)?,
             secret_hash: Some(
                 self.kernel
                     .hash_secret(client_secret.expose_secret())
@@ -343,12 +339,7 @@ impl CommerceLayer {
         let name = match input.attribute::<String>("name", "a string")? {
             None => None,
             Some(None) => return Err(invalid("name", "can't be blank")),
-            Some(Some(n)) => Some(
-                Name::parse(&n)
-                    .map_err(CoreError::from)?
-                    .as_str()
-                    .to_owned(),
-            ),
+            Some(Some(n)) => Some(Name::parse(&n)?.as_str().to_owned()),
         };
         let redirect = redirect_uri(input)?;
         let expires = expires_in(input)?;
@@ -436,11 +427,8 @@ impl CommerceLayer {
 
     pub async fn credential(&self, ctx: &Ctx, id: &str) -> Result<ApiCredentialRow> {
         let org = organization(ctx, Access::Read)?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        conn.cl_credential(org, id)
-            .await
-            .map_err(CoreError::from)?
-            .ok_or_else(not_found)
+        let mut conn = self.kernel.store().conn().await?;
+        conn.cl_credential(org, id).await?.ok_or_else(not_found)
     }
 
     pub async fn credentials(
@@ -449,11 +437,8 @@ impl CommerceLayer {
         query: &ListQuery,
     ) -> Result<(Vec<ApiCredentialRow>, i64)> {
         let org = organization(ctx, Access::Read)?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        Ok(conn
-            .cl_credentials_page(org, query)
-            .await
-            .map_err(CoreError::from)?)
+        let mut conn = self.kernel.store().conn().await?;
+        Ok(conn.cl_credentials_page(org, query).await?)
     }
 
     // --- roles -------------------------------------------------------------------------------
@@ -465,7 +450,7 @@ impl CommerceLayer {
         self.ensure_base_roles(org).await?;
         let now = now_ms();
         let row = RoleRow {
-            id: random_base62(ID_LEN).map_err(CoreError::from)?,
+            id: random_base62(ID_LEN)?,
             organization_id: org.to_owned(),
             name: required_name(input)?,
             kind: "custom".to_owned(),
@@ -499,12 +484,7 @@ impl CommerceLayer {
         let name = match input.attribute::<String>("name", "a string")? {
             None => None,
             Some(None) => return Err(invalid("name", "can't be blank")),
-            Some(Some(n)) => Some(
-                Name::parse(&n)
-                    .map_err(CoreError::from)?
-                    .as_str()
-                    .to_owned(),
-            ),
+            Some(Some(n)) => Some(Name::parse(&n)?.as_str().to_owned()),
         };
         let reference = text(input, "reference", MAX_REFERENCE_CHARS)?;
         let reference_origin = text(input, "reference_origin", MAX_REFERENCE_CHARS)?;
@@ -534,29 +514,23 @@ impl CommerceLayer {
     pub async fn role(&self, ctx: &Ctx, id: &str) -> Result<RoleRow> {
         let org = organization(ctx, Access::Read)?;
         self.ensure_base_roles(org).await?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        conn.cl_role(org, id)
-            .await
-            .map_err(CoreError::from)?
-            .ok_or_else(not_found)
+        let mut conn = self.kernel.store().conn().await?;
+        conn.cl_role(org, id).await?.ok_or_else(not_found)
     }
 
     pub async fn roles(&self, ctx: &Ctx, query: &ListQuery) -> Result<(Vec<RoleRow>, i64)> {
         let org = organization(ctx, Access::Read)?;
         self.ensure_base_roles(org).await?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        Ok(conn
-            .cl_roles_page(org, query)
-            .await
-            .map_err(CoreError::from)?)
+        let mut conn = self.kernel.store().conn().await?;
+        Ok(conn.cl_roles_page(org, query).await?)
     }
 
     /// Roles of `org` by id, for `include` (unknown ids are skipped).
     pub async fn roles_by_id(&self, org: &str, ids: &[&str]) -> Result<Vec<RoleRow>> {
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
+        let mut conn = self.kernel.store().conn().await?;
         let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
-            rows.extend(conn.cl_role(org, id).await.map_err(CoreError::from)?);
+            rows.extend(conn.cl_role(org, id).await?);
         }
         Ok(rows)
     }
@@ -578,17 +552,14 @@ impl CommerceLayer {
         query: &ListQuery,
     ) -> Result<(Vec<ClOrganizationRow>, i64)> {
         let only = Self::organization_scope(ctx)?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        Ok(conn
-            .cl_organizations_page(only, query)
-            .await
-            .map_err(CoreError::from)?)
+        let mut conn = self.kernel.store().conn().await?;
+        Ok(conn.cl_organizations_page(only, query).await?)
     }
 
     /// An organization by id, for `include` (the caller's own).
     pub(super) async fn organization_row(&self, id: &str) -> Result<Option<ClOrganizationRow>> {
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        Ok(conn.cl_organization(id).await.map_err(CoreError::from)?)
+        let mut conn = self.kernel.store().conn().await?;
+        Ok(conn.cl_organization(id).await?)
     }
 
     pub async fn organization(&self, ctx: &Ctx, id: &str) -> Result<ClOrganizationRow> {
@@ -648,20 +619,14 @@ pub(super) async fn record_version(
 impl CommerceLayer {
     pub async fn versions(&self, ctx: &Ctx, query: &ListQuery) -> Result<(Vec<VersionRow>, i64)> {
         let org = organization(ctx, Access::Read)?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        Ok(conn
-            .cl_versions_page(org, query)
-            .await
-            .map_err(CoreError::from)?)
+        let mut conn = self.kernel.store().conn().await?;
+        Ok(conn.cl_versions_page(org, query).await?)
     }
 
     pub async fn version(&self, ctx: &Ctx, id: &str) -> Result<VersionRow> {
         let org = organization(ctx, Access::Read)?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        conn.cl_version(org, id)
-            .await
-            .map_err(CoreError::from)?
-            .ok_or_else(not_found)
+        let mut conn = self.kernel.store().conn().await?;
+        conn.cl_version(org, id).await?.ok_or_else(not_found)
     }
 }
 
@@ -741,7 +706,7 @@ impl CommerceLayer {
         }
         let now = now_ms();
         let row = PermissionRow {
-            id: random_base62(ID_LEN).map_err(CoreError::from)?,
+            id: random_base62(ID_LEN)?,
             organization_id: org.to_owned(),
             role_id: role.id,
             subject,
@@ -826,11 +791,8 @@ impl CommerceLayer {
 
     pub async fn permission(&self, ctx: &Ctx, id: &str) -> Result<PermissionRow> {
         let org = organization(ctx, Access::Read)?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        conn.cl_permission(org, id)
-            .await
-            .map_err(CoreError::from)?
-            .ok_or_else(not_found)
+        let mut conn = self.kernel.store().conn().await?;
+        conn.cl_permission(org, id).await?.ok_or_else(not_found)
     }
 
     pub async fn permissions(
@@ -839,11 +801,8 @@ impl CommerceLayer {
         query: &ListQuery,
     ) -> Result<(Vec<PermissionRow>, i64)> {
         let org = organization(ctx, Access::Read)?;
-        let mut conn = self.kernel.store().conn().await.map_err(CoreError::from)?;
-        Ok(conn
-            .cl_permissions_page(org, query)
-            .await
-            .map_err(CoreError::from)?)
+        let mut conn = self.kernel.store().conn().await?;
+        Ok(conn.cl_permissions_page(org, query).await?)
     }
 }
 
@@ -993,12 +952,7 @@ impl CommerceLayer {
         let name = match input.attribute::<String>("name", "a string")? {
             None => None,
             Some(None) => return Err(invalid("name", "can't be blank")),
-            Some(Some(n)) => Some(
-                Name::parse(&n)
-                    .map_err(CoreError::from)?
-                    .as_str()
-                    .to_owned(),
-            ),
+            Some(Some(n)) => Some(Name::parse(&n)?.as_str().to_owned()),
         };
         self.kernel
             .write(async |tx| {

@@ -97,6 +97,25 @@ impl From<CoreError> for ApiError {
     }
 }
 
+/// Store, crypto and validation errors reach a handler through [`CoreError`]'s rules.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
+impl From<crate::crypto::CryptoError> for ApiError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
+impl From<crate::kernel::types::DomainError> for ApiError {
+    fn from(e: crate::kernel::types::DomainError) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
 /// A product's error envelope.
 pub trait Surface: Send + Sync + 'static {
     /// The path prefixes this surface owns: an unknown path under one of them gets a 404 (or
@@ -122,6 +141,24 @@ impl<S: Surface> From<ApiError> for Error<S> {
 
 impl<S: Surface> From<CoreError> for Error<S> {
     fn from(e: CoreError) -> Self {
+        Self(e.into(), PhantomData)
+    }
+}
+
+impl<S: Surface> From<crate::store::StoreError> for Error<S> {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(e.into(), PhantomData)
+    }
+}
+
+impl<S: Surface> From<crate::crypto::CryptoError> for Error<S> {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        Self(e.into(), PhantomData)
+    }
+}
+
+impl<S: Surface> From<crate::kernel::types::DomainError> for Error<S> {
+    fn from(e: crate::kernel::types::DomainError) -> Self {
         Self(e.into(), PhantomData)
     }
 }
