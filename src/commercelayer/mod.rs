@@ -54,6 +54,15 @@ pub struct CommerceLayer {
 
 impl CommerceLayer {
     pub fn new(kernel: &Kernel, public_url: PublicUrl) -> Self {
+        // Every organization has its `admin` and `read_only` roles from its creation.
+        kernel.on_organization_created(Arc::new(|tx, org| {
+            Box::pin(async move {
+                for role in service::base_roles(&org.id)? {
+                    tx.insert_cl_role(&role).await?;
+                }
+                Ok(())
+            })
+        }));
         Self {
             clients: kernel.live_cache("cl_client", CLIENT_CACHE_BYTES),
             tokens: kernel.live_cache("cl_access_token", TOKEN_CACHE_BYTES),

@@ -173,7 +173,7 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 }
 
 /// An organization's `admin` and `read_only` roles, new.
-fn base_roles(org: &str) -> Result<Vec<RoleRow>> {
+pub(super) fn base_roles(org: &str) -> crate::kernel::Result<Vec<RoleRow>> {
     let now = now_ms();
     [("admin", "Admin"), ("read_only", "Read only")]
         .into_iter()
@@ -200,8 +200,10 @@ pub struct Created {
 }
 
 impl CommerceLayer {
-    /// Makes the organization's `admin` and `read_only` roles if it has not got them yet
-    /// (once per organization and node; the unique index settles races).
+    /// Makes the organization's `admin` and `read_only` roles if it has not got them yet:
+    /// organizations get them when they are created, but not those created before this
+    /// surface existed (checked once per organization and node; the unique index settles
+    /// races).
     pub(super) async fn ensure_base_roles(&self, org: &str) -> Result<()> {
         if self.base_roles.get(org).is_some() {
             return Ok(());
@@ -916,14 +918,10 @@ impl CommerceLayer {
         let mut attributes = Map::new();
         merge_organization(input, &mut attributes, true)?;
         let attributes = Value::Object(attributes).to_string();
-        let roles = base_roles("")?;
+        // (Its base roles come with it: `CommerceLayer::new` hooks every creation.)
         let made = self
             .kernel
             .create_organization_with(ctx, NewOrganization { name }, async |tx, org| {
-                for mut role in roles.clone() {
-                    role.organization_id = org.id.clone();
-                    tx.insert_cl_role(&role).await?;
-                }
                 tx.put_cl_organization_attributes(&org.id, &attributes, org.created_at)
                     .await?;
                 Ok(())

@@ -64,6 +64,8 @@ struct Inner {
     issuer: issuer::Issuer,
     tokens: tokens::TokenCache,
     failures: limits::FailureLimiter,
+    /// What families write when an organization is created (in the same transaction).
+    org_hooks: std::sync::RwLock<Vec<orgs::OrganizationHook>>,
 }
 
 const PEPPER_KEY: &str = "token_pepper";
@@ -113,6 +115,7 @@ impl Kernel {
                 keyring,
                 pepper,
                 feed: feed::Feed::default(),
+                org_hooks: std::sync::RwLock::default(),
                 issuer: issuer::Issuer::default(),
                 tokens: tokens::TokenCache::default(),
                 failures: limits::FailureLimiter::default(),

@@ -11,6 +11,17 @@ use super::{
 };
 use crate::{crypto::secret::random_base62, store::OrganizationRow};
 
+/// A family's part of creating an organization (say, its default roles): run inside the
+/// transaction that creates it, whichever route creates it.
+pub type OrganizationHook = std::sync::Arc<
+    dyn for<'a> Fn(
+            &'a mut super::tx::WriteTx,
+            &'a OrganizationRow,
+        ) -> super::verify::BoxFuture<'a, Result<()>>
+        + Send
+        + Sync,
+>;
+
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewOrganization {
     pub name: String,
@@ -50,6 +61,13 @@ fn org_slug(name: &str) -> String {
 }
 
 impl Kernel {
+    /// Registers what a family writes when an organization is created.
+    pub fn on_organization_created(&self, hook: OrganizationHook) {
+        if let Ok(mut hooks) = self.inner.org_hooks.write() {
+            hooks.push(hook);
+        }
+    }
+
     pub async fn create_organization(
         &self,
         ctx: &Ctx,
@@ -107,6 +125,15 @@ impl Kernel {
                 ),
             )
             .await?;
+            let hooks = self
+                .inner
+                .org_hooks
+                .read()
+                .map(|h| h.clone())
+                .unwrap_or_default();
+            for hook in hooks {
+                hook(tx, &row).await?;
+            }
             also(tx, &row).await
         })
         .await?;

@@ -711,6 +711,12 @@ async fn updates_keep_immutable_fields(app: TestApp) {
 
 async fn roles_and_who_may_do_what(app: TestApp) {
     let (org, admin) = app.org_with("admin").await;
+    let stored = format!("SELECT COUNT(*) FROM cl_roles WHERE organization_id = '{org}'");
+    assert_eq!(
+        app.query_i64(&stored).await,
+        2,
+        "the base roles come with the organization"
+    );
     let cl = app.provisioning(&admin);
     let (status, roles) = cl.get("/roles?sort=created_at").await;
     assert_eq!(status, StatusCode::OK, "{roles}");
