@@ -249,6 +249,7 @@ impl PingOne {
                         "a gateway's type cannot be changed",
                     ));
                 }
+                let toggled = row.enabled != enabled;
                 row.name = name.as_str().to_owned();
                 row.enabled = enabled;
                 row.description = input.description.clone().unwrap_or_default();
@@ -256,6 +257,11 @@ impl PingOne {
                 tx.update_gateway(&row)
                     .await
                     .map_err(|e| conflict_on_name(e, "gateway"))?;
+                if toggled {
+                    // Its credentials verify (or stop verifying) with it, on every node.
+                    let ids = tx.gateway_credentials(org, &row.id).await?;
+                    tx.refresh(&self.credentials, ids.into_iter().map(|c| c.id));
+                }
                 audit::append(
                     tx,
                     Event::by(ctx, Some(org), "gateway.update", "gateway", &row.id),

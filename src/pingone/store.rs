@@ -37,6 +37,16 @@ pub struct GatewayCredentialRow {
     pub last_used_at: Option<i64>,
 }
 
+/// A gateway credential as verification needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveCredentialRow {
+    pub id: String,
+    pub organization_id: String,
+    pub environment_id: String,
+    pub gateway_id: String,
+    pub gateway_enabled: bool,
+}
+
 impl Tx {
     pub async fn insert_environment(&mut self, r: &EnvironmentRow) -> Result<()> {
         let sql = "INSERT INTO environments (id, organization_id, name, description, region, created_at, updated_at) \
@@ -205,11 +215,10 @@ impl Tx {
     }
 
     /// A live credential by id alone (the hot path's cache miss).
-    pub async fn gateway_credential_by_id(
-        &mut self,
-        id: &str,
-    ) -> Result<Option<GatewayCredentialRow>> {
-        let sql = "SELECT id, organization_id, environment_id, gateway_id, created_at, last_used_at FROM gateway_credentials WHERE id = $1";
+    /// A credential as verification needs it: with whether its gateway is enabled.
+    pub async fn live_gateway_credential(&mut self, id: &str) -> Result<Option<LiveCredentialRow>> {
+        let sql = "SELECT c.id, c.organization_id, c.environment_id, c.gateway_id, g.enabled AS gateway_enabled \
+                   FROM gateway_credentials c JOIN gateways g ON g.id = c.gateway_id WHERE c.id = $1";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(c)

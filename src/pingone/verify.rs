@@ -29,6 +29,8 @@ pub struct LiveGatewayCredential {
     pub organization_id: String,
     pub environment_id: String,
     pub gateway_id: String,
+    /// A disabled gateway's credentials (and their access tokens) verify nothing.
+    pub gateway_enabled: bool,
 }
 
 impl crate::kernel::Weigh for LiveGatewayCredential {
@@ -54,12 +56,13 @@ impl PingOne {
                     .store()
                     .conn()
                     .await?
-                    .gateway_credential_by_id(id)
+                    .live_gateway_credential(id)
                     .await?;
                 Ok(row.map(|r| LiveGatewayCredential {
                     organization_id: r.organization_id,
                     environment_id: r.environment_id,
                     gateway_id: r.gateway_id,
+                    gateway_enabled: r.gateway_enabled,
                 }))
             })
             .await
@@ -76,6 +79,17 @@ impl PingOne {
             if access.organization_id != issued.organization_id {
                 return Ok(Verification::invalid("bad_signature"));
             }
+            // An access token lives no longer than the credential it was exchanged for.
+            match self.live_credential(&access.sub).await? {
+                Some(live)
+                    if live.gateway_enabled
+                        && live.gateway_id == access.gateway_id
+                        && live.environment_id == access.environment_id => {}
+                Some(live) if !live.gateway_enabled => {
+                    return Ok(Verification::invalid("disabled"));
+                }
+                _ => return Ok(Verification::invalid("revoked")),
+            }
             return Ok(Verification::valid(
                 CredentialPrincipal::new("gateway_access_token", access.organization_id)
                     .with("environment_id", Some(access.environment_id))
@@ -89,6 +103,9 @@ impl PingOne {
         let Some(live) = self.live_credential(&claims.jti).await? else {
             return Ok(Verification::invalid("revoked"));
         };
+        if !live.gateway_enabled {
+            return Ok(Verification::invalid("disabled"));
+        }
         if live.organization_id != issued.organization_id
             || live.organization_id != claims.organization_id
             || live.gateway_id != claims.gateway_id

@@ -178,6 +178,7 @@ pub fn router(
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unusable_request_id))
         .layer(CatchPanicLayer::custom(ops::panic_response))
 }
 
@@ -204,6 +205,26 @@ async fn no_route(
         .find(|(prefixes, _)| prefixes.iter().any(|p| path.starts_with(p)))
         .map_or(render::<Native> as Render, |(_, render)| *render);
     render(error)
+}
+
+/// Longest client-chosen `X-Request-Id` kept (it goes into every audit event, which are
+/// never pruned).
+const MAX_REQUEST_ID: usize = 128;
+
+/// Drops a client's `X-Request-Id` unless it is 1 to 128 visible ASCII characters, so one is
+/// generated instead.
+async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
+    let usable = |v: &axum::http::HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(u8::is_ascii_graphic)
+    };
+    let headers = req.headers_mut();
+    if headers.get_all("x-request-id").iter().count() > 1
+        || headers.get("x-request-id").is_some_and(|v| !usable(v))
+    {
+        headers.remove("x-request-id");
+    }
+    next.run(req).await
 }
 
 /// Counts and times requests, labelled by route template (never by id, token or query).

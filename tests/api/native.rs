@@ -347,3 +347,38 @@ both_engines!(
     audit_log_records_and_verifies,
     audit_chain_detects_a_deleted_event
 );
+
+/// A client's `X-Request-Id` is kept only when it is 1 to 128 visible ASCII characters; any
+/// other is replaced by a generated one, in the response and in the audit log.
+async fn request_ids_are_bounded(app: TestApp) {
+    let (_, admin) = app.org_with("admin").await;
+    let create_team = async |request_id: &str| {
+        let res = app
+            .raw(reqwest::Method::POST, "/api/v1/teams")
+            .header("Authorization", &format!("Bearer {admin}"))
+            .header("X-Request-Id", request_id)
+            .json(&json!({ "name": format!("t{}", uuid::Uuid::new_v4().simple()) }))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        res.header("x-request-id").unwrap().to_owned()
+    };
+    let kept = "a".repeat(128);
+    assert_eq!(create_team(&kept).await, kept);
+    for bad in ["a".repeat(129), "has space".to_owned(), "x".repeat(70_000)] {
+        let answered = create_team(&bad).await;
+        assert_ne!(answered, bad);
+        assert!(uuid::Uuid::parse_str(&answered).is_ok(), "{answered}");
+    }
+    let (_, page) = app.get("/v1/audit_events", &admin).await;
+    let ids: Vec<&str> = page["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["request_id"].as_str())
+        .collect();
+    assert!(ids.contains(&kept.as_str()), "{ids:?}");
+    assert!(ids.iter().all(|id| id.len() <= 128), "{ids:?}");
+}
+
+one_engine!(request_ids_are_bounded);

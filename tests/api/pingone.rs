@@ -839,3 +839,71 @@ both_engines!(
     token_exchange,
     environments_and_gateways,
 );
+
+/// Access tokens live no longer than the credential they were exchanged for, and a disabled
+/// gateway's credentials and tokens verify nothing (here at once, on another node within a
+/// second) until it is enabled again.
+async fn access_tokens_follow_their_credential_and_gateway(app: TestApp) {
+    let (token, env, gw, _) = gateway(&app).await;
+    let pingone = app.pingone(&token);
+    let (_, created) = seed_post(&app, &token, &env, &gw).await;
+    let jwt = created["credential"].as_str().unwrap().to_owned();
+    let (_, body) = exchange(&app, &jwt, &env).await;
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let (b, _stop) = app.another_node().await;
+    for node in [&app.base, &b] {
+        assert_eq!(app.verify_at(node, &token, &access).await["valid"], true);
+    }
+    let set_enabled = async |enabled: bool| {
+        let (status, body) = pingone
+            .put(
+                &format!("/environments/{env}/gateways/{gw}"),
+                json!({"name": "LDAP West", "type": "LDAP", "enabled": enabled}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    };
+    let within_a_second = async |presented: &str, code: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1000);
+        loop {
+            let verdict = app.verify_at(&b, &token, presented).await;
+            if verdict["code"] == code {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other node answers {verdict}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    set_enabled(false).await;
+    for presented in [&jwt, &access] {
+        assert_eq!(app.verify(&token, presented).await["code"], "disabled");
+        within_a_second(presented, "disabled").await;
+    }
+    let (status, e) = exchange(&app, &jwt, &env).await;
+    assert_eq!(
+        (status, e),
+        (StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}))
+    );
+    set_enabled(true).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        app.verify(&token, &access).await["valid"],
+        true,
+        "enabled again"
+    );
+    // Deleting the credential ends its access tokens too.
+    let (status, _) = pingone
+        .delete(&format!(
+            "/environments/{env}/gateways/{gw}/credentials/{}",
+            created["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.verify(&token, &access).await["code"], "revoked");
+    within_a_second(&access, "revoked").await;
+}
+
+both_engines!(access_tokens_follow_their_credential_and_gateway);
