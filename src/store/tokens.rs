@@ -82,6 +82,16 @@ impl Tx {
         Ok(done > 0)
     }
 
+    /// Deletes the tokens bound to a team; their ids.
+    pub async fn delete_team_tokens(&mut self, org: &str, team: i64) -> Result<Vec<String>> {
+        let sql = "DELETE FROM management_tokens WHERE organization_id = $1 AND team_id = $2 RETURNING id";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .bind(team)
+            .fetch_all(c)
+            .await?))
+    }
+
     pub async fn count_server_tokens(&mut self) -> Result<i64> {
         let sql = "SELECT COUNT(*) FROM management_tokens WHERE organization_id IS NULL";
         Ok(on_conn!(self, |c| sqlx::query_scalar(sql)

@@ -488,13 +488,9 @@ impl Tines {
 
     // --- teams ---------------------------------------------------------------------------
 
+    /// Teams are made and removed by organization admins (not bound to a team).
     pub async fn create_team(&self, ctx: &Ctx, input: NewTeam) -> Result<TeamView> {
-        let org = ctx.principal.org_for_write()?;
-        if ctx.principal.team_id.is_some() {
-            return Err(CoreError::forbidden(
-                "a team-bound token cannot create teams",
-            ));
-        }
+        let org = ctx.principal.org_admin()?;
         let name = Name::parse(
             input
                 .name
@@ -549,21 +545,35 @@ impl Tines {
     }
 
     /// Deletes a team with its folders and credentials (and tokens bound to it).
+    /// Deletes a team with its folders, credentials and the tokens bound to it; each token
+    /// and credential gets its own audit event.
     pub async fn delete_team(&self, ctx: &Ctx, id: i64) -> Result<()> {
+        let org = ctx.principal.org_admin()?;
         self.kernel
             .write(async |tx| {
-                let team = self.writable_team(tx, ctx, id, None).await?;
-                if ctx.principal.team_id.is_some() {
-                    return Err(CoreError::forbidden(
-                        "a team-bound token cannot delete teams",
-                    ));
+                if tx.team(org, id).await?.is_none() {
+                    return Err(CoreError::NotFound {
+                        what: "team",
+                        field: None,
+                    });
                 }
-                tx.delete_team(&team.organization_id, id).await?;
-                audit::append(
-                    tx,
-                    Event::by(ctx, Some(&team.organization_id), "team.delete", "team", id),
-                )
-                .await?;
+                for token in tx.delete_team_tokens(org, id).await? {
+                    let event =
+                        Event::by(ctx, Some(org), "token.delete", "management_token", token);
+                    audit::append(tx, event).await?;
+                }
+                for credential in tx.delete_team_credentials(org, id).await? {
+                    let event = Event::by(
+                        ctx,
+                        Some(org),
+                        "user_credential.delete",
+                        "user_credential",
+                        credential,
+                    );
+                    audit::append(tx, event).await?;
+                }
+                tx.delete_team(org, id).await?;
+                audit::append(tx, Event::by(ctx, Some(org), "team.delete", "team", id)).await?;
                 Ok(())
             })
             .await?;

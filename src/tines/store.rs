@@ -152,6 +152,24 @@ impl Tx {
         })
     }
 
+    /// Deletes a team's user credentials (test credentials first); their ids.
+    pub async fn delete_team_credentials(&mut self, org: &str, team: i64) -> Result<Vec<i64>> {
+        let twins = "DELETE FROM user_credentials WHERE organization_id = $1 AND team_id = $2 \
+                     AND live_credential_id IS NOT NULL RETURNING id";
+        let live =
+            "DELETE FROM user_credentials WHERE organization_id = $1 AND team_id = $2 RETURNING id";
+        let mut ids: Vec<i64> = Vec::new();
+        for sql in [twins, live] {
+            let deleted: Vec<i64> = on_conn!(self, |c| sqlx::query_scalar(sql)
+                .bind(org)
+                .bind(team)
+                .fetch_all(c)
+                .await?);
+            ids.extend(deleted);
+        }
+        Ok(ids)
+    }
+
     pub async fn delete_team(&mut self, org: &str, id: i64) -> Result<bool> {
         let sql = "DELETE FROM teams WHERE organization_id = $1 AND id = $2";
         let done = on_conn!(self, |c| sqlx::query(sql)

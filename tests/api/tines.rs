@@ -1026,8 +1026,39 @@ async fn teams_and_folders(app: TestApp) {
     let bound = app.tines(&app.token(&org, "viewer", Some(team_id)).await);
     let (status, _) = bound.get("/user_credentials").await;
     assert_eq!(status, StatusCode::OK, "cached now");
+    // Only organization admins create and delete teams.
+    let editor = app.tines(&app.token(&org, "editor", None).await);
+    let (status, _) = editor.post("/teams", json!({ "name": "By editor" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = editor.delete(&format!("/teams/{team_id}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let bound_admin = app.tines(&app.token(&org, "admin", Some(team_id)).await);
+    let (status, _) = bound_admin.delete(&format!("/teams/{team_id}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = tines.delete(&format!("/teams/{team_id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // Each token and credential that went with it has its own audit event.
+    let (_, page) = app.get("/v1/audit_events", &token).await;
+    let actions: Vec<(String, String)> = page["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["target_id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let tokens_gone = actions.iter().filter(|(a, _)| a == "token.delete").count();
+    assert_eq!(
+        tokens_gone, 2,
+        "the bound viewer and admin tokens: {actions:?}"
+    );
+    assert!(
+        actions.contains(&("user_credential.delete".to_owned(), cred["id"].to_string())),
+        "{actions:?}"
+    );
     let (status, _) = bound.get("/user_credentials").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = tines
