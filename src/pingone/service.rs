@@ -133,6 +133,9 @@ impl PingOne {
         self.kernel
             .write(async |tx| {
                 let env = self.environment_of(tx, ctx, id).await?;
+                // Under the locks credential creation takes, so every credential the cascade
+                // removes is in the revocation.
+                tx.lock_environment_gateways(org, &env.id).await?;
                 let mut revoked = Vec::new();
                 for gateway in tx.gateways(org, &env.id).await? {
                     revoked.extend(
@@ -278,6 +281,7 @@ impl PingOne {
         self.kernel
             .write(async |tx| {
                 let gateway = self.gateway_of(tx, ctx, env_id, id).await?;
+                tx.lock_gateway(org, &gateway.id).await?;
                 let revoked: Vec<String> = tx
                     .gateway_credentials(org, &gateway.id)
                     .await?

@@ -173,6 +173,15 @@ impl Tx {
         Ok(done > 0)
     }
 
+    /// Locks every gateway of an environment (as credential creation under each does).
+    pub async fn lock_environment_gateways(&mut self, org: &str, env: &str) -> Result<()> {
+        let sql = "UPDATE gateways SET updated_at = updated_at WHERE organization_id = $1 AND environment_id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql).bind(org).bind(env).execute(c).await?;
+        });
+        Ok(())
+    }
+
     pub async fn delete_gateway(&mut self, org: &str, id: &str) -> Result<bool> {
         let sql = "DELETE FROM gateways WHERE organization_id = $1 AND id = $2";
         let done = on_conn!(self, |c| sqlx::query(sql)

@@ -339,6 +339,10 @@ impl Sunshine {
                         delete: true,
                     },
                 )?;
+                // Under the locks key creation takes, so every key the cascade removes is in
+                // the revocation (none can be created between this read and the delete).
+                tx.lock_app(org, id).await?;
+                tx.lock_app_integrations(org, id).await?;
                 let revoked = tx.key_ids_under(org, id, None).await?;
                 tx.delete_app(org, id).await?;
                 tx.revoke(&self.keys, revoked);
@@ -508,6 +512,7 @@ impl Sunshine {
                         write: true,
                     },
                 )?;
+                tx.lock_integration(org, id).await?;
                 let revoked = tx.key_ids_under(org, app, Some(id)).await?;
                 tx.delete_integration(org, id).await?;
                 tx.revoke(&self.keys, revoked);

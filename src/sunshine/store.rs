@@ -160,6 +160,16 @@ impl Tx {
         Ok(())
     }
 
+    /// Locks an app's integrations (as key creation under each does): taken before a delete
+    /// collects the ids it revokes, so no key can be created under it meanwhile.
+    pub async fn lock_app_integrations(&mut self, org: &str, app: &str) -> Result<()> {
+        let sql = "UPDATE sunshine_integrations SET updated_at = updated_at WHERE organization_id = $1 AND app_id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql).bind(org).bind(app).execute(c).await?;
+        });
+        Ok(())
+    }
+
     pub async fn delete_app(&mut self, org: &str, id: &str) -> Result<bool> {
         let sql = "DELETE FROM sunshine_apps WHERE organization_id = $1 AND id = $2";
         let done = on_conn!(self, |c| sqlx::query(sql)

@@ -174,3 +174,58 @@ both_engines!(
     write_transactions_revoke_here_and_there,
     one_active_signing_key_per_organization_and_algorithm,
 );
+
+/// A cascade delete racing a create under it: a key inserted (and committed) while an app's
+/// delete is under way is in the revocation feed, because the delete collects the ids it
+/// revokes under the lock that key creation takes.
+async fn a_cascade_revokes_what_a_racing_create_added(app: TestApp) {
+    use serde_json::json;
+    let (org, token) = app.org_with("admin").await;
+    let (status, created) = app
+        .post("/v1/account_keys", &token, json!({ "displayName": "ops" }))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+    let key = &created["key"];
+    let sunshine = app.sunshine_basic(key["id"].as_str().unwrap(), key["secret"].as_str().unwrap());
+    let (_, made) = sunshine
+        .post("/apps", json!({ "displayName": "racing" }))
+        .await;
+    let app_id = made["app"]["id"].as_str().unwrap().to_owned();
+
+    // A key creation under the app, holding its lock, not yet committed…
+    let mut creating = app.latchkey.store().write().await.unwrap();
+    creating.lock_app(&org, &app_id).await.unwrap();
+    let late = format!(
+        "app_{}",
+        uuid::Uuid::new_v4().simple().to_string().get(..24).unwrap()
+    );
+    let row = latchkey::sunshine::store::KeyRow {
+        id: late.clone(),
+        organization_id: org.clone(),
+        scope: "app".to_owned(),
+        app_id: Some(app_id.clone()),
+        integration_id: None,
+        display_name: "late".to_owned(),
+        secret: vec![0; 32],
+        created_at: 0,
+    };
+    creating.insert_key(&row).await.unwrap();
+    // …while the app is deleted.
+    let deleting = {
+        let sunshine = sunshine.clone();
+        let path = format!("/apps/{app_id}");
+        tokio::spawn(async move { sunshine.delete(&path).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    creating.commit().await.unwrap();
+    let (status, body) = deleting.await.unwrap();
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let revoked = app
+        .query_i64(&format!(
+            "SELECT COUNT(*) FROM revocations WHERE kind = 'api_key' AND id = '{late}'"
+        ))
+        .await;
+    assert_eq!(revoked, 1, "the key the cascade removed is in the feed");
+}
+
+both_engines!(a_cascade_revokes_what_a_racing_create_added);
