@@ -120,6 +120,21 @@ impl DatabaseUrl {
                     if parsed.password().is_some() {
                         let _ = parsed.set_password(Some("redacted"));
                     }
+                    // libpq also takes the password as a query parameter.
+                    if parsed.query_pairs().any(|(k, _)| k == "password") {
+                        let kept: Vec<(String, String)> = parsed
+                            .query_pairs()
+                            .map(|(k, v)| {
+                                let v = if k == "password" {
+                                    "redacted".into()
+                                } else {
+                                    v
+                                };
+                                (k.into_owned(), v.into_owned())
+                            })
+                            .collect();
+                        parsed.query_pairs_mut().clear().extend_pairs(kept);
+                    }
                     parsed.to_string()
                 }
                 Err(_) => "postgres://[unparseable]".to_owned(),
@@ -318,6 +333,20 @@ fn parse_database_url(v: &str) -> Result<DatabaseUrl, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_passwords_are_redacted_wherever_they_are() {
+        for url in [
+            "postgres://app:hunter2@db/latchkey",
+            "postgres://app@db/latchkey?sslmode=require&password=hunter2",
+        ] {
+            let shown = DatabaseUrl::Postgres(url.to_owned()).redacted();
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
+        let plain = DatabaseUrl::Postgres("postgres://app@db/latchkey?sslmode=require".into());
+        assert!(plain.redacted().contains("sslmode=require"));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

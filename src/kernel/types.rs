@@ -105,6 +105,35 @@ pub(crate) use wire_enum;
 
 const MAX_NAME_CHARS: usize = 255;
 
+/// Unicode's format characters (general category Cf): invisible, and the bidi overrides
+/// among them can make a name read differently from what it is.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
 /// A credential's display name: trimmed, 1..=255 characters, no control
 /// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -127,6 +156,12 @@ impl Name {
             return Err(DomainError::new(
                 "name",
                 "name must not contain control characters",
+            ));
+        }
+        if trimmed.chars().any(is_format_char) {
+            return Err(DomainError::new(
+                "name",
+                "name must not contain invisible formatting characters (bidi overrides, zero-width characters)",
             ));
         }
         Ok(Name(trimmed.to_owned()))
@@ -214,11 +249,25 @@ mod tests {
                 .count(),
             255
         );
-        for bad in ["", "   ", "a\nb", "tab\there", "nul\0"] {
+        for bad in [
+            "",
+            "   ",
+            "a\nb",
+            "tab\there",
+            "nul\0",
+            "admin\u{202E}txt.exe",
+            "zero\u{200B}width",
+            "bom\u{FEFF}",
+            "tag\u{E0041}",
+        ] {
             let err = Name::parse(bad).unwrap_err();
             assert_eq!(err.field, "name");
         }
         assert!(Name::parse(&"x".repeat(256)).is_err());
+        assert!(
+            Name::parse("Ünïcödé 名前 🔑").is_ok(),
+            "visible characters are fine"
+        );
     }
 
     #[test]
