@@ -336,6 +336,17 @@ impl CommerceLayer {
                 "login_verifier is unknown, used or expired",
             ));
         };
+        // The client as it is now: a code goes nowhere its redirect URI no longer is.
+        let client = {
+            let mut conn = self.kernel.store().conn().await?;
+            conn.cl_credential(&row.organization_id, &row.api_credential_id)
+                .await?
+        };
+        if client.and_then(|c| c.redirect_uri).as_deref() != Some(row.redirect_uri.as_str()) {
+            return Err(invalid_request(
+                "the client or its redirect_uri changed during the login",
+            ));
+        }
         let code = random()?;
         row.code_hash = Some(self.kernel.hash_secret(&code).to_vec());
         row.verifier_hash = None;
@@ -411,8 +422,10 @@ pub struct RedirectTo {
     redirect_to: String,
 }
 
-/// A login request as it travels in its challenge, sealed (AES-GCM under the keyring), so
-/// nothing is stored before the platform answers it.
+/// A login request as it travels in its challenge, so nothing is stored before the platform
+/// answers it: base64url JSON and an HMAC of it under the server pepper, domain-separated
+/// (`cl-login-challenge:`). Signed, not encrypted: nothing in it is secret, and no key that
+/// protects data at rest is spent on anonymous requests.
 #[derive(Serialize, Deserialize)]
 struct LoginChallenge {
     /// The api credential (a webapp).
@@ -427,23 +440,20 @@ struct LoginChallenge {
     nonce: String,
 }
 
-/// Longest challenge accepted (a sealed request is well under this).
+/// Longest challenge accepted (a signed request is well under this).
 const MAX_CHALLENGE: usize = 8192;
-
-fn challenge_aad() -> crate::crypto::Aad<'static> {
-    crate::crypto::Aad {
-        table: "cl_authorizations",
-        row_id: "login_challenge",
-        column: "challenge",
-    }
-}
+/// What the challenge's MAC covers, besides the payload.
+const CHALLENGE_DOMAIN: &str = "cl-login-challenge:";
 
 impl CommerceLayer {
     fn seal_challenge(&self, request: &LoginChallenge) -> Result<String, ApiError> {
-        use base64::Engine as _;
+        use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
         let json = serde_json::to_vec(request).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let sealed = self.kernel.keyring().seal(&challenge_aad(), &json)?;
-        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+        let payload = URL_SAFE_NO_PAD.encode(json);
+        let tag = self
+            .kernel
+            .hash_secret(&format!("{CHALLENGE_DOMAIN}{payload}"));
+        Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag)))
     }
 
     /// The login request a challenge carries, if it is genuine, unexpired and of the
@@ -460,15 +470,17 @@ impl CommerceLayer {
         if challenge.len() > MAX_CHALLENGE {
             return Err(gone());
         }
-        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(challenge)
-            .map_err(|_| gone())?;
-        let opened = self
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (payload, tag) = challenge.split_once('.').ok_or_else(gone)?;
+        let tag = engine.decode(tag).map_err(|_| gone())?;
+        if !self
             .kernel
-            .keyring()
-            .open(&challenge_aad(), &sealed)
-            .map_err(|_| gone())?;
-        let request: LoginChallenge = serde_json::from_slice(&opened).map_err(|_| gone())?;
+            .secret_matches(&format!("{CHALLENGE_DOMAIN}{payload}"), &tag)
+        {
+            return Err(gone());
+        }
+        let json = engine.decode(payload).map_err(|_| gone())?;
+        let request: LoginChallenge = serde_json::from_slice(&json).map_err(|_| gone())?;
         if request.organization != org || request.expires_at <= now_ms() {
             return Err(gone());
         }

@@ -210,6 +210,17 @@ pub fn version_object(r: &VersionRow) -> Object {
     }
 }
 
+/// What the change history compares of an object: its attributes and the ids of its to-one
+/// relationships (`role_id`, …), so a role change is recorded like a name change.
+pub fn comparable(o: &Object) -> Map<String, Value> {
+    let mut map = o.attributes.clone();
+    for rel in &o.to_one {
+        let id = rel.related.as_ref().map(|(_, id)| id.clone());
+        map.insert(format!("{}_id", rel.name), json!(id));
+    }
+    map
+}
+
 /// What changed between two attribute maps, as `{attribute: [old, new]}`: timestamps and
 /// secrets are never part of it.
 pub fn changes(

@@ -14,7 +14,7 @@ use super::{
     model::*,
     objects,
     query::ListQuery,
-    store::{ApiCredentialRow, ClOrganizationRow, PermissionRow, RoleRow, VersionRow},
+    store::{ApiCredentialRow, ClOrganizationRow, Locked, PermissionRow, RoleRow, VersionRow},
 };
 use crate::{
     crypto::secret::random_base62,
@@ -351,6 +351,7 @@ impl CommerceLayer {
         let row = self
             .kernel
             .write(async |tx| {
+                tx.lock_cl_row(Locked::ApiCredential, org, id).await?;
                 let Some(mut row) = tx.cl_credential(org, id).await? else {
                     return Err(CoreError::not_found("api credential"));
                 };
@@ -494,6 +495,7 @@ impl CommerceLayer {
         let row = self
             .kernel
             .write(async |tx| {
+                tx.lock_cl_row(Locked::Role, org, id).await?;
                 let Some(mut row) = tx.cl_role(org, id).await? else {
                     return Err(CoreError::not_found("role"));
                 };
@@ -599,7 +601,11 @@ pub(super) async fn record_version(
     let Some(object) = after.or(before) else {
         return Ok(());
     };
-    let changes = objects::changes(before.map(|o| &o.attributes), after.map(|o| &o.attributes));
+    let (before, after) = (
+        before.map(objects::comparable),
+        after.map(objects::comparable),
+    );
+    let changes = objects::changes(before.as_ref(), after.as_ref());
     if event == "update" && changes.is_empty() {
         return Ok(());
     }
@@ -765,6 +771,7 @@ impl CommerceLayer {
         let row = self
             .kernel
             .write(async |tx| {
+                tx.lock_cl_row(Locked::Permission, org, id).await?;
                 let Some(mut row) = tx.cl_permission(org, id).await? else {
                     return Err(CoreError::not_found("permission"));
                 };
@@ -816,6 +823,42 @@ const ORGANIZATION_URLS: &[&str] = &["logo_url", "favicon_url"];
 const ORGANIZATION_COLORS: &[&str] = &["primary_color", "contrast_color"];
 const REGIONS: &[&str] = &["eu-west-1", "us-east-1"];
 
+/// The shape of an organization's text attributes: pages of hosted apps put them in
+/// HTML and scripts, so each keeps to its own characters.
+fn check_organization_text(name: &str, value: &str) -> Result<()> {
+    let ok = match name {
+        "gtm_id" | "gtm_id_test" => value.strip_prefix("GTM-").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        }),
+        "support_email" => {
+            value.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.contains('@')
+            }) && value.bytes().all(|b| {
+                b.is_ascii_graphic()
+                    && !matches!(b, b'<' | b'>' | b'"' | b'\'' | b'(' | b')' | b'\\')
+            })
+        }
+        "support_phone" => value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b' ' | b'-' | b'(' | b')' | b'.')),
+        _ => !value.chars().any(char::is_control),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let what = match name {
+            "gtm_id" | "gtm_id_test" => "must be a Google Tag Manager id such as GTM-ABC123",
+            "support_email" => "must be an email address",
+            "support_phone" => "must be a phone number (digits, spaces, + - ( ) .)",
+            _ => "must not contain control characters",
+        };
+        Err(invalid(name, what))
+    }
+}
+
 fn organization_attributes(region_allowed: bool) -> Vec<&'static str> {
     let mut names = vec![
         "name",
@@ -848,17 +891,27 @@ fn merge_organization(
         .iter()
         .chain(["reference", "reference_origin"].iter())
     {
-        put(
-            name,
-            text(input, name, MAX_REFERENCE_CHARS)?.map(|v| v.map(Value::String)),
-        );
+        let value = text(input, name, MAX_REFERENCE_CHARS)?;
+        if let Some(Some(v)) = &value {
+            check_organization_text(name, v)?;
+        }
+        put(name, value.map(|v| v.map(Value::String)));
     }
     for name in ORGANIZATION_URLS {
         let value = text(input, name, MAX_URI_CHARS)?;
-        if let Some(Some(url)) = &value {
-            crate::kernel::types::HttpUrl::parse(url, "url")
-                .map_err(|_| invalid(*name, "must be an http or https URL"))?;
-        }
+        // Stored as the URL parser normalises it (trimmed, no tabs or newlines).
+        let value = match value {
+            Some(Some(raw)) => {
+                let url = url::Url::parse(raw.trim())
+                    .ok()
+                    .filter(|u| {
+                        matches!(u.scheme(), "http" | "https") && !raw.chars().any(char::is_control)
+                    })
+                    .ok_or_else(|| invalid(*name, "must be an http or https URL"))?;
+                Some(Some(String::from(url)))
+            }
+            other => other,
+        };
         put(name, value.map(|v| v.map(Value::String)));
     }
     for name in ORGANIZATION_COLORS {
@@ -909,6 +962,11 @@ impl CommerceLayer {
         ctx: &Ctx,
         input: &ResourceInput,
     ) -> Result<ClOrganizationRow> {
+        if !ctx.principal.is_server_admin() {
+            return Err(
+                CoreError::forbidden("only a server-admin token can create organizations").into(),
+            );
+        }
         input.expect("organizations", None)?;
         input.allow_only(&organization_attributes(true), &[])?;
         let name = match input.attribute::<String>("name", "a string")? {
@@ -952,9 +1010,16 @@ impl CommerceLayer {
             Some(None) => return Err(invalid("name", "can't be blank")),
             Some(Some(n)) => Some(Name::parse(&n)?.as_str().to_owned()),
         };
+        if name
+            .as_deref()
+            .is_some_and(|n| !n.chars().any(char::is_alphanumeric))
+        {
+            return Err(invalid("name", "must contain at least one letter or digit"));
+        }
         self.kernel
             .write(async |tx| {
-                let Some(_) = tx.organization(id).await? else {
+                // Locked first, so concurrent updates of its attributes do not lose each other.
+                if !tx.lock_organization(id).await? {
                     return Err(CoreError::not_found("organization"));
                 };
                 let stored = tx.cl_organization_attributes(id).await?;

@@ -226,6 +226,26 @@ const IN_ORG: &str = "organization_id = $1";
 const CREDENTIALS_IN_ORG: &str = "organization_id = $1 AND kind <> 'user'";
 
 impl Tx {
+    /// Locks a row until the transaction ends, so concurrent read-modify-writes of it (on
+    /// PostgreSQL; SQLite's write transactions are exclusive anyway) do not lose updates.
+    pub async fn lock_cl_row(&mut self, table: Locked, org: &str, id: &str) -> Result<()> {
+        let sql = match table {
+            Locked::ApiCredential => {
+                "UPDATE cl_api_credentials SET updated_at = updated_at WHERE organization_id = $1 AND id = $2"
+            }
+            Locked::Role => {
+                "UPDATE cl_roles SET updated_at = updated_at WHERE organization_id = $1 AND id = $2"
+            }
+            Locked::Permission => {
+                "UPDATE cl_permissions SET updated_at = updated_at WHERE organization_id = $1 AND id = $2"
+            }
+        };
+        on_conn!(self, |c| {
+            sqlx::query(sql).bind(org).bind(id).execute(c).await?;
+        });
+        Ok(())
+    }
+
     // --- organizations -----------------------------------------------------------------------
 
     /// Organizations as the Provisioning API lists them (with their attributes): all, or
@@ -860,6 +880,14 @@ impl Tx {
             .rows_affected());
         Ok(done > 0)
     }
+}
+
+/// A table whose rows are read, changed and written back in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum Locked {
+    ApiCredential,
+    Role,
+    Permission,
 }
 
 /// Which secret names an authorization.

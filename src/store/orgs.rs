@@ -25,6 +25,18 @@ impl Tx {
         Ok(())
     }
 
+    /// Locks an organization's row until the transaction ends (for a read-modify-write of
+    /// what a family keeps of it); false if there is no such organization.
+    pub async fn lock_organization(&mut self, id: &str) -> Result<bool> {
+        let sql = "UPDATE organizations SET name = name WHERE id = $1";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
     /// Sets an organization's name; false if there is no such organization.
     pub async fn rename_organization(&mut self, id: &str, name: &str) -> Result<bool> {
         let sql = "UPDATE organizations SET name = $2 WHERE id = $1";

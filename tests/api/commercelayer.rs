@@ -616,6 +616,15 @@ async fn updates_keep_immutable_fields(app: TestApp) {
     let (_, role) = cl.get(&format!("{path}/role")).await;
     assert_eq!(role["data"]["id"], read_only.as_str(), "{role}");
     assert_eq!(role["data"]["attributes"]["kind"], "read_only");
+    // The history records the role change like any other.
+    let (_, history) = cl
+        .get(&format!("{path}/versions?filter[q][event_eq]=update"))
+        .await;
+    assert_eq!(
+        history["data"][0]["attributes"]["changes"]["role_id"],
+        json!([admin_role, read_only]),
+        "{history}"
+    );
 
     for attribute in ["kind", "mode", "custom", "client_id", "confidential"] {
         let (status, e) = cl.patch(&path, patch(json!({ attribute: "x" }))).await;
@@ -1967,6 +1976,41 @@ async fn login_challenges_are_sealed_and_answered_once(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+    // A redirect URI changed during the login: the browser is not sent to the old one.
+    let res = browser
+        .get(url_with(
+            &app.base,
+            "/oauth/authorize",
+            &[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("state", "s"),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (_, q) = location_query(&res);
+    let (_, accepted) = app
+        .put(
+            &format!("/v1/oauth/login_requests/{}/accept", q["login_challenge"]),
+            &admin,
+            json!({ "subject": "u" }),
+        )
+        .await;
+    let (status, _) = cl
+        .patch(&format!("/api_credentials/{web}"), json!({ "data": { "type": "api_credentials", "id": web, "attributes": { "redirect_uri": "https://app.example.com/moved" } } }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let res = browser
+        .get(accepted["redirect_to"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().get("location").is_none());
+    cl.patch(&format!("/api_credentials/{web}"), json!({ "data": { "type": "api_credentials", "id": web, "attributes": { "redirect_uri": REDIRECT } } }))
+        .await;
     // A code whose client's redirect URI changed since is refused.
     let code = authorization_code_for(&app, &admin, &client_id, None).await;
     let (status, _) = cl
@@ -2528,6 +2572,48 @@ async fn permissions_versions_and_organizations(app: TestApp) {
         "VALIDATION_ERROR",
         Some("/data/attributes/region"),
     );
+    // Attributes hosted apps put into pages keep to their own characters; URLs are stored
+    // normalised; a viewer is refused before its body is read; a rename keeps a letter.
+    for (attributes, pointer) in [
+        (
+            json!({ "support_email": "<img src=x onerror=alert(1)>" }),
+            "/data/attributes/support_email",
+        ),
+        (
+            json!({ "gtm_id": "');alert(1);//" }),
+            "/data/attributes/gtm_id",
+        ),
+        (
+            json!({ "support_phone": "call me" }),
+            "/data/attributes/support_phone",
+        ),
+        (
+            json!({ "favicon_url": "ht\ttps://x.example/" }),
+            "/data/attributes/favicon_url",
+        ),
+        (json!({ "name": "!!!" }), "/data/attributes/name"),
+    ] {
+        let (status, e) = blue_cl
+            .patch(&format!("/organizations/{blue}"), patch(attributes))
+            .await;
+        assert_error(
+            status,
+            &e,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+            Some(pointer),
+        );
+    }
+    let (status, ok) = blue_cl
+        .patch(&format!("/organizations/{blue}"), patch(json!({ "logo_url": "  https://blue.example/logo.png", "gtm_id": "GTM-AB12", "support_phone": "+1 (555) 010-0000" })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    assert_eq!(
+        ok["data"]["attributes"]["logo_url"],
+        "https://blue.example/logo.png"
+    );
+    let (status, e) = blue_viewer.post("/organizations", json!({ "data": { "type": "organizations", "attributes": { "name": "X", "primary_color": "nope" } } })).await;
+    assert_error(status, &e, StatusCode::FORBIDDEN, "FORBIDDEN", None);
     let (_, listed) = server
         .get("/organizations?filter[q][slug_eq]=blue-brand")
         .await;
