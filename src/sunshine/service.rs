@@ -185,12 +185,66 @@ fn webhook(value: &Value) -> Result<Value> {
     }))
 }
 
-/// Whether a channel setting's name says it holds a secret (tokens, keys, passwords).
-fn is_secret_field(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["secret", "token", "password", "key", "credential"]
-        .iter()
-        .any(|s| name.contains(s))
+/// The channel settings a type shows on reads: ids, names, flags and look. Every other
+/// field — tokens, keys, certificates, anything unknown, and any nested object or list — is
+/// sealed and never shown, so a secret under an unexpected name cannot leak.
+fn public_settings(kind: &str) -> &'static [&'static str] {
+    const COMMON: &[&str] = &["canUserCreateMoreConversations", "defaultResponderId"];
+    match kind {
+        "android" => &["senderId", "projectId", "canUserCreateMoreConversations"],
+        "apple" => &["businessId", "mspId"],
+        "instagram" => &["appId", "businessName", "businessId", "username", "pageId"],
+        "ios" => &[
+            "production",
+            "autoUpdateBadge",
+            "canUserCreateMoreConversations",
+        ],
+        "line" => &["channelId", "serviceCode"],
+        "mailgun" => &[
+            "domain",
+            "incomingAddress",
+            "fromAddress",
+            "hideUnsubscribeLink",
+        ],
+        "messagebird" => &["originator"],
+        "messenger" => &["appId", "pageId", "pageName"],
+        "telegram" => &["username"],
+        "twilio" => &["accountSid", "phoneNumberSid", "phoneNumber"],
+        "twitter" => &["tier", "userId", "username"],
+        "viber" => &["uri"],
+        "web" => &[
+            "brandColor",
+            "fixedIntroPane",
+            "conversationColor",
+            "actionColor",
+            "displayStyle",
+            "buttonIconUrl",
+            "buttonWidth",
+            "buttonHeight",
+            "integrationOrder",
+            "businessName",
+            "businessIconUrl",
+            "backgroundImageUrl",
+            "canUserSeeConversationList",
+            "canUserCreateMoreConversations",
+        ],
+        "whatsapp" => &[
+            "deploymentId",
+            "hsmFallbackLanguage",
+            "accountId",
+            "phoneNumber",
+        ],
+        _ => COMMON,
+    }
+}
+
+/// Whether a channel setting is shown on reads: on its type's list, and a plain value.
+fn is_public_setting(kind: &str, name: &str, value: &Value) -> bool {
+    public_settings(kind).contains(&name)
+        && matches!(
+            value,
+            Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null
+        )
 }
 
 /// A 24-hex-digit id whose first 8 digits are the creation time in seconds, so ids sort in
@@ -404,10 +458,10 @@ impl Sunshine {
             }
         } else {
             for (name, value) in body {
-                if is_secret_field(&name) {
-                    sealed.insert(name, value);
-                } else {
+                if is_public_setting(&kind, &name, &value) {
                     shown.insert(name, value);
+                } else {
+                    sealed.insert(name, value);
                 }
             }
         }

@@ -603,6 +603,34 @@ async fn apps_integrations_and_pagination(app: TestApp) {
         "123:telegram-bot-token",
         "the database",
     );
+    // Only a type's public settings are shown; everything else is sealed, whatever its
+    // name or shape (the iOS certificate, nested objects, unknown fields).
+    let (status, ios) = auth
+        .post(
+            &ints,
+            json!({"type": "ios", "certificate": "MIIB-ios-cert-bytes", "password": "p12-pass",
+                   "production": true, "extra": {"deep": "nested-secret"}, "apnsTopic": "unknown-field"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ios}");
+    assert_eq!(ios["integration"]["production"], true, "{ios}");
+    let db = app.raw_database().await;
+    for secret in [
+        "MIIB-ios-cert-bytes",
+        "p12-pass",
+        "nested-secret",
+        "unknown-field",
+    ] {
+        assert_absent(&ios.to_string(), secret, "the response");
+        assert_absent(&db, secret, "the database");
+    }
+    let (status, _) = auth
+        .delete(&format!(
+            "{ints}/{}",
+            ios["integration"]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let (_, all) = auth.get(&ints).await;
     assert_eq!(all["integrations"].as_array().unwrap().len(), 2);
     let (_, only) = auth
