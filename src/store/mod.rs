@@ -103,7 +103,10 @@ impl From<sqlx::Error> for StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl Store {
-    /// Opens (creating if needed) an SQLite file in WAL mode with foreign keys on.
+    /// Opens (creating if needed) an SQLite file in WAL mode with foreign keys on, and
+    /// `synchronous=FULL`: every commit is on disk before it is acknowledged, so an
+    /// acknowledged write (a revocation above all) survives a power loss, not only a crash of
+    /// the process (WAL with `NORMAL` may lose the last commits on power loss).
     pub async fn sqlite(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
@@ -112,7 +115,7 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
