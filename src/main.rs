@@ -127,33 +127,28 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         }
         Command::Audit {
             command: AuditCommand::Verify,
-        } => {
-            match latchkey::kernel::audit::verify(latchkey.store())
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Verification::Intact { chains, events } => {
-                    println!("audit log intact: {events} events in {chains} chains");
-                }
-                Verification::Broken {
-                    chain,
-                    seq,
-                    event_id,
-                    reason,
-                } => {
-                    let chain = if chain.is_empty() {
-                        "server".to_owned()
-                    } else {
-                        format!("organization {chain}")
-                    };
-                    let event = event_id
-                        .map(|id| format!(" (event {id})"))
-                        .unwrap_or_default();
-                    println!("audit log BROKEN in {chain} at sequence {seq}{event}: {reason}");
-                    return Ok(ExitCode::FAILURE);
-                }
+        } => match latchkey.verify_audit().await.map_err(|e| e.to_string())? {
+            Verification::Intact { chains, events } => {
+                println!("audit log intact: {events} events in {chains} chains");
             }
-        }
+            Verification::Broken {
+                chain,
+                seq,
+                event_id,
+                reason,
+            } => {
+                let chain = if chain.is_empty() {
+                    "server".to_owned()
+                } else {
+                    format!("organization {chain}")
+                };
+                let event = event_id
+                    .map(|id| format!(" (event {id})"))
+                    .unwrap_or_default();
+                println!("audit log BROKEN in {chain} at sequence {seq}{event}: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,9 @@ pub mod pem;
 pub mod secret;
 
 pub use keyring::{Aad, CryptoError, DataKey, KeyError, Keyring, MasterKey};
-pub use secret::{Pepper, TOKEN_PREFIX, generate_management_token, looks_like_management_token};
+pub use secret::{
+    AuditKey, Pepper, TOKEN_PREFIX, generate_management_token, looks_like_management_token,
+};
 
 /// SHA-256 of `bytes` as lowercase hex (the audit log's chain hashes).
 pub fn sha256_hex(bytes: &[u8]) -> String {

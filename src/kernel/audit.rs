@@ -4,8 +4,12 @@
 
 use serde::Serialize;
 
+use super::tx::WriteTx;
 use super::{Ctx, Kernel, RequestMeta, Result, iso8601, now_ms};
-use crate::store::{AuditFilter, AuditRow, Store, StoreError, Tx};
+use crate::{
+    crypto::AuditKey,
+    store::{AuditFilter, AuditRow, Store, StoreError},
+};
 
 /// The chain of events that belong to no organization (e.g. an unknown token was presented).
 pub const SERVER_CHAIN: &str = "";
@@ -28,6 +32,13 @@ pub struct Event<'a> {
     pub request_id: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub external_id: Option<&'a str>,
+}
+
+impl Kernel {
+    /// Checks every audit chain (`latchkey audit verify`).
+    pub async fn verify_audit(&self) -> Result<Verification> {
+        Ok(verify(self.store(), &self.inner.audit_key).await?)
+    }
 }
 
 impl<'a> Event<'a> {
@@ -68,7 +79,8 @@ impl<'a> Event<'a> {
 }
 
 /// Appends `event` to its organization's chain inside `tx`.
-pub async fn append(tx: &mut Tx, event: Event<'_>) -> Result<(), StoreError> {
+pub async fn append(tx: &mut WriteTx, event: Event<'_>) -> Result<(), StoreError> {
+    let key = tx.audit_key.clone();
     let chain = event.organization_id.unwrap_or(SERVER_CHAIN).to_owned();
     let (seq, prev_hash) = tx.audit_advance(&chain).await?;
     let mut row = AuditRow {
@@ -92,14 +104,22 @@ pub async fn append(tx: &mut Tx, event: Event<'_>) -> Result<(), StoreError> {
         prev_hash,
         hash: String::new(),
     };
-    row.hash = hash(&row);
+    row.hash = keyed_hash(&key, &row);
     tx.audit_append(&row).await
 }
 
-/// SHA-256 over an unambiguous encoding (a JSON array) of every field but the hash itself.
-/// Fields added after the first release join the array only when set, so events written
-/// before them keep verifying.
-fn hash(row: &AuditRow) -> String {
+/// Marks a hash made with the audit key (events written before it have plain SHA-256).
+const KEYED: &str = "k1:";
+
+/// HMAC-SHA256 under the audit key over the same encoding as [`hash`].
+fn keyed_hash(key: &AuditKey, row: &AuditRow) -> String {
+    format!("{KEYED}{}", key.mac_hex(encoding(row).as_bytes()))
+}
+
+/// An unambiguous encoding (a JSON array) of every field but the hash itself. Fields added
+/// after the first release join the array only when set, so events written before them keep
+/// verifying.
+fn encoding(row: &AuditRow) -> String {
     let mut fields = serde_json::json!([
         row.id,
         row.chain,
@@ -118,7 +138,12 @@ fn hash(row: &AuditRow) -> String {
     if let (Some(external_id), Some(array)) = (&row.external_id, fields.as_array_mut()) {
         array.push(serde_json::json!({ "external_id": external_id }));
     }
-    crate::crypto::sha256_hex(fields.to_string().as_bytes())
+    fields.to_string()
+}
+
+/// Plain SHA-256 of the encoding: how events were chained before the chain was keyed.
+fn legacy_hash(row: &AuditRow) -> String {
+    crate::crypto::sha256_hex(encoding(row).as_bytes())
 }
 
 /// An event as the API shows it.
@@ -223,15 +248,19 @@ pub enum Verification {
     },
 }
 
-/// Re-computes every hash and link, chain by chain, and names the first broken link.
-pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
+/// Re-computes every hash and link, chain by chain, in one consistent snapshot (events being
+/// appended meanwhile are not half-seen), and names the first broken link. Hashes are keyed
+/// (HMAC under the audit key, sealed by the master key); a chain may start with plain
+/// SHA-256 events written before the key existed, but never returns to them.
+async fn verify(store: &Store, key: &AuditKey) -> Result<Verification, StoreError> {
     const PAGE: i64 = 1000;
-    let mut tx = store.read().await?;
+    let mut tx = store.snapshot().await?;
     let chains = tx.audit_chains().await?;
     let mut events = 0u64;
     for (chain, last_seq, head) in &chains {
         let mut expected_prev = String::new();
         let mut expected_seq = 1;
+        let mut keyed_seen = false;
         loop {
             let page = tx.audit_chain_page(chain, expected_seq, PAGE).await?;
             let done = (page.len() as i64) < PAGE;
@@ -248,7 +277,15 @@ pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
                 if row.prev_hash != expected_prev {
                     return Ok(broken("prev_hash does not match the previous event"));
                 }
-                if hash(&row) != row.hash {
+                let expected = if row.hash.starts_with(KEYED) {
+                    keyed_seen = true;
+                    keyed_hash(key, &row)
+                } else if keyed_seen {
+                    return Ok(broken("an unkeyed event follows keyed ones"));
+                } else {
+                    legacy_hash(&row)
+                };
+                if !crate::crypto::secrets_equal(expected.as_bytes(), row.hash.as_bytes()) {
                     return Ok(broken("the event was modified after it was written"));
                 }
                 expected_prev = row.hash;

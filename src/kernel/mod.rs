@@ -60,6 +60,7 @@ struct Inner {
     store: Store,
     keyring: Keyring,
     pepper: Pepper,
+    audit_key: Arc<crate::crypto::AuditKey>,
     feed: feed::Feed,
     issuer: issuer::Issuer,
     tokens: tokens::TokenCache,
@@ -69,6 +70,7 @@ struct Inner {
 }
 
 const PEPPER_KEY: &str = "token_pepper";
+const AUDIT_KEY: &str = "audit_chain_key";
 
 impl Kernel {
     /// Migrates the store, then unwraps the data keys with `master` (creating the first data
@@ -107,6 +109,20 @@ impl Kernel {
                 pepper
             }
         };
+        let aad = Aad {
+            table: "meta",
+            row_id: AUDIT_KEY,
+            column: "value",
+        };
+        let audit_key = match tx.meta_get(AUDIT_KEY).await? {
+            Some(sealed) => crate::crypto::AuditKey::from_bytes(&keyring.open(&aad, &sealed)?)?,
+            None => {
+                let key = crate::crypto::AuditKey::generate()?;
+                tx.meta_put(AUDIT_KEY, &keyring.seal(&aad, key.as_bytes())?)
+                    .await?;
+                key
+            }
+        };
         tx.commit().await?;
         crate::crypto::jwt::install_provider();
         Ok(Self {
@@ -114,6 +130,7 @@ impl Kernel {
                 store,
                 keyring,
                 pepper,
+                audit_key: Arc::new(audit_key),
                 feed: feed::Feed::default(),
                 org_hooks: std::sync::RwLock::default(),
                 issuer: issuer::Issuer::default(),

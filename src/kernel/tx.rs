@@ -14,6 +14,8 @@ use crate::store::Tx;
 pub struct WriteTx {
     tx: Tx,
     changes: Vec<(&'static str, String, Change)>,
+    /// What the audit chain is keyed with (see `audit::append`).
+    pub(crate) audit_key: std::sync::Arc<crate::crypto::AuditKey>,
 }
 
 impl WriteTx {
@@ -60,9 +62,12 @@ impl Kernel {
         let mut tx = WriteTx {
             tx: self.store().write().await?,
             changes: Vec::new(),
+            audit_key: self.inner.audit_key.clone(),
         };
         let value = f(&mut tx).await?;
-        let WriteTx { mut tx, changes } = tx;
+        let WriteTx {
+            mut tx, changes, ..
+        } = tx;
         let rows: Vec<(&str, &str, &str)> = changes
             .iter()
             .map(|(kind, id, change)| (*kind, id.as_str(), change.as_str()))

@@ -166,6 +166,21 @@ impl Store {
         })
     }
 
+    /// A read-only transaction that sees one consistent snapshot for all its statements
+    /// (PostgreSQL: REPEATABLE READ; SQLite's read transactions in WAL mode already do).
+    pub async fn snapshot(&self) -> Result<Tx> {
+        Ok(match self {
+            Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+                Tx::Postgres(tx)
+            }
+        })
+    }
+
     /// A pooled connection without a transaction: one statement, no `BEGIN`/`COMMIT` round
     /// trips (the hot path's cache misses).
     pub async fn conn(&self) -> Result<Tx> {

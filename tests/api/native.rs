@@ -237,9 +237,9 @@ async fn audit_log_records_and_verifies(app: TestApp) {
     let (status, _) = app.native(&editor).get("/audit_events").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    use latchkey::kernel::audit::{Verification, verify};
+    use latchkey::kernel::audit::Verification;
     assert!(matches!(
-        verify(app.latchkey.store()).await.unwrap(),
+        app.latchkey.verify_audit().await.unwrap(),
         Verification::Intact { .. }
     ));
     // Tamper with one row: verification names it.
@@ -248,7 +248,7 @@ async fn audit_log_records_and_verifies(app: TestApp) {
         "UPDATE audit_events SET actor = 'someone-else' WHERE id = '{victim}'"
     ))
     .await;
-    match verify(app.latchkey.store()).await.unwrap() {
+    match app.latchkey.verify_audit().await.unwrap() {
         Verification::Broken {
             chain, event_id, ..
         } => {
@@ -268,10 +268,77 @@ async fn audit_chain_detects_a_deleted_event(app: TestApp) {
     let first = page["audit_events"][1]["id"].as_str().unwrap().to_owned();
     app.execute_sql(&format!("DELETE FROM audit_events WHERE id = '{first}'"))
         .await;
-    use latchkey::kernel::audit::{Verification, verify};
-    match verify(app.latchkey.store()).await.unwrap() {
+    use latchkey::kernel::audit::Verification;
+    match app.latchkey.verify_audit().await.unwrap() {
         Verification::Broken { chain, .. } => assert_eq!(chain, org),
         other => panic!("deletion not detected: {other:?}"),
+    }
+}
+
+/// Whoever can write to the database but lacks the master key cannot rewrite an event and
+/// recompute its hash: the chain is keyed (HMAC under a key sealed by the master key), and a
+/// forged event in the old unkeyed form after keyed ones is refused too.
+async fn audit_chain_is_keyed(app: TestApp) {
+    use latchkey::kernel::audit::Verification;
+    let (_, admin) = app.org_with("admin").await;
+    app.team(&admin, "One").await;
+    let (_, page) = app
+        .native(&admin)
+        .get("/audit_events?action=team.create")
+        .await;
+    let event = &page["audit_events"][0];
+    assert!(
+        event["hash"].as_str().unwrap().starts_with("k1:"),
+        "{event}"
+    );
+    let id = event["id"].as_str().unwrap();
+    // The attacker edits the actor and recomputes a plain SHA-256 over exactly the encoding
+    // events were hashed with before the chain was keyed (which would pass an unkeyed check).
+    let seq = app
+        .query_i64(&format!("SELECT seq FROM audit_events WHERE id = '{id}'"))
+        .await;
+    let at = app
+        .query_i64(&format!("SELECT at FROM audit_events WHERE id = '{id}'"))
+        .await;
+    let forged_fields = json!([
+        event["id"],
+        event["organization_id"],
+        seq,
+        at,
+        event["organization_id"],
+        "token:attacker",
+        event["action"],
+        event["target_type"],
+        event["target_id"],
+        event["outcome"],
+        event["request_id"],
+        event["ip"],
+        event["prev_hash"],
+    ]);
+    let forged = {
+        use std::fmt::Write as _;
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            forged_fields.to_string().as_bytes(),
+        );
+        digest.as_ref().iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    };
+    // It is the chain's last event, so the attacker also moves the chain's head.
+    app.execute_sql(&format!(
+        "UPDATE audit_events SET actor = 'token:attacker', hash = '{forged}' WHERE id = '{id}'"
+    ))
+    .await;
+    let org = event["organization_id"].as_str().unwrap();
+    app.execute_sql(&format!(
+        "UPDATE audit_heads SET head = '{forged}' WHERE chain = '{org}'"
+    ))
+    .await;
+    match app.latchkey.verify_audit().await.unwrap() {
+        Verification::Broken { event_id, .. } => assert_eq!(event_id.as_deref(), Some(id)),
+        other => panic!("a re-hashed forgery was not detected: {other:?}"),
     }
 }
 
@@ -382,3 +449,4 @@ async fn request_ids_are_bounded(app: TestApp) {
 }
 
 one_engine!(request_ids_are_bounded);
+both_engines!(audit_chain_is_keyed);

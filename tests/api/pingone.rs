@@ -614,9 +614,9 @@ async fn environments_and_gateways(app: TestApp) {
         .get("/v1/audit_events?action=gateway_credential.create", &token)
         .await;
     assert_eq!(events["audit_events"][0]["external_id"], "txn-42");
-    use latchkey::kernel::audit::{Verification, verify};
+    use latchkey::kernel::audit::Verification;
     assert!(matches!(
-        verify(app.latchkey.store()).await.unwrap(),
+        app.latchkey.verify_audit().await.unwrap(),
         Verification::Intact { .. }
     ));
 
