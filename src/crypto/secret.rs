@@ -158,6 +158,55 @@ impl fmt::Debug for Pepper {
     }
 }
 
+/// The key of the audit log's hash chain: HMAC-SHA256, so whoever can write to the database
+/// but does not hold the master key cannot recompute a chain they edited.
+pub struct AuditKey {
+    bytes: Zeroizing<[u8; PEPPER_LEN]>,
+    key: hmac::Key,
+}
+
+impl AuditKey {
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut bytes = Zeroizing::new([0u8; PEPPER_LEN]);
+        fill(&mut bytes[..])?;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &bytes[..]);
+        Ok(Self { bytes, key })
+    }
+
+    pub fn from_bytes(raw: &[u8]) -> Result<Self, CryptoError> {
+        if raw.len() != PEPPER_LEN {
+            return Err(CryptoError::InvalidKey);
+        }
+        let mut bytes = Zeroizing::new([0u8; PEPPER_LEN]);
+        bytes.copy_from_slice(raw);
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &bytes[..]);
+        Ok(Self { bytes, key })
+    }
+
+    /// The raw key, for sealing it into the database.
+    pub fn as_bytes(&self) -> &[u8; PEPPER_LEN] {
+        &self.bytes
+    }
+
+    /// HMAC-SHA256 of `message`, lowercase hex.
+    pub fn mac_hex(&self, message: &[u8]) -> String {
+        use std::fmt::Write as _;
+        hmac::sign(&self.key, message).as_ref().iter().fold(
+            String::with_capacity(64),
+            |mut out, b| {
+                let _ = write!(out, "{b:02x}");
+                out
+            },
+        )
+    }
+}
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuditKey([redacted])")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,54 +343,5 @@ mod tests {
         assert_eq!(shown, "Pepper([redacted])");
         assert!(!shown.contains(&STANDARD.encode(bytes)));
         assert!(!shown.contains("42"));
-    }
-}
-
-/// The key of the audit log's hash chain: HMAC-SHA256, so whoever can write to the database
-/// but does not hold the master key cannot recompute a chain they edited.
-pub struct AuditKey {
-    bytes: Zeroizing<[u8; PEPPER_LEN]>,
-    key: hmac::Key,
-}
-
-impl AuditKey {
-    pub fn generate() -> Result<Self, CryptoError> {
-        let mut bytes = Zeroizing::new([0u8; PEPPER_LEN]);
-        fill(&mut bytes[..])?;
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &bytes[..]);
-        Ok(Self { bytes, key })
-    }
-
-    pub fn from_bytes(raw: &[u8]) -> Result<Self, CryptoError> {
-        if raw.len() != PEPPER_LEN {
-            return Err(CryptoError::InvalidKey);
-        }
-        let mut bytes = Zeroizing::new([0u8; PEPPER_LEN]);
-        bytes.copy_from_slice(raw);
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &bytes[..]);
-        Ok(Self { bytes, key })
-    }
-
-    /// The raw key, for sealing it into the database.
-    pub fn as_bytes(&self) -> &[u8; PEPPER_LEN] {
-        &self.bytes
-    }
-
-    /// HMAC-SHA256 of `message`, lowercase hex.
-    pub fn mac_hex(&self, message: &[u8]) -> String {
-        use std::fmt::Write as _;
-        hmac::sign(&self.key, message).as_ref().iter().fold(
-            String::with_capacity(64),
-            |mut out, b| {
-                let _ = write!(out, "{b:02x}");
-                out
-            },
-        )
-    }
-}
-
-impl fmt::Debug for AuditKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuditKey([redacted])")
     }
 }
