@@ -208,6 +208,9 @@ impl Server {
                         _ = prune.tick() => {
                             kernel.upkeep();
                             metrics.run_upkeep();
+                            if let Err(e) = kernel.record_suppressed_failures().await {
+                                tracing::warn!(error = %e, "could not audit rate-limited failures");
+                            }
                             if let Err(e) = commercelayer.upkeep().await {
                                 tracing::warn!(error = %e, "could not prune expired OAuth records");
                             }

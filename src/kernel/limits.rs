@@ -13,13 +13,22 @@ pub const MAX_FAILURES: u32 = 30;
 
 pub(crate) struct FailureLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Failures refused over the limit, per key, since they were last recorded: they are
+    /// audited as one summary per key (so a flood cannot fill the log, nor hide in it).
+    suppressed: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// Keys whose suppressed failures are counted one by one; beyond, they are counted together.
+const MAX_SUPPRESSED_KEYS: usize = 10_000;
+/// The key suppressed failures beyond [`MAX_SUPPRESSED_KEYS`] are counted under.
+pub(crate) const OTHER_KEYS: &str = "other";
 
 impl Default for FailureLimiter {
     fn default() -> Self {
         let burst = NonZeroU32::new(MAX_FAILURES).unwrap_or(NonZeroU32::MIN);
         Self {
             limiter: RateLimiter::keyed(Quota::per_minute(burst)),
+            suppressed: std::sync::Mutex::default(),
         }
     }
 }
@@ -31,9 +40,26 @@ impl FailureLimiter {
         self.limiter
             .check_key(&key.to_owned())
             .map_err(|not_until| {
+                if let Ok(mut suppressed) = self.suppressed.lock() {
+                    let slot =
+                        if suppressed.len() < MAX_SUPPRESSED_KEYS || suppressed.contains_key(key) {
+                            key
+                        } else {
+                            OTHER_KEYS
+                        };
+                    *suppressed.entry(slot.to_owned()).or_default() += 1;
+                }
                 let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
                 wait.as_secs().max(1)
             })
+    }
+
+    /// The failures refused over the limit since the last call, per key.
+    pub(crate) fn take_suppressed(&self) -> Vec<(String, u64)> {
+        self.suppressed
+            .lock()
+            .map(|mut s| s.drain().collect())
+            .unwrap_or_default()
     }
 
     /// Forgets keys whose allowance is full again (run periodically).

@@ -172,6 +172,34 @@ impl Kernel {
         self.inner.pepper.verify(secret, stored)
     }
 
+    /// Audits the failed authentications refused over the limit since the last call: one
+    /// event per client or key (`auth.rate_limited`, the count as its target), so a flood
+    /// is on record without filling the log. Run periodically.
+    pub async fn record_suppressed_failures(&self) -> Result<()> {
+        let suppressed = self.inner.failures.take_suppressed();
+        if suppressed.is_empty() {
+            return Ok(());
+        }
+        self.write(async |tx| {
+            for (key, count) in &suppressed {
+                let event = audit::Event {
+                    organization_id: None,
+                    actor: key.clone(),
+                    action: "auth.rate_limited",
+                    target_type: "failed_authentications",
+                    target_id: Some(count.to_string()),
+                    outcome: audit::Outcome::Failure,
+                    request_id: None,
+                    ip: None,
+                    external_id: None,
+                };
+                audit::append(tx, event).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Periodic upkeep of in-memory state: limiter keys that have fully replenished.
     pub fn upkeep(&self) {
         self.inner.failures.prune();

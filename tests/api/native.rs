@@ -401,6 +401,38 @@ async fn failed_logins_are_rate_limited_per_client(app: TestApp) {
         .filter(|e| e.action == "auth.failed")
         .count();
     assert_eq!(failures, 30);
+    drop(tx);
+    // Those over the limit are on record too, summarised: one event per client.
+    for _ in 0..4 {
+        let res = bad.raw(Method::GET, "/tokens").send().await;
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    app.latchkey.record_suppressed_failures().await.unwrap();
+    let mut tx = app.latchkey.store().read().await.unwrap();
+    let server_chain = tx.audit_chain_page("", 1, 1000).await.unwrap();
+    let summaries: Vec<_> = server_chain
+        .iter()
+        .filter(|e| e.action == "auth.rate_limited")
+        .collect();
+    assert_eq!(summaries.len(), 1, "one summary per client");
+    assert_eq!(summaries[0].actor, "ip:127.0.0.1");
+    assert_eq!(
+        summaries[0].target_id.as_deref(),
+        Some("5"),
+        "the five refused failures"
+    );
+    drop(tx);
+    app.latchkey.record_suppressed_failures().await.unwrap();
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.rate_limited'")
+            .await,
+        1,
+        "nothing new, nothing written"
+    );
+    assert!(matches!(
+        app.latchkey.verify_audit().await.unwrap(),
+        latchkey::kernel::audit::Verification::Intact { .. }
+    ));
 }
 
 // Malformed verdicts are decided before any lookup; the failed login on the way is audited,
