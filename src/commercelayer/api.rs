@@ -131,8 +131,10 @@ static ORGANIZATIONS: Resource = Resource {
         field("slug", Text, true, true),
         field("created_at", Time, true, true),
         Field {
+            // What the response shows: the last change of its Commerce Layer attributes,
+            // else its creation.
             name: "updated_at",
-            column: "created_at",
+            column: "COALESCE(updated_at, created_at)",
             ty: Time,
             filterable: true,
             sortable: true,

@@ -2621,6 +2621,19 @@ async fn permissions_versions_and_organizations(app: TestApp) {
         listed["data"][0]["attributes"]["support_email"], "help@blue.example",
         "{listed}"
     );
+    // `updated_at` filters and sorts on what the response shows.
+    let since = ok["data"]["attributes"]["updated_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, recent) = server
+        .get(&format!(
+            "/organizations?filter[q][updated_at_gteq]={since}&sort=-updated_at"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{recent}");
+    assert_eq!(recent["meta"]["record_count"], 1, "{recent}");
+    assert_eq!(recent["data"][0]["id"], blue.as_str(), "{recent}");
 }
 
 both_engines!(permissions_versions_and_organizations);
