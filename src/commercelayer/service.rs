@@ -576,6 +576,9 @@ impl CommerceLayer {
 
 // --- the change history ----------------------------------------------------------------------
 
+/// Versions kept per resource (the newest).
+const MAX_VERSIONS_PER_RESOURCE: i64 = 100;
+
 /// Who made a change, as `versions` show it.
 fn who(ctx: &Ctx) -> Value {
     let p = &ctx.principal;
@@ -621,7 +624,11 @@ pub(super) async fn record_version(
         created_at: now,
         updated_at: now,
     };
-    Ok(tx.insert_cl_version(&row).await?)
+    tx.insert_cl_version(&row).await?;
+    // Bounded: a resource changed over and over keeps its recent history only.
+    Ok(tx
+        .trim_cl_versions(&row.resource_id, MAX_VERSIONS_PER_RESOURCE)
+        .await?)
 }
 
 impl CommerceLayer {

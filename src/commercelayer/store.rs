@@ -378,6 +378,20 @@ impl Tx {
         Ok(())
     }
 
+    /// Keeps the newest `keep` versions of a resource and forgets the older ones.
+    pub async fn trim_cl_versions(&mut self, resource_id: &str, keep: i64) -> Result<()> {
+        let sql = "DELETE FROM cl_versions WHERE resource_id = $1 AND id NOT IN \
+                   (SELECT id FROM cl_versions WHERE resource_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(resource_id)
+                .bind(keep)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
     pub async fn cl_version(&mut self, org: &str, id: &str) -> Result<Option<VersionRow>> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM cl_versions WHERE organization_id = $1 AND id = $2"

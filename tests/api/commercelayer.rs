@@ -2469,6 +2469,25 @@ async fn permissions_versions_and_organizations(app: TestApp) {
     assert_error(status, &e, StatusCode::NOT_FOUND, "RECORD_NOT_FOUND", None);
     let (_, theirs) = app.provisioning(&other_admin).get("/versions").await;
     assert_eq!(theirs["meta"]["record_count"], 0);
+    // A resource keeps its newest 100 versions.
+    for i in 0..105 {
+        let (status, _) = cl
+            .patch(&path, json!({ "data": { "type": "permissions", "id": id, "attributes": { "reference": format!("r{i}") } } }))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, trimmed) = cl.get(&format!("{path}/versions?sort=-created_at")).await;
+    assert_eq!(trimmed["meta"]["record_count"], 100, "{}", trimmed["meta"]);
+    let newest: Vec<&Value> = trimmed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["attributes"]["changes"]["reference"][1])
+        .collect();
+    assert!(
+        newest.contains(&&json!("r104")),
+        "the newest are kept: {newest:?}"
+    );
 
     // Organizations: server admins create them (with their roles); their admins update them.
     let server = app.provisioning(&app.admin);
