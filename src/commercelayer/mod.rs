@@ -4,9 +4,11 @@
 //! `/.well-known/jwks.json` — and their part of `/v1/authenticate`.
 //!
 //! `jsonapi` is the wire format every `/api` route shares, `query` the list parameters
-//! (pagination, sorting, Ransack filters, sparse fieldsets, includes), `api` the routes,
-//! `service` the rules, `model` kinds and scopes, `oauth` the token endpoint, `verify` the
-//! live clients and token verification, `store` the SQL.
+//! (pagination, sorting, Ransack filters, sparse fieldsets, includes), `api` the routes (with
+//! each resource's list rules), `objects` how resources look, `service` the rules, `model`
+//! kinds and scopes, `oauth` the token endpoint, `authorize` the authorization-code flow's
+//! login hand-off, `grants` the code and refresh grants, `provisioning` who calls `/api`,
+//! `verify` the live clients and token verification, `store` the SQL.
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use crate::kernel::{
 
 pub mod api;
 pub mod authorize;
+pub mod grants;
 pub mod jsonapi;
 pub mod model;
 pub mod oauth;

@@ -22,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     CommerceLayer,
-    authorize::Grant,
+    grants::Grant,
     model::{PROVISIONING_SCOPE, Scope, USER_KIND},
     verify::{AccessClaims, ApplicationClaim, LiveClient, OrganizationClaim, UserClaim},
 };
