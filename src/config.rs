@@ -42,6 +42,22 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "token_rate_limit",
         "requests per minute each OAuth client may make to /oauth/token (Commerce Layer: 30; default 0, off)",
     ),
+    (
+        "egress_allow_networks",
+        "comma-separated CIDRs outbound requests may reach besides public addresses, e.g. 127.0.0.0/8,::1/128 (default none)",
+    ),
+    (
+        "egress_timeout",
+        "seconds a credential use may take, fetches and redirects included (default 30)",
+    ),
+    (
+        "egress_max_response_bytes",
+        "largest upstream response body read, in bytes (default 10485760)",
+    ),
+    (
+        "egress_max_concurrent",
+        "upstream requests in flight per organization (default 32)",
+    ),
 ];
 
 #[derive(Clone)]
@@ -56,6 +72,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Requests per minute per client at `/oauth/token`; None: no limit.
     pub token_rate_limit: Option<std::num::NonZeroU32>,
+    /// Outbound requests made with stored credentials.
+    pub egress: crate::egress::EgressConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +115,7 @@ impl fmt::Debug for Config {
             .field("body_limit", &self.body_limit)
             .field("public_url", &self.public_url)
             .field("token_rate_limit", &self.token_rate_limit)
+            .field("egress", &self.egress)
             .finish()
     }
 }
@@ -296,6 +315,38 @@ impl Config {
             },
             None => None,
         };
+        let mut egress = crate::egress::EgressConfig::default();
+        if let Some((v, name)) = raw.take("egress_allow_networks") {
+            egress.allow_networks =
+                crate::egress::NetworkPolicy::parse_allow_list(&v).map_err(|m| err(&name, m))?;
+        }
+        let mut count = |key: &'static str,
+                         range: std::ops::RangeInclusive<u64>|
+         -> Result<Option<u64>, ConfigError> {
+            match raw.take(key) {
+                Some((v, name)) => match v.trim().parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(Some(n)),
+                    _ => Err(err(
+                        &name,
+                        format!(
+                            "{v:?} is not a number in {}..={}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )),
+                },
+                None => Ok(None),
+            }
+        };
+        if let Some(s) = count("egress_timeout", 1..=600)? {
+            egress.timeout = std::time::Duration::from_secs(s);
+        }
+        if let Some(n) = count("egress_max_response_bytes", 1024..=1 << 30)? {
+            egress.max_response_bytes = n as usize;
+        }
+        if let Some(n) = count("egress_max_concurrent", 1..=100_000)? {
+            egress.max_concurrent = n as usize;
+        }
         Ok(Self {
             listen,
             data_dir,
@@ -306,6 +357,7 @@ impl Config {
             body_limit,
             public_url,
             token_rate_limit,
+            egress,
         })
     }
 }

@@ -11,6 +11,7 @@
 pub mod commercelayer;
 pub mod config;
 pub mod crypto;
+pub mod egress;
 pub mod kernel;
 pub mod pingone;
 pub mod server;
@@ -154,17 +155,19 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(kernel: Kernel, config: &Config) -> Self {
+    /// Fails only when the outbound HTTP client cannot be built (no TLS roots).
+    pub fn new(kernel: Kernel, config: &Config) -> Result<Self, egress::EgressError> {
         let public_url = PublicUrl(config.public_url.as_deref().map(Into::into));
-        let mut families = server::Families::new(&kernel, &public_url);
+        let egress = egress::Egress::new(config.egress.clone())?;
+        let mut families = server::Families::new(&kernel, &public_url, &egress);
         families.commercelayer = families
             .commercelayer
             .with_token_rate_limit(config.token_rate_limit);
-        Self {
+        Ok(Self {
             router: server::router(&kernel, &families, metrics_handle(), config.body_limit),
             kernel,
             families,
-        }
+        })
     }
 
     pub fn kernel(&self) -> &Kernel {

@@ -107,6 +107,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(%addr, engine = latchkey.store().engine(), "latchkey listening");
             Server::new(latchkey, &config)
+                .map_err(|e| e.to_string())?
                 .run(listener, latchkey::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())?;

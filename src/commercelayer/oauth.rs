@@ -289,6 +289,7 @@ pub(super) fn client_event<'a>(
         request_id: None,
         ip: None,
         external_id: None,
+        detail: None,
     }
 }
 

@@ -150,6 +150,21 @@ impl<'de> Deserialize<'de> for JwtAlgorithm {
     }
 }
 
+/// Signs `claims` with `key` (PEM, or the secret for HMAC) under `alg`, header
+/// `{alg, typ: "JWT"}`: JWTs minted for a stored credential.
+pub fn sign_with(
+    alg: JwtAlgorithm,
+    key: &SecretString,
+    claims: &impl Serialize,
+) -> Result<String, CryptoError> {
+    let encoding = alg
+        .encoding_key(key.expose_secret().as_bytes())
+        .ok_or(CryptoError::InvalidKey)?;
+    let mut header = Header::new(alg.to_jsonwebtoken());
+    header.typ = Some("JWT".to_owned());
+    jsonwebtoken::encode(&header, claims, &encoding).map_err(|_| CryptoError::InvalidKey)
+}
+
 /// Checks that `key` can sign JWTs with `alg`, by signing a small throwaway token.
 ///
 /// Building an `EncodingKey` only checks the PEM envelope; the curve, key size and

@@ -32,6 +32,8 @@ pub struct Event<'a> {
     pub request_id: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub external_id: Option<&'a str>,
+    /// Extra facts as a JSON object; never a secret.
+    pub detail: Option<serde_json::Value>,
 }
 
 impl Kernel {
@@ -60,6 +62,7 @@ impl<'a> Event<'a> {
             request_id: ctx.request_id.as_deref(),
             ip: ctx.ip.as_deref(),
             external_id: ctx.external_id.as_deref(),
+            detail: None,
         }
     }
 
@@ -74,6 +77,7 @@ impl<'a> Event<'a> {
             request_id: meta.request_id.as_deref(),
             ip: meta.ip.as_deref(),
             external_id: meta.external_id.as_deref(),
+            detail: None,
         }
     }
 }
@@ -101,6 +105,7 @@ pub async fn append(tx: &mut WriteTx, event: Event<'_>) -> Result<(), StoreError
         request_id: event.request_id.map(str::to_owned),
         ip: event.ip.map(str::to_owned),
         external_id: event.external_id.map(str::to_owned),
+        detail: event.detail.map(|d| d.to_string()),
         prev_hash,
         hash: String::new(),
     };
@@ -138,6 +143,9 @@ fn encoding(row: &AuditRow) -> String {
     if let (Some(external_id), Some(array)) = (&row.external_id, fields.as_array_mut()) {
         array.push(serde_json::json!({ "external_id": external_id }));
     }
+    if let (Some(detail), Some(array)) = (&row.detail, fields.as_array_mut()) {
+        array.push(serde_json::json!({ "detail": detail }));
+    }
     fields.to_string()
 }
 
@@ -161,6 +169,9 @@ pub struct AuditEventView {
     pub ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -179,6 +190,7 @@ impl From<AuditRow> for AuditEventView {
             request_id: r.request_id,
             ip: r.ip,
             external_id: r.external_id,
+            detail: r.detail.and_then(|d| serde_json::from_str(&d).ok()),
             prev_hash: r.prev_hash,
             hash: r.hash,
         }

@@ -34,9 +34,27 @@ pub enum CoreError {
         field: &'static str,
         message: String,
     },
+    /// An outbound request on the caller's behalf failed beyond Latchkey.
+    #[error("{message}")]
+    Upstream {
+        failure: UpstreamFailure,
+        message: String,
+    },
     /// Details are logged where this is rendered, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// How an outbound request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// Could not connect, or the upstream broke the exchange (or a credential's fetch failed).
+    Unreachable,
+    Timeout,
+    /// The answer is larger than Latchkey reads.
+    TooLarge,
+    /// The organization has as many upstream requests in flight as it may.
+    Busy,
 }
 
 impl CoreError {

@@ -32,7 +32,7 @@ pub mod types;
 pub mod verify;
 
 pub use cache::{LiveCache, Weigh};
-pub use error::{CoreError, Result};
+pub use error::{CoreError, Result, UpstreamFailure};
 pub use principal::{Ctx, Principal, PrincipalKind, RequestMeta, Role};
 pub use tx::WriteTx;
 
@@ -192,6 +192,7 @@ impl Kernel {
                     request_id: None,
                     ip: None,
                     external_id: None,
+                    detail: None,
                 };
                 audit::append(tx, event).await?;
             }

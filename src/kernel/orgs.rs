@@ -156,8 +156,7 @@ impl Kernel {
     }
 
     pub async fn organization(&self, ctx: &Ctx, id: &str) -> Result<OrganizationView> {
-        if !ctx.principal.is_server_admin() && ctx.principal.organization_id.as_deref() != Some(id)
-        {
+        if !ctx.principal.is_server_admin() && ctx.principal.org()? != id {
             return Err(CoreError::not_found("organization"));
         }
         let row = self.store().read().await?.organization(id).await?;

@@ -14,6 +14,9 @@ pub enum Role {
     Admin,
     Editor,
     Viewer,
+    /// Uses the organization's stored credentials (egress) and nothing else: it can neither
+    /// read nor change any resource.
+    Runner,
 }
 
 impl Role {
@@ -23,6 +26,7 @@ impl Role {
             Self::Admin => "admin",
             Self::Editor => "editor",
             Self::Viewer => "viewer",
+            Self::Runner => "runner",
         }
     }
 
@@ -32,6 +36,7 @@ impl Role {
             "admin" => Self::Admin,
             "editor" => Self::Editor,
             "viewer" => Self::Viewer,
+            "runner" => Self::Runner,
             other => {
                 return Err(CoreError::Internal(format!(
                     "unknown stored role {other:?}"
@@ -75,9 +80,29 @@ impl Principal {
 
     /// The organization whose resources this caller works on.
     pub fn org(&self) -> Result<&str> {
+        if self.role == Role::Runner {
+            return Err(CoreError::forbidden(
+                "this token has the runner role: it may use credentials and nothing else",
+            ));
+        }
+        self.member_org()
+    }
+
+    fn member_org(&self) -> Result<&str> {
         self.organization_id.as_deref().ok_or_else(|| {
             CoreError::forbidden("a server-admin token manages organizations and tokens only; use an organization token")
         })
+    }
+
+    /// The organization whose credentials this caller may use (admin, editor or runner).
+    pub fn org_for_use(&self) -> Result<&str> {
+        let org = self.member_org()?;
+        if self.role == Role::Viewer {
+            return Err(CoreError::forbidden(
+                "this token has the viewer role and cannot use credentials",
+            ));
+        }
+        Ok(org)
     }
 
     /// The organization, for a call that changes something (editor or admin).

@@ -244,6 +244,7 @@ impl Kernel {
                 request_id: None,
                 ip: None,
                 external_id: None,
+                detail: None,
             };
             audit::append(tx, event).await?;
             Ok(Some(token))

@@ -50,11 +50,11 @@ pub struct Families {
 }
 
 impl Families {
-    pub fn new(kernel: &Kernel, public_url: &PublicUrl) -> Self {
+    pub fn new(kernel: &Kernel, public_url: &PublicUrl, egress: &crate::egress::Egress) -> Self {
         Self {
             pingone: PingOne::new(kernel, public_url.clone()),
             sunshine: Sunshine::new(kernel, public_url.clone()),
-            tines: Tines::new(kernel, public_url.clone()),
+            tines: Tines::new(kernel, public_url.clone(), egress.clone()),
             commercelayer: CommerceLayer::new(kernel, public_url.clone()),
         }
     }

@@ -18,6 +18,9 @@ pub struct AuditRow {
     pub ip: Option<String>,
     /// The client's own transaction id (`X-Ping-External-Transaction-ID`), when it sent one.
     pub external_id: Option<String>,
+    /// What else the event records, as a JSON object (e.g. a credential use's mode and host).
+    #[sqlx(default)]
+    pub detail: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -49,8 +52,8 @@ impl Tx {
 
     pub async fn audit_append(&mut self, row: &AuditRow) -> Result<()> {
         let insert = "INSERT INTO audit_events (id, chain, seq, at, organization_id, actor, action, \
-                      target_type, target_id, outcome, request_id, ip, prev_hash, hash, external_id) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+                      target_type, target_id, outcome, request_id, ip, prev_hash, hash, external_id, detail) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
         let head = "UPDATE audit_heads SET head = $1 WHERE chain = $2";
         on_conn!(self, |c| {
             sqlx::query(insert)
@@ -69,6 +72,7 @@ impl Tx {
                 .bind(&row.prev_hash)
                 .bind(&row.hash)
                 .bind(&row.external_id)
+                .bind(&row.detail)
                 .execute(&mut *c)
                 .await?;
             sqlx::query(head)
@@ -82,7 +86,7 @@ impl Tx {
 
     /// Events newest first (ids are UUIDv7, so id order is time order).
     pub async fn audit_events(&mut self, f: &AuditFilter) -> Result<Vec<AuditRow>> {
-        let sql = "SELECT id, chain, seq, at, organization_id, actor, action, target_type, target_id, outcome, request_id, ip, external_id, prev_hash, hash FROM audit_events WHERE organization_id = $1 \
+        let sql = "SELECT id, chain, seq, at, organization_id, actor, action, target_type, target_id, outcome, request_id, ip, external_id, detail, prev_hash, hash FROM audit_events WHERE organization_id = $1 \
                    AND ($2 IS NULL OR action = $2) AND ($3 IS NULL OR target_type = $3) \
                    AND ($4 IS NULL OR target_id = $4) AND ($5 IS NULL OR id < $5) \
                    ORDER BY id DESC LIMIT $6";
@@ -109,7 +113,7 @@ impl Tx {
         from_seq: i64,
         limit: i64,
     ) -> Result<Vec<AuditRow>> {
-        let sql = "SELECT id, chain, seq, at, organization_id, actor, action, target_type, target_id, outcome, request_id, ip, external_id, prev_hash, hash FROM audit_events WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
+        let sql = "SELECT id, chain, seq, at, organization_id, actor, action, target_type, target_id, outcome, request_id, ip, external_id, detail, prev_hash, hash FROM audit_events WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
             .bind(chain)
             .bind(from_seq)

@@ -237,6 +237,7 @@ impl Sunshine {
             request_id: meta.request_id.as_deref(),
             ip: meta.ip.as_deref(),
             external_id: meta.external_id.as_deref(),
+            detail: None,
         };
         self.kernel
             .write(async |tx| Ok(audit::append(tx, event.clone()).await?))

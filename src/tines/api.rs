@@ -56,6 +56,7 @@ pub fn routes() -> OpenApiRouter<Tines> {
             replace_credential,
             delete_credential
         ))
+        .merge(super::usage::routes())
 }
 
 /// Ids are integers; anything else cannot name a resource.
@@ -93,6 +94,8 @@ struct ListParams {
     page: Option<String>,
     /// 1..=500, default 20.
     per_page: Option<String>,
+    /// user_credentials only: RESTRICTED, UNRESTRICTED or UNUSED_IN_ACTIONS (never used).
+    filter: Option<String>,
 }
 
 impl ListParams {
@@ -122,6 +125,7 @@ fn meta<T>(
     path: &str,
     filters: &[(&str, Option<i64>)],
     p: &Paged<T>,
+    filter: Option<&str>,
 ) -> Meta {
     let base = s.public_url.base(headers);
     let link = |page: i64| {
@@ -133,6 +137,9 @@ fn meta<T>(
         }
         query.append_pair("per_page", &p.page.per_page.to_string());
         query.append_pair("page", &page.to_string());
+        if let Some(f) = filter {
+            query.append_pair("filter", f);
+        }
         format!("{base}{path}?{}", query.finish())
     };
     let pages = p.pages();
@@ -181,7 +188,7 @@ async fn list_teams(
     Query(q, ..): Query<TinesSurface, ListParams>,
 ) -> Result<axum::Json<Teams>> {
     let paged = s.list_teams(&ctx, q.page()?).await?;
-    let meta = meta(&s, &headers, "/api/v1/teams", &[], &paged);
+    let meta = meta(&s, &headers, "/api/v1/teams", &[], &paged, None);
     Ok(axum::Json(Teams {
         teams: paged.items,
         meta,
@@ -250,6 +257,7 @@ async fn list_folders(
         "/api/v1/folders",
         &[("team_id", team_id)],
         &paged,
+        None,
     );
     Ok(axum::Json(Folders {
         folders: paged.items,
@@ -314,10 +322,17 @@ async fn list_credentials(
     let team_id = optional_id(&q.team_id, "team_id")?;
     let folder_id = optional_id(&q.folder_id, "folder_id")?;
     let paged = s
-        .list_credentials(&ctx, team_id, folder_id, q.page()?)
+        .list_credentials(&ctx, team_id, folder_id, q.filter.as_deref(), q.page()?)
         .await?;
     let filters = [("team_id", team_id), ("folder_id", folder_id)];
-    let meta = meta(&s, &headers, "/api/v1/user_credentials", &filters, &paged);
+    let meta = meta(
+        &s,
+        &headers,
+        "/api/v1/user_credentials",
+        &filters,
+        &paged,
+        q.filter.as_deref(),
+    );
     Ok(axum::Json(Credentials {
         user_credentials: paged.items,
         meta,

@@ -1,21 +1,24 @@
 //! Tines: teams, folders and user credentials in all seven modes (TEXT, JWT, OAUTH, AWS,
 //! MTLS, HTTP_REQUEST_AGENT, MULTI_REQUEST), with their secret inputs sealed at rest and
 //! never returned. `api` is the wire format (`/api/v1/…`), `service` the rules, `mode` the
-//! per-mode validation, `model` the types, `pagination` pages, `store` the SQL, and
-//! `host_pattern` the `allowed_hosts` patterns.
+//! per-mode validation, `model` the types, `pagination` pages, `store` the SQL, and `usage`
+//! the routes that use credentials through the egress engine (`crate::egress`).
 
-use crate::kernel::{
-    Kernel,
-    http::{PublicUrl, extract::HasKernel},
+use crate::{
+    egress::Egress,
+    kernel::{
+        Kernel,
+        http::{PublicUrl, extract::HasKernel},
+    },
 };
 
 pub mod api;
-pub mod host_pattern;
 pub mod mode;
 pub mod model;
 pub mod pagination;
 pub mod service;
 pub mod store;
+pub mod usage;
 
 pub use api::TinesSurface;
 
@@ -24,13 +27,15 @@ pub use api::TinesSurface;
 pub struct Tines {
     kernel: Kernel,
     public_url: PublicUrl,
+    egress: Egress,
 }
 
 impl Tines {
-    pub fn new(kernel: &Kernel, public_url: PublicUrl) -> Self {
+    pub fn new(kernel: &Kernel, public_url: PublicUrl, egress: Egress) -> Self {
         Self {
             kernel: kernel.clone(),
             public_url,
+            egress,
         }
     }
 }

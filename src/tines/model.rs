@@ -469,7 +469,13 @@ pub struct CredentialView {
     pub updated_at: String,
     pub description: String,
     pub allowed_hosts: Vec<String>,
+    /// RESTRICTED (it has `allowed_hosts`, so it can be used outbound) or UNRESTRICTED.
+    pub restriction_type: &'static str,
     pub metadata: Map<String, Value>,
+    /// When it was last used (resolved or sent), if ever.
+    pub last_used_at: Option<String>,
+    /// The last failed fetch or refresh of its token, without secrets (the credential log).
+    pub last_error: Option<CredentialErrorView>,
     pub test_credential_enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_credential: Option<TestCredentialView>,
@@ -480,6 +486,12 @@ pub struct CredentialView {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub mode_fields: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CredentialErrorView {
+    pub message: String,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -512,6 +524,12 @@ impl CredentialView {
             }),
             _ => None,
         };
+        let allowed_hosts: Vec<String> = json_col(&r.allowed_hosts, "allowed_hosts")?;
+        let restriction_type = if allowed_hosts.is_empty() {
+            "UNRESTRICTED"
+        } else {
+            "RESTRICTED"
+        };
         Ok(Self {
             id: r.id,
             name: r.name.clone(),
@@ -524,8 +542,17 @@ impl CredentialView {
             created_at: iso8601(r.created_at),
             updated_at: iso8601(r.updated_at),
             description: r.description.clone(),
-            allowed_hosts: json_col(&r.allowed_hosts, "allowed_hosts")?,
+            allowed_hosts,
+            restriction_type,
             metadata: json_col(&r.metadata, "metadata")?,
+            last_used_at: r.last_used_at.map(iso8601),
+            last_error: match (&r.last_error, r.last_error_at) {
+                (Some(message), Some(at)) => Some(CredentialErrorView {
+                    message: message.clone(),
+                    at: iso8601(at),
+                }),
+                _ => None,
+            },
             test_credential_enabled: test_credential.is_some(),
             test_credential,
             live_credential_id: r.live_credential_id,

@@ -7,7 +7,6 @@ use zeroize::Zeroizing;
 
 use super::{
     Tines,
-    host_pattern::parse_allowed_hosts,
     mode::build_mode,
     model::*,
     pagination::{PageRequest, Paged},
@@ -17,6 +16,7 @@ use super::{
 const MAX_DESCRIPTION: usize = 10_000;
 
 use crate::{
+    egress::host_pattern::parse_allowed_hosts,
     kernel::{
         CoreError, Ctx, Result,
         audit::{self, Event},
@@ -299,6 +299,9 @@ impl Tines {
             secrets: None,
             created_at,
             updated_at,
+            last_used_at: None,
+            last_error: None,
+            last_error_at: None,
             twin_created_at: None,
             twin_updated_at: None,
         })
@@ -393,11 +396,22 @@ impl Tines {
         ctx: &Ctx,
         team_id: Option<i64>,
         folder_id: Option<i64>,
+        filter: Option<&str>,
         page: PageRequest,
     ) -> Result<Paged<CredentialView>> {
+        if let Some(f) = filter
+            && !matches!(f, "RESTRICTED" | "UNRESTRICTED" | "UNUSED_IN_ACTIONS")
+        {
+            return Err(CoreError::malformed(
+                "filter",
+                "filter must be one of: RESTRICTED, UNRESTRICTED, UNUSED_IN_ACTIONS",
+            ));
+        }
         let mut tx = self.kernel.store().read().await?;
         let (org, team) = self.list_filter(&mut tx, ctx, team_id, folder_id).await?;
-        let (rows, count) = tx.credentials(org, team, folder_id, page.slice()).await?;
+        let (rows, count) = tx
+            .credentials(org, team, folder_id, filter, page.slice())
+            .await?;
         let items = rows
             .iter()
             .map(CredentialView::from_row)
@@ -436,7 +450,8 @@ impl Tines {
                     team.id,
                     &v,
                     row.created_at,
-                    now_ms().max(row.updated_at),
+                    // Strictly increasing: the version cached tokens are keyed by.
+                    now_ms().max(row.updated_at + 1),
                 )?;
                 updated.id = row.id;
                 updated.secrets = Some(self.seal_secrets(row.id, &v.secrets)?);

@@ -44,6 +44,10 @@ pub struct CredentialRow {
     pub secrets: Option<Vec<u8>>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+    /// The last failed fetch or refresh, and when it happened.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
     /// Timestamps of this credential's test twin, when it has one (filled by reads only).
     #[sqlx(default)]
     pub twin_created_at: Option<i64>,
@@ -82,7 +86,7 @@ macro_rules! folder_select {
 /// Credential columns plus the test twin's timestamps.
 macro_rules! credential_select {
     () => {
-        "SELECT u.id, u.organization_id, u.team_id, u.folder_id, u.live_credential_id, u.name, u.slug, u.mode, u.read_access, u.shared_team_slugs, u.description, u.metadata, u.allowed_hosts, u.config, u.secrets, u.created_at, u.updated_at, \
+        "SELECT u.id, u.organization_id, u.team_id, u.folder_id, u.live_credential_id, u.name, u.slug, u.mode, u.read_access, u.shared_team_slugs, u.description, u.metadata, u.allowed_hosts, u.config, u.secrets, u.created_at, u.updated_at, u.last_used_at, u.last_error, u.last_error_at, \
          t.created_at AS twin_created_at, t.updated_at AS twin_updated_at \
          FROM user_credentials u LEFT JOIN user_credentials t ON t.live_credential_id = u.id "
     };
@@ -319,6 +323,47 @@ impl Tx {
             .await?))
     }
 
+    /// The live credentials of an organization with this slug, oldest first (one per team).
+    pub async fn live_credentials_by_slug(
+        &mut self,
+        org: &str,
+        slug: &str,
+    ) -> Result<Vec<CredentialRow>> {
+        let sql = concat!(
+            credential_select!(),
+            "WHERE u.organization_id = $1 AND u.slug = $2 AND u.live_credential_id IS NULL ORDER BY u.id"
+        );
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .bind(slug)
+            .fetch_all(c)
+            .await?))
+    }
+
+    /// Stamps a use, and keeps `error` when the credential's own fetch failed.
+    pub async fn mark_credential_used(
+        &mut self,
+        org: &str,
+        id: i64,
+        at: i64,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let sql = "UPDATE user_credentials SET last_used_at = $3, \
+                   last_error = COALESCE(CAST($4 AS TEXT), last_error), \
+                   last_error_at = CASE WHEN CAST($4 AS TEXT) IS NULL THEN last_error_at ELSE $3 END \
+                   WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(org)
+                .bind(id)
+                .bind(at)
+                .bind(error)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// The test twin of a live credential, if it has one.
     pub async fn credential_twin(
         &mut self,
@@ -341,15 +386,24 @@ impl Tx {
         org: &str,
         team: Option<i64>,
         folder: Option<i64>,
+        filter: Option<&str>,
         page: Page,
     ) -> Result<(Vec<CredentialRow>, i64)> {
         let list = concat!(
             credential_select!(),
             "WHERE u.organization_id = $1 AND ($2 IS NULL OR u.team_id = $2) \
-             AND ($3 IS NULL OR u.folder_id = $3) ORDER BY u.id LIMIT $4 OFFSET $5"
+             AND ($3 IS NULL OR u.folder_id = $3) AND (CAST($6 AS TEXT) IS NULL \
+             OR (CAST($6 AS TEXT) = 'RESTRICTED' AND u.allowed_hosts <> '[]') \
+             OR (CAST($6 AS TEXT) = 'UNRESTRICTED' AND u.allowed_hosts = '[]') \
+             OR (CAST($6 AS TEXT) = 'UNUSED_IN_ACTIONS' AND u.last_used_at IS NULL)) \
+             ORDER BY u.id LIMIT $4 OFFSET $5"
         );
-        let count = "SELECT COUNT(*) FROM user_credentials WHERE organization_id = $1 \
-                     AND ($2 IS NULL OR team_id = $2) AND ($3 IS NULL OR folder_id = $3)";
+        let count = "SELECT COUNT(*) FROM user_credentials u WHERE organization_id = $1 \
+                     AND ($2 IS NULL OR team_id = $2) AND ($3 IS NULL OR folder_id = $3) \
+                     AND (CAST($4 AS TEXT) IS NULL \
+                     OR (CAST($4 AS TEXT) = 'RESTRICTED' AND u.allowed_hosts <> '[]') \
+                     OR (CAST($4 AS TEXT) = 'UNRESTRICTED' AND u.allowed_hosts = '[]') \
+                     OR (CAST($4 AS TEXT) = 'UNUSED_IN_ACTIONS' AND u.last_used_at IS NULL))";
         on_conn!(self, |c| {
             let rows = sqlx::query_as(list)
                 .bind(org)
@@ -357,12 +411,14 @@ impl Tx {
                 .bind(folder)
                 .bind(page.limit)
                 .bind(page.offset)
+                .bind(filter)
                 .fetch_all(&mut *c)
                 .await?;
             let total = sqlx::query_scalar(count)
                 .bind(org)
                 .bind(team)
                 .bind(folder)
+                .bind(filter)
                 .fetch_one(&mut *c)
                 .await?;
             Ok((rows, total))

@@ -134,6 +134,25 @@ impl TestApp {
         Self::start(dir, Engine::Sqlite(path), env).await
     }
 
+    /// On SQLite, with more settings (`LATCHKEY_…` names and values).
+    pub async fn sqlite_with(extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.db");
+        let mut env = vec![
+            (
+                "LATCHKEY_DATABASE_URL".to_owned(),
+                format!("sqlite://{}", path.display()),
+            ),
+            ("LATCHKEY_MASTER_KEY".to_owned(), master_key_b64()),
+        ];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Self::start(dir, Engine::Sqlite(path), env).await
+    }
+
     /// None (and a note on stderr) when `LATCHKEY_TEST_DATABASE_URL` is not set.
     pub async fn postgres() -> Option<Self> {
         let Ok(admin_url) = std::env::var("LATCHKEY_TEST_DATABASE_URL") else {
@@ -171,6 +190,16 @@ impl TestApp {
             dir.path().display().to_string(),
         ));
         env.push(("LATCHKEY_LISTEN".to_owned(), "127.0.0.1:0".to_owned()));
+        // Upstreams in tests are on loopback; `sqlite_with` can set a stricter policy.
+        if !env
+            .iter()
+            .any(|(k, _)| k == "LATCHKEY_EGRESS_ALLOW_NETWORKS")
+        {
+            env.push((
+                "LATCHKEY_EGRESS_ALLOW_NETWORKS".to_owned(),
+                "127.0.0.0/8,::1/128".to_owned(),
+            ));
+        }
         let config = Config::load(None, env).unwrap();
         let mut app = Self {
             base: String::new(),
@@ -199,7 +228,7 @@ impl TestApp {
         let listener = latchkey::bind(&self.config).await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let server = Server::new(self.latchkey.clone(), &self.config);
+        let server = Server::new(self.latchkey.clone(), &self.config).unwrap();
         self.server = Some(tokio::spawn(async move {
             server
                 .run(listener, async {
@@ -217,7 +246,7 @@ impl TestApp {
         let listener = latchkey::bind(&self.config).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let server = Server::new(latchkey, &self.config);
+        let server = Server::new(latchkey, &self.config).unwrap();
         tokio::spawn(async move {
             let _ = server
                 .run(listener, async {

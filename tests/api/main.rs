@@ -8,6 +8,7 @@
 mod helpers;
 
 mod commercelayer;
+mod egress;
 mod feed;
 mod issuer;
 mod native;

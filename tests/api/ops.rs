@@ -236,7 +236,11 @@ async fn hot_path_futures_stay_small() {
         ip: None,
         external_id: None,
     };
-    let families = latchkey::server::Families::new(l, &Default::default());
+    let families = latchkey::server::Families::new(
+        l,
+        &Default::default(),
+        &latchkey::egress::Egress::new(Default::default()).unwrap(),
+    );
     let registry = latchkey::kernel::verify::Registry::new(families.verifiers());
     let sizes = [
         (

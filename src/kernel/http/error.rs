@@ -85,6 +85,19 @@ impl From<CoreError> for ApiError {
             CoreError::LimitExceeded { field, message } => {
                 Self::new(StatusCode::BAD_REQUEST, "limit_exceeded", message).with_field(field)
             }
+            CoreError::Upstream { failure, message } => {
+                use crate::kernel::UpstreamFailure as U;
+                let (status, code) = match failure {
+                    U::Unreachable => (StatusCode::BAD_GATEWAY, "bad_gateway"),
+                    U::Timeout => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
+                    U::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "upstream_too_large"),
+                    U::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+                };
+                Self {
+                    retry_after: (failure == U::Busy).then_some(1),
+                    ..Self::new(status, code, message)
+                }
+            }
             CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Self::new(

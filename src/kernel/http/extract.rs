@@ -66,25 +66,50 @@ impl<S: Surface, T: DeserializeOwned, St: Send + Sync> FromRequest<St> for Json<
     type Rejection = Error<S>;
 
     async fn from_request(req: Request, state: &St) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is too large",
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "the request body could not be read",
-                )
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         parse_json(&bytes)
             .map(|v| Self(v, PhantomData))
             .map_err(Error::from)
     }
+}
+
+/// `Option<Json<…>>`: an empty body is `None`, anything else must be valid JSON.
+impl<S: Surface, T: DeserializeOwned, St: Send + Sync> axum::extract::OptionalFromRequest<St>
+    for Json<S, T>
+{
+    type Rejection = Error<S>;
+
+    async fn from_request(req: Request, state: &St) -> Result<Option<Self>, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        parse_json(&bytes)
+            .map(|v| Some(Self(v, PhantomData)))
+            .map_err(Error::from)
+    }
+}
+
+async fn body_bytes<S: Surface, St: Send + Sync>(
+    req: Request,
+    state: &St,
+) -> Result<Bytes, Error<S>> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read",
+            )
+        }
+        .into()
+    })
 }
 
 /// A query string deserialized into `T`, rejecting in the surface's format.

@@ -1,0 +1,578 @@
+//! What a stored credential evaluates to, by kind, and the session that uses credentials for
+//! one caller: TEXT's value, a JWT minted at each use, an OAuth token from the token endpoint
+//! and an HTTP-request token (one or two requests), both cached with one upstream fetch
+//! however many callers wait.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use base64::Engine;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::{
+    Egress, EgressError,
+    client::Outbound,
+    host_pattern::HostPattern,
+    redact::Redactor,
+    request::{self, RequestOptions},
+    template::Reference,
+};
+use crate::crypto::jwt::JwtAlgorithm;
+
+/// How deep credentials may reference credentials in their own requests.
+const MAX_DEPTH: usize = 4;
+/// How long a failed fetch is answered from the cache, so waiters share one failure.
+const FAILURE_TTL: Duration = Duration::from_secs(1);
+/// An OAuth token's lifetime when the token endpoint does not say (Tines refreshes every 30
+/// minutes).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a session finds the credentials its references name: the family's narrow
+/// interface to its store.
+pub trait Vault: Send + Sync {
+    /// The credential `slug` names for this caller, with its secrets opened.
+    fn credential<'a>(
+        &'a self,
+        slug: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<Credential>, EgressError>>;
+}
+
+/// A credential ready to be used.
+#[derive(Debug)]
+pub struct Credential {
+    pub id: i64,
+    /// Changes with every update: part of the token cache's key.
+    pub version: i64,
+    pub slug: String,
+    /// The family's name for its kind (`TEXT`, `OAUTH`, …), for records.
+    pub mode: &'static str,
+    pub allowed_hosts: Vec<HostPattern>,
+    pub kind: Kind,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    Text(SecretString),
+    Jwt {
+        algorithm: JwtAlgorithm,
+        payload: Map<String, Value>,
+        time_claims: bool,
+        key: SecretString,
+    },
+    /// OAuth 2.0 client credentials grant.
+    OAuth {
+        token_url: String,
+        client_id: String,
+        client_secret: Option<SecretString>,
+        scope: Option<String>,
+    },
+    /// One (HTTP_REQUEST_AGENT) or two (MULTI_REQUEST) requests; the token is read at
+    /// `location` in the last answer.
+    Fetch {
+        steps: Vec<Step>,
+        location: String,
+        ttl: Option<Duration>,
+    },
+    /// Stored, but not usable this way (yet): the message says why.
+    Unusable(String),
+}
+
+/// One request of a fetch, with its `<<secret>>`.
+#[derive(Debug)]
+pub struct Step {
+    pub options: Map<String, Value>,
+    pub secret: Option<SecretString>,
+}
+
+/// One credential used in a session, for the family's records.
+#[derive(Debug, Clone)]
+pub struct Use {
+    pub credential: Arc<Credential>,
+    /// The host it was sent to (empty for a value resolved for the caller).
+    pub host: String,
+    /// Why the use failed, if it did (never a value).
+    pub failure: Option<String>,
+    /// Whether the failure was the credential's own fetch (kept on the credential).
+    pub fetch_failed: bool,
+}
+
+/// Cached tokens, by `(credential id, version)`.
+pub(super) struct TokenCache {
+    cache: quick_cache::sync::Cache<(i64, i64), Cached>,
+}
+
+#[derive(Clone)]
+enum Cached {
+    Token(SecretString, Instant),
+    Failed(EgressError, Instant),
+}
+
+impl Cached {
+    fn fresh(&self, now: Instant) -> bool {
+        match self {
+            Self::Token(_, until) | Self::Failed(_, until) => now < *until,
+        }
+    }
+}
+
+impl TokenCache {
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            cache: quick_cache::sync::Cache::new(capacity),
+        }
+    }
+
+    /// The cached token, or the one `fetch` gets (with how long it may be used). Concurrent
+    /// callers for one key wait for a single fetch; a failure is shared for a second.
+    async fn get_or_fetch(
+        &self,
+        key: (i64, i64),
+        fetch: impl Future<Output = Result<(SecretString, Duration), EgressError>>,
+    ) -> Result<SecretString, EgressError> {
+        let guard = loop {
+            match self.cache.get_value_or_guard_async(&key).await {
+                Ok(cached) if cached.fresh(Instant::now()) => {
+                    return match cached {
+                        Cached::Token(token, _) => Ok(token),
+                        Cached::Failed(e, _) => Err(e),
+                    };
+                }
+                Ok(_) => {
+                    self.cache.remove_if(&key, |c| !c.fresh(Instant::now()));
+                }
+                Err(guard) => break guard,
+            }
+        };
+        let now = Instant::now();
+        let (cached, result) = match fetch.await {
+            Ok((token, lifetime)) => (Cached::Token(token.clone(), now + lifetime), Ok(token)),
+            Err(e) => (Cached::Failed(e.clone(), now + FAILURE_TTL), Err(e)),
+        };
+        let _ = guard.insert(cached);
+        result
+    }
+}
+
+/// One caller's use of credentials.
+pub struct Session<'v> {
+    egress: Egress,
+    bucket: String,
+    vault: &'v dyn Vault,
+    uses: Mutex<Vec<Use>>,
+}
+
+impl<'v> Session<'v> {
+    pub(super) fn new(egress: Egress, bucket: String, vault: &'v dyn Vault) -> Self {
+        Self {
+            egress,
+            bucket,
+            vault,
+            uses: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every credential used so far, in order.
+    pub fn uses(&self) -> Vec<Use> {
+        self.uses.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, credential: &Arc<Credential>, host: &str, failure: Option<&EgressError>) {
+        if let Ok(mut uses) = self.uses.lock() {
+            uses.push(Use {
+                credential: credential.clone(),
+                host: host.to_owned(),
+                failure: failure.map(ToString::to_string),
+                fetch_failed: matches!(failure, Some(EgressError::Fetch { .. })),
+            });
+        }
+    }
+
+    /// The value of `credential` for the caller itself (`…/resolve`).
+    pub async fn resolve(&self, credential: Arc<Credential>) -> Result<SecretString, EgressError> {
+        let result = tokio::time::timeout(
+            self.egress.config().timeout,
+            self.value(credential.clone(), Vec::new()),
+        )
+        .await
+        .unwrap_or(Err(EgressError::Timeout));
+        self.record(&credential, "", result.as_ref().err());
+        result
+    }
+
+    /// Runs an HTTP Request action: substitutes, sends, and answers the event shape with
+    /// every substituted value redacted.
+    pub async fn http_request(&self, options: RequestOptions) -> Result<Value, EgressError> {
+        let timeout = self.egress.config().timeout;
+        tokio::time::timeout(timeout, self.run(&options))
+            .await
+            .unwrap_or(Err(EgressError::Timeout))
+    }
+
+    async fn run(&self, options: &RequestOptions) -> Result<Value, EgressError> {
+        let target = options.target()?;
+        let host = target.host_str().unwrap_or_default().to_owned();
+        let credentials = self.referenced(options, &target).await?;
+        let values = match self.values(&credentials, Vec::new()).await {
+            Ok(v) => v,
+            Err(e) => {
+                for c in &credentials {
+                    self.record(c, &host, Some(&e));
+                }
+                return Err(e);
+            }
+        };
+        let result = self
+            .send_with(options, &credentials, &values, None, None)
+            .await;
+        for c in &credentials {
+            self.record(c, &host, result.as_ref().err());
+        }
+        let (upstream, secrets) = result?;
+        let redactor = Redactor::new(secrets);
+        let mut event = request::event(&upstream);
+        redactor.value(&mut event);
+        Ok(event)
+    }
+
+    /// The credentials `options` references, each checked against the target.
+    async fn referenced(
+        &self,
+        options: &RequestOptions,
+        target: &Url,
+    ) -> Result<Vec<Arc<Credential>>, EgressError> {
+        let mut found: Vec<Arc<Credential>> = Vec::new();
+        for r in options.references() {
+            let Reference::Credential(slug) = r else {
+                continue;
+            };
+            if found.iter().any(|c| c.slug == slug) {
+                continue;
+            }
+            let credential = self.vault.credential(slug).await?;
+            allows(&credential, target)?;
+            found.push(credential);
+        }
+        Ok(found)
+    }
+
+    /// The values of `credentials`, by slug.
+    async fn values(
+        &self,
+        credentials: &[Arc<Credential>],
+        stack: Vec<i64>,
+    ) -> Result<HashMap<String, SecretString>, EgressError> {
+        let mut values = HashMap::new();
+        for c in credentials {
+            let value = self.value(c.clone(), stack.clone()).await?;
+            values.insert(c.slug.clone(), value);
+        }
+        Ok(values)
+    }
+
+    /// Builds and sends `options` with the values, `<<secret>>` and the previous step's
+    /// answer; every hop must be allowed for every credential.
+    async fn send_with(
+        &self,
+        options: &RequestOptions,
+        credentials: &[Arc<Credential>],
+        values: &HashMap<String, SecretString>,
+        secret: Option<&SecretString>,
+        previous: Option<&Value>,
+    ) -> Result<(super::client::Upstream, Vec<String>), EgressError> {
+        let (outbound, secrets): (Outbound, Vec<String>) = options.build(&mut |r| match r {
+            Reference::Credential(slug) => values
+                .get(slug)
+                .map(|v| Some(v.expose_secret().to_owned()))
+                .ok_or_else(|| EgressError::Internal(format!("{slug} was not resolved"))),
+            Reference::Secret => secret
+                .map(|s| Some(s.expose_secret().to_owned()))
+                .ok_or_else(|| {
+                    EgressError::invalid(
+                        "options",
+                        "<<secret>> is used but the credential has no http_request_secret",
+                    )
+                }),
+            Reference::PreviousStep(path) => match previous {
+                Some(answer) => request::text_at(answer, path).map(Some).ok_or_else(|| {
+                    EgressError::invalid(
+                        "options",
+                        format!("PREVIOUS_STEP.{path} is not in the first response"),
+                    )
+                }),
+                None => Ok(None),
+            },
+        })?;
+        let check = |url: &Url| credentials.iter().try_for_each(|c| allows(c, url));
+        let upstream = self.egress.send(&self.bucket, outbound, &check).await?;
+        Ok((upstream, secrets))
+    }
+
+    /// What `credential` evaluates to. `stack` holds the credentials being evaluated around
+    /// it, so a credential that references itself, directly or not, is refused.
+    fn value(
+        &self,
+        credential: Arc<Credential>,
+        mut stack: Vec<i64>,
+    ) -> BoxFuture<'_, Result<SecretString, EgressError>> {
+        Box::pin(async move {
+            if stack.contains(&credential.id) {
+                return Err(EgressError::Unusable {
+                    message: format!(
+                        "credential {:?} references itself through its own requests",
+                        credential.slug
+                    ),
+                });
+            }
+            if stack.len() >= MAX_DEPTH {
+                return Err(EgressError::Unusable {
+                    message: format!(
+                        "credential {:?}: credentials reference each other more than {MAX_DEPTH} deep",
+                        credential.slug
+                    ),
+                });
+            }
+            stack.push(credential.id);
+            let key = (credential.id, credential.version);
+            let tokens = &self.egress.inner.tokens;
+            match &credential.kind {
+                Kind::Text(value) => Ok(value.clone()),
+                Kind::Jwt {
+                    algorithm,
+                    payload,
+                    time_claims,
+                    key,
+                } => mint(&credential.slug, *algorithm, payload, *time_claims, key),
+                Kind::OAuth { .. } => {
+                    tokens
+                        .get_or_fetch(key, self.oauth_token(&credential))
+                        .await
+                }
+                Kind::Fetch { ttl: Some(ttl), .. } => {
+                    let ttl = *ttl;
+                    let fetch = async { Ok((self.fetch(&credential, stack).await?, ttl)) };
+                    tokens.get_or_fetch(key, fetch).await
+                }
+                Kind::Fetch { ttl: None, .. } => self.fetch(&credential, stack).await,
+                Kind::Unusable(message) => Err(EgressError::Unusable {
+                    message: format!("credential {:?}: {message}", credential.slug),
+                }),
+            }
+        })
+    }
+
+    /// Runs a credential's own requests and reads the token from the last answer.
+    async fn fetch(
+        &self,
+        credential: &Arc<Credential>,
+        stack: Vec<i64>,
+    ) -> Result<SecretString, EgressError> {
+        let Kind::Fetch {
+            steps, location, ..
+        } = &credential.kind
+        else {
+            return Err(EgressError::Internal("not a fetch".into()));
+        };
+        let failed = |message: String| EgressError::Fetch {
+            slug: credential.slug.clone(),
+            message,
+        };
+        let mut previous: Option<Value> = None;
+        for (i, step) in steps.iter().enumerate() {
+            let options = RequestOptions::from_stored(&step.options)?;
+            let target = options.target()?;
+            let nested = self.referenced(&options, &target).await?;
+            let values = self.values(&nested, stack.clone()).await?;
+            let (upstream, _) = self
+                .send_with(
+                    &options,
+                    &nested,
+                    &values,
+                    step.secret.as_ref(),
+                    previous.as_ref(),
+                )
+                .await
+                .map_err(|e| match e {
+                    EgressError::Fetch { .. } => e,
+                    other => failed(format!("request {} failed: {other}", i + 1)),
+                })?;
+            if !upstream.status.is_success() {
+                return Err(failed(format!(
+                    "request {} answered HTTP {}",
+                    i + 1,
+                    upstream.status.as_u16()
+                )));
+            }
+            previous = Some(request::event(&upstream));
+        }
+        let path = request::location_path(location).ok_or_else(|| {
+            failed(format!("http_request_location_of_token {location:?} is not a path such as =response.body.token"))
+        })?;
+        previous
+            .as_ref()
+            .and_then(|answer| request::text_at(answer, path))
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from)
+            .ok_or_else(|| failed(format!("the response has no text at {path}")))
+    }
+
+    /// Client credentials grant: HTTP Basic first; on `invalid_client`, once more with the
+    /// secret in the body, and that choice is remembered for the credential.
+    async fn oauth_token(
+        &self,
+        credential: &Arc<Credential>,
+    ) -> Result<(SecretString, Duration), EgressError> {
+        let Kind::OAuth {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        } = &credential.kind
+        else {
+            return Err(EgressError::Internal("not an OAuth credential".into()));
+        };
+        let failed = |message: String| EgressError::Fetch {
+            slug: credential.slug.clone(),
+            message,
+        };
+        let url =
+            Url::parse(token_url).map_err(|_| failed("oauth_token_url is not a URL".into()))?;
+        let key = (credential.id, credential.version);
+        let body_auth = &self.egress.inner.body_auth;
+        let mut in_body = body_auth.get(&key).is_some();
+        loop {
+            let secret = client_secret
+                .as_ref()
+                .map(|s| s.expose_secret())
+                .unwrap_or("");
+            let mut pairs = vec![("grant_type", "client_credentials")];
+            if let Some(scope) = scope.as_deref().filter(|s| !s.is_empty()) {
+                pairs.push(("scope", scope));
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+            if in_body {
+                pairs.push(("client_id", client_id));
+                pairs.push(("client_secret", secret));
+            } else {
+                let enc =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    enc(client_id),
+                    enc(secret)
+                ));
+                let value = HeaderValue::from_str(&format!("Basic {basic}"))
+                    .map_err(|_| failed("the client id cannot be sent".into()))?;
+                headers.insert(header::AUTHORIZATION, value);
+            }
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            let outbound = Outbound {
+                method: reqwest::Method::POST,
+                url: url.clone(),
+                headers,
+                body: Some(body.into()),
+                secret_headers: vec![header::AUTHORIZATION],
+                body_has_secret: in_body,
+            };
+            let upstream = self
+                .egress
+                .send(&self.bucket, outbound, &|_| Ok(()))
+                .await
+                .map_err(|e| failed(format!("the token endpoint failed: {e}")))?;
+            let answer: Value = serde_json::from_slice(&upstream.body).unwrap_or(Value::Null);
+            if upstream.status.is_success() {
+                let token = answer
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        failed("the token endpoint's answer has no access_token".into())
+                    })?;
+                let lifetime = answer
+                    .get("expires_in")
+                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                    .map(Duration::from_secs)
+                    .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+                // Refresh before expiry: a tenth of the lifetime early, at most a minute.
+                let early = (lifetime / 10).min(Duration::from_secs(60));
+                if in_body {
+                    body_auth.insert(key, ());
+                }
+                return Ok((SecretString::from(token), lifetime - early));
+            }
+            let code = answer.get("error").and_then(Value::as_str).filter(|c| {
+                c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+            if code == Some("invalid_client") && !in_body {
+                in_body = true;
+                continue;
+            }
+            return Err(failed(format!(
+                "the token endpoint answered HTTP {}{}",
+                upstream.status.as_u16(),
+                code.map(|c| format!(" ({c})")).unwrap_or_default()
+            )));
+        }
+    }
+}
+
+/// Whether `credential` may be sent to `url`: it needs `allowed_hosts`, and one must match.
+fn allows(credential: &Credential, url: &Url) -> Result<(), EgressError> {
+    if credential.allowed_hosts.is_empty() {
+        return Err(EgressError::NotAllowed {
+            message: format!(
+                "credential {:?} has no allowed_hosts, so it is never sent outbound",
+                credential.slug
+            ),
+        });
+    }
+    if credential.allowed_hosts.iter().any(|p| p.matches(url)) {
+        return Ok(());
+    }
+    Err(EgressError::NotAllowed {
+        message: format!(
+            "credential {:?} may not be sent to {}://{}{} (allowed_hosts)",
+            credential.slug,
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+    })
+}
+
+/// A JWT signed with the credential's key; `iat` and `exp` (one hour on) when asked.
+fn mint(
+    slug: &str,
+    algorithm: JwtAlgorithm,
+    payload: &Map<String, Value>,
+    time_claims: bool,
+    key: &SecretString,
+) -> Result<SecretString, EgressError> {
+    let mut claims = payload.clone();
+    if time_claims {
+        let now = crate::kernel::now_ms() / 1000;
+        claims.insert("iat".into(), Value::from(now));
+        claims.insert("exp".into(), Value::from(now + 3600));
+    }
+    crate::crypto::jwt::sign_with(algorithm, key, &claims)
+        .map(SecretString::from)
+        .map_err(|_| EgressError::Unusable {
+            message: format!("credential {slug:?}: its jwt_private_key cannot sign {algorithm}"),
+        })
+}

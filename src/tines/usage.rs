@@ -1,0 +1,455 @@
+//! Using credentials: `POST /api/v1/http_requests` (run one HTTP Request action with its
+//! `<<CREDENTIAL.slug>>` references resolved server-side) and
+//! `POST /api/v1/user_credentials/{id}/resolve` (the usable value, for non-HTTP callers).
+//!
+//! The Tines family decides who may use what; the egress engine does the using. A token's
+//! team (or `team_id`, for an organization-wide token) chooses the team: it may use its own
+//! credentials and those shared with it (`read_access` GLOBAL, or SPECIFIC_TEAMS naming it),
+//! its own shadowing a shared one of the same slug. `test: true` uses a credential's test
+//! twin when it has one. Admins, editors and runners may use; viewers may not. Every use is
+//! audited (`user_credential.use`, with mode, host and outcome) and stamps `last_used_at`; a
+//! failed fetch is kept on the credential as `last_error`.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderValue, header},
+    response::IntoResponse,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    Tines,
+    api::TinesSurface,
+    model::{ModeConfig, ReadAccess, json_col},
+    store::{CredentialRow, TeamRow},
+};
+use crate::{
+    egress::{
+        Credential, EgressError, Kind, Step, Use, Vault, credential::BoxFuture,
+        host_pattern::HostPattern, request::RequestOptions,
+    },
+    kernel::{
+        CoreError, Ctx, Result,
+        audit::{self, Event, Outcome},
+        http::{
+            error::Error,
+            extract::{Auth, Json},
+        },
+        now_ms,
+    },
+};
+
+pub fn routes() -> OpenApiRouter<Tines> {
+    OpenApiRouter::new()
+        .routes(routes!(http_request))
+        .routes(routes!(resolve))
+}
+
+/// The body of `POST /api/v1/http_requests`: an HTTP Request action's options.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequestInput {
+    /// May carry `<<CREDENTIAL.slug>>` in its query.
+    pub url: String,
+    /// get (default), post, put, patch, delete, head or options.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// json (default), form, xml or text.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub headers: Option<Map<String, Value>>,
+    /// `<<CREDENTIAL.slug>>` of an MTLS credential.
+    #[serde(default)]
+    pub mutual_tls: Option<String>,
+    /// The team whose credentials are used (organization-wide tokens; a team-bound token
+    /// uses its own team).
+    #[serde(default)]
+    pub team_id: Option<i64>,
+    /// Use test credentials where they exist.
+    #[serde(default)]
+    pub test: Option<bool>,
+}
+
+/// The upstream's answer: its status, headers and body (parsed when JSON), with every
+/// secret Latchkey substituted replaced by `[redacted]`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HttpRequestAnswer {
+    pub status: u16,
+    #[schema(value_type = Object)]
+    pub headers: Map<String, Value>,
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveInput {
+    /// Use the test credential when there is one.
+    #[serde(default)]
+    pub test: Option<bool>,
+    /// The team using the credential (organization-wide tokens; default: its own team).
+    #[serde(default)]
+    pub team_id: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ResolvedValue {
+    pub value: String,
+}
+
+type Caller = Auth<TinesSurface>;
+
+/// Run an HTTP request the way Tines' HTTP Request action does, with `<<CREDENTIAL.slug>>`
+/// resolved server-side. An upstream failure is still a 200 carrying its status.
+#[utoipa::path(post, path = "/api/v1/http_requests", tag = "tines", request_body = HttpRequestInput,
+    responses((status = 200, body = HttpRequestAnswer), (status = 403), (status = 422),
+        (status = 502), (status = 504)),
+    security(("bearer" = [])))]
+async fn http_request(
+    State(s): State<Tines>,
+    Auth(ctx, ..): Caller,
+    Json(input, ..): Json<TinesSurface, HttpRequestInput>,
+) -> std::result::Result<axum::Json<Value>, Error<TinesSurface>> {
+    Ok(axum::Json(s.http_request(&ctx, input).await?))
+}
+
+/// The usable value of a credential: TEXT's value, a fresh JWT, the current OAuth access
+/// token, the token an HTTP request credential fetches.
+#[utoipa::path(post, path = "/api/v1/user_credentials/{id}/resolve", tag = "tines",
+    params(("id" = i64, Path)), request_body = ResolveInput,
+    responses((status = 200, body = ResolvedValue), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+async fn resolve(
+    State(s): State<Tines>,
+    Auth(ctx, ..): Caller,
+    Path(raw): Path<String>,
+    body: Option<Json<TinesSurface, ResolveInput>>,
+) -> std::result::Result<impl IntoResponse, Error<TinesSurface>> {
+    let id = raw
+        .parse::<i64>()
+        .map_err(|_| CoreError::not_found("credential"))?;
+    let input = body.map(|Json(i, ..)| i).unwrap_or_default();
+    let value = s.resolve(&ctx, id, input).await?;
+    let mut response = axum::Json(ResolvedValue {
+        value: value.expose_secret().to_owned(),
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Looks references up among the credentials one team may use.
+struct TeamVault<'a> {
+    tines: &'a Tines,
+    org: &'a str,
+    team: &'a TeamRow,
+    test: bool,
+}
+
+impl Vault for TeamVault<'_> {
+    fn credential<'a>(
+        &'a self,
+        slug: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Arc<Credential>, EgressError>> {
+        Box::pin(async move {
+            let row = self
+                .tines
+                .usable_by_slug(self.org, self.team, slug, self.test)
+                .await
+                .map_err(|e| EgressError::Internal(e.to_string()))?
+                .ok_or_else(|| EgressError::UnknownCredential {
+                    slug: slug.to_owned(),
+                })?;
+            self.tines
+                .usable(&row)
+                .map(Arc::new)
+                .map_err(|e| EgressError::Internal(e.to_string()))
+        })
+    }
+}
+
+/// Whether `team` may use `row`.
+fn shared_with(row: &CredentialRow, team: &TeamRow) -> bool {
+    if row.team_id == team.id {
+        return true;
+    }
+    match ReadAccess::parse(&row.read_access) {
+        Ok(ReadAccess::Global) => true,
+        Ok(ReadAccess::SpecificTeams) => {
+            json_col::<Vec<String>>(&row.shared_team_slugs, "shared_team_slugs")
+                .is_ok_and(|slugs| slugs.contains(&team.slug))
+        }
+        _ => false,
+    }
+}
+
+impl Tines {
+    /// The team a use acts for, and its organization.
+    async fn using_team<'c>(
+        &self,
+        ctx: &'c Ctx,
+        team_id: Option<i64>,
+    ) -> Result<(&'c str, TeamRow)> {
+        let org = ctx.principal.org_for_use()?;
+        let id = match (ctx.principal.team_id, team_id) {
+            (Some(bound), Some(asked)) if bound != asked => None,
+            (Some(bound), _) => Some(bound),
+            (None, asked) => asked,
+        };
+        let Some(id) = id else {
+            if team_id.is_some() {
+                return Err(CoreError::NotFound {
+                    what: "team",
+                    field: Some("team_id"),
+                });
+            }
+            return Err(CoreError::malformed(
+                "team_id",
+                "team_id is required with an organization-wide token: it names the team whose credentials are used",
+            ));
+        };
+        let mut conn = self.kernel.store().conn().await?;
+        let team = conn.team(org, id).await?.ok_or(CoreError::NotFound {
+            what: "team",
+            field: Some("team_id"),
+        })?;
+        Ok((org, team))
+    }
+
+    /// The credential `slug` names for `team`: its own first, else one shared with it (the
+    /// oldest, when several teams share one); its test twin when `test` and it has one.
+    async fn usable_by_slug(
+        &self,
+        org: &str,
+        team: &TeamRow,
+        slug: &str,
+        test: bool,
+    ) -> Result<Option<CredentialRow>> {
+        let mut conn = self.kernel.store().conn().await?;
+        let rows = conn.live_credentials_by_slug(org, slug).await?;
+        let chosen = rows
+            .iter()
+            .find(|r| r.team_id == team.id)
+            .or_else(|| rows.iter().find(|r| shared_with(r, team)));
+        let Some(live) = chosen else { return Ok(None) };
+        if test && let Some(twin) = conn.credential_twin(org, live.id).await? {
+            return Ok(Some(twin));
+        }
+        Ok(Some(live.clone()))
+    }
+
+    /// A stored credential, opened for use.
+    fn usable(&self, row: &CredentialRow) -> Result<Credential> {
+        let config: ModeConfig = json_col(&row.config, "config")?;
+        let mut secrets = self.open_secrets(row)?;
+        let hosts: Vec<String> = json_col(&row.allowed_hosts, "allowed_hosts")?;
+        let allowed_hosts = hosts
+            .iter()
+            .map(|h| HostPattern::parse(h))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let missing =
+            |what: &str| CoreError::Internal(format!("credential {} has no {what}", row.id));
+        let kind = match config {
+            ModeConfig::Text {} => {
+                Kind::Text(secrets.value.take().ok_or_else(|| missing("value"))?)
+            }
+            ModeConfig::Jwt {
+                jwt_algorithm,
+                jwt_payload,
+                jwt_auto_generate_time_claims,
+            } => Kind::Jwt {
+                algorithm: jwt_algorithm,
+                payload: jwt_payload,
+                time_claims: jwt_auto_generate_time_claims,
+                key: secrets
+                    .jwt_private_key
+                    .take()
+                    .ok_or_else(|| missing("jwt_private_key"))?,
+            },
+            ModeConfig::Oauth {
+                oauth_token_url,
+                oauth_client_id,
+                oauth_scope,
+                oauth_grant_type,
+                ..
+            } if oauth_grant_type == "client_credentials" => Kind::OAuth {
+                token_url: oauth_token_url,
+                client_id: oauth_client_id,
+                client_secret: secrets.oauth_client_secret.take(),
+                scope: oauth_scope,
+            },
+            ModeConfig::Oauth { .. } => Kind::Unusable(
+                "the authorization_code grant is not usable yet; use client_credentials".into(),
+            ),
+            ModeConfig::HttpRequestAgent {
+                http_request_options,
+                http_request_location_of_token,
+                http_request_ttl,
+                ..
+            } => Kind::Fetch {
+                steps: vec![Step {
+                    options: http_request_options,
+                    secret: secrets.http_request_secret.take(),
+                }],
+                location: http_request_location_of_token,
+                ttl: ttl(http_request_ttl),
+            },
+            ModeConfig::MultiRequest {
+                credential_requests,
+                http_request_location_of_token,
+                http_request_ttl,
+            } => {
+                let mut request_secrets = std::mem::take(&mut secrets.request_secrets).into_iter();
+                Kind::Fetch {
+                    steps: credential_requests
+                        .into_iter()
+                        .map(|r| Step {
+                            options: r.options,
+                            secret: request_secrets.next().flatten(),
+                        })
+                        .collect(),
+                    location: http_request_location_of_token,
+                    ttl: ttl(http_request_ttl),
+                }
+            }
+            ModeConfig::Aws { .. } => Kind::Unusable("AWS credentials are not usable yet".into()),
+            ModeConfig::Mtls { .. } => Kind::Unusable(
+                "MTLS credentials are presented with \"mutual_tls\", which is not usable yet"
+                    .into(),
+            ),
+        };
+        let mode = super::model::CredentialMode::parse(&row.mode)?;
+        Ok(Credential {
+            id: row.id,
+            version: row.updated_at,
+            slug: row.slug.clone(),
+            mode: mode.as_str(),
+            allowed_hosts,
+            kind,
+        })
+    }
+
+    pub async fn http_request(&self, ctx: &Ctx, input: HttpRequestInput) -> Result<Value> {
+        let (org, team) = self.using_team(ctx, input.team_id).await?;
+        if input.mutual_tls.is_some() {
+            return Err(CoreError::invalid(
+                "mutual_tls",
+                "mutual_tls (MTLS credentials) is not usable yet",
+            ));
+        }
+        let options = RequestOptions {
+            url: input.url,
+            method: input.method,
+            content_type: input.content_type,
+            payload: input.payload,
+            headers: input.headers,
+        };
+        let vault = TeamVault {
+            tines: self,
+            org,
+            team: &team,
+            test: input.test.unwrap_or(false),
+        };
+        let session = self.egress.session(org, &vault);
+        let result = session.http_request(options).await;
+        self.record(ctx, org, "http_request", session.uses())
+            .await?;
+        Ok(result?)
+    }
+
+    pub async fn resolve(&self, ctx: &Ctx, id: i64, input: ResolveInput) -> Result<SecretString> {
+        ctx.principal.org_for_use()?;
+        let org = ctx.principal.organization_id.as_deref().unwrap_or_default();
+        let row = {
+            let mut conn = self.kernel.store().conn().await?;
+            conn.credential(org, id)
+                .await?
+                .ok_or(CoreError::not_found("credential"))?
+        };
+        let team_id = input
+            .team_id
+            .or(ctx.principal.team_id)
+            .unwrap_or(row.team_id);
+        let (org, team) = self.using_team(ctx, Some(team_id)).await?;
+        if row.live_credential_id.is_some() || !shared_with(&row, &team) {
+            return Err(CoreError::not_found("credential"));
+        }
+        let row = match input.test {
+            Some(true) => {
+                let mut conn = self.kernel.store().conn().await?;
+                conn.credential_twin(org, row.id).await?.unwrap_or(row)
+            }
+            _ => row,
+        };
+        let credential = Arc::new(self.usable(&row)?);
+        let vault = TeamVault {
+            tines: self,
+            org,
+            team: &team,
+            test: input.test.unwrap_or(false),
+        };
+        let session = self.egress.session(org, &vault);
+        let result = session.resolve(credential).await;
+        self.record(ctx, org, "resolve", session.uses()).await?;
+        Ok(result?)
+    }
+
+    /// Audits each use and stamps the credentials.
+    async fn record(&self, ctx: &Ctx, org: &str, via: &'static str, uses: Vec<Use>) -> Result<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        self.kernel
+            .write(async |tx| {
+                for u in &uses {
+                    let error = u.fetch_failed.then_some(u.failure.as_deref()).flatten();
+                    tx.mark_credential_used(org, u.credential.id, now, error)
+                        .await?;
+                    let mut detail = json!({
+                        "mode": u.credential.mode,
+                        "via": via,
+                    });
+                    if !u.host.is_empty() {
+                        detail["host"] = json!(u.host);
+                    }
+                    if let Some(reason) = &u.failure {
+                        detail["reason"] = json!(reason);
+                    }
+                    let mut event = Event::by(
+                        ctx,
+                        Some(org),
+                        "user_credential.use",
+                        "user_credential",
+                        u.credential.id,
+                    );
+                    if u.failure.is_some() {
+                        event.outcome = Outcome::Failure;
+                    }
+                    event.detail = Some(detail);
+                    audit::append(tx, event).await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+fn ttl(seconds: Option<i64>) -> Option<std::time::Duration> {
+    seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|s| *s > 0)
+        .map(std::time::Duration::from_secs)
+}

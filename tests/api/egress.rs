@@ -1,0 +1,860 @@
+//! The egress engine through the Tines surface: `POST /api/v1/http_requests` and
+//! `POST /api/v1/user_credentials/{id}/resolve`, against real HTTP servers on loopback
+//! (wiremock), with the policies an attacker aims at.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{body_string_contains, header, method, path},
+};
+
+use crate::{
+    both_engines,
+    helpers::{TestApp, assert_absent},
+    one_engine,
+};
+
+/// An organization, a team and an admin token for it: (token, team id).
+async fn setup(app: &TestApp) -> (String, i64) {
+    let (_, token) = app.org_with("admin").await;
+    let team = app.team(&token, "Ops").await;
+    (token, team)
+}
+
+async fn credential(app: &TestApp, token: &str, body: Value) -> Value {
+    let (status, created) = app.tines(token).post("/user_credentials", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+async fn use_http(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    app.tines(token).post("/http_requests", body).await
+}
+
+async fn resolve(app: &TestApp, token: &str, id: i64, body: Value) -> (StatusCode, Value) {
+    app.tines(token)
+        .post(&format!("/user_credentials/{id}/resolve"), body)
+        .await
+}
+
+fn message(body: &Value) -> String {
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Answers with what it received: the request's headers and body, echoed.
+struct Echo;
+
+impl Respond for Echo {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let headers: serde_json::Map<String, Value> = request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
+            .collect();
+        ResponseTemplate::new(200)
+            .insert_header(
+                "x-echo-key",
+                request
+                    .headers
+                    .get("x-key")
+                    .map_or("", |v| v.to_str().unwrap_or_default()),
+            )
+            .set_body_json(json!({
+                "url": request.url.to_string(),
+                "headers": headers,
+                "body": String::from_utf8_lossy(&request.body),
+            }))
+    }
+}
+
+async fn text_and_oauth_through_http_requests(app: TestApp) {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(header("authorization", "Basic Y2xpZW50LWlkOmNsaWVudC1zZWNyZXQ="))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "oauth-access-token-1", "token_type": "Bearer", "expires_in": 3600}),
+        ))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/api/things"))
+        .respond_with(Echo)
+        .mount(&upstream)
+        .await;
+
+    let (token, team) = setup(&app).await;
+    let text = credential(
+        &app,
+        &token,
+        json!({"name": "api key", "mode": "TEXT", "team_id": team,
+        "value": "text-secret-value", "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    assert_eq!(text["restriction_type"], "RESTRICTED");
+    assert_eq!(text["last_used_at"], Value::Null);
+    let oauth = credential(
+        &app,
+        &token,
+        json!({"name": "crm", "mode": "OAUTH", "team_id": team,
+        "oauth_token_url": format!("{}/oauth/token", upstream.uri()),
+        "oauth_client_id": "client-id", "oauth_client_secret": "client-secret",
+        "oauth_grant_type": "client_credentials", "allowed_hosts": ["127.0.0.1/api/*"]}),
+    )
+    .await;
+
+    for _ in 0..2 {
+        let (status, answer) = use_http(&app, &token, json!({
+            "url": format!("{}/api/things?key=<<CREDENTIAL.api_key>>&plain=1", upstream.uri()),
+            "method": "post",
+            "content_type": "json",
+            "headers": {"Authorization": "Bearer <<CREDENTIAL.crm>>", "X-Key": "<<CREDENTIAL.api_key>>"},
+            "payload": {"note": "hello", "copy": "<<CREDENTIAL.api_key>>"},
+            "team_id": team,
+        })).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["status"], 200);
+        assert_eq!(
+            answer["body"]["body"],
+            r#"{"copy":"[redacted]","note":"hello"}"#
+        );
+        assert_eq!(
+            answer["body"]["headers"]["authorization"],
+            "Bearer [redacted]"
+        );
+        assert_eq!(answer["body"]["headers"]["x-key"], "[redacted]");
+        assert_eq!(answer["headers"]["x-echo-key"], "[redacted]");
+        assert!(
+            answer["body"]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("key=[redacted]&plain=1"),
+            "{answer}"
+        );
+        let text = answer.to_string();
+        assert_absent(&text, "text-secret-value", "the answer");
+        assert_absent(&text, "oauth-access-token-1", "the answer");
+    }
+    // What the upstream received: the real values.
+    let received = upstream.received_requests().await.unwrap();
+    let call = received
+        .iter()
+        .find(|r| r.url.path() == "/api/things")
+        .unwrap();
+    assert_eq!(call.headers["authorization"], "Bearer oauth-access-token-1");
+    assert_eq!(call.headers["x-key"], "text-secret-value");
+    assert_eq!(call.url.query(), Some("key=text-secret-value&plain=1"));
+
+    // Records: last_used_at, and one audit event per credential and use, with no value.
+    let (_, shown) = app
+        .tines(&token)
+        .get(&format!("/user_credentials/{}", oauth["id"]))
+        .await;
+    assert!(shown["last_used_at"].as_str().is_some(), "{shown}");
+    let (_, events) = app
+        .get("/v1/audit_events?action=user_credential.use", &token)
+        .await;
+    let events = events["audit_events"].as_array().cloned().unwrap();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["outcome"] == "success" && e["detail"]["host"] == "127.0.0.1")
+    );
+    assert!(events.iter().any(|e| e["detail"]["mode"] == "OAUTH"));
+    let all = serde_json::to_string(&events).unwrap();
+    assert_absent(&all, "text-secret-value", "audit events");
+    assert_absent(&all, "oauth-access-token-1", "audit events");
+
+    // An upstream failure is still a 200 carrying its status.
+    let (status, answer) = use_http(
+        &app,
+        &token,
+        json!({
+        "url": format!("{}/missing", upstream.uri()), "team_id": team}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], 404);
+
+    // resolve answers the values themselves, not cached by HTTP caches.
+    let (status, value) = resolve(&app, &token, text["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["value"], "text-secret-value");
+    let (status, value) = resolve(&app, &token, oauth["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["value"], "oauth-access-token-1");
+}
+
+/// An OAuth client that the token endpoint refuses over HTTP Basic is retried with the
+/// secret in the body, once, and that choice is remembered.
+async fn oauth_falls_back_to_the_body_once(app: TestApp) {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("client_secret=s3cret-body"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "body-token", "expires_in": "2"})),
+        )
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"error": "invalid_client", "error_description": "echo s3cret-body"}),
+        ))
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    let oauth = credential(
+        &app,
+        &token,
+        json!({"name": "body auth", "mode": "OAUTH", "team_id": team,
+        "oauth_token_url": format!("{}/token", upstream.uri()), "oauth_client_id": "id",
+        "oauth_client_secret": "s3cret-body", "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let id = oauth["id"].as_i64().unwrap();
+    let (status, value) = resolve(&app, &token, id, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["value"], "body-token");
+    // expires_in 2 s: refreshed ahead of time, so the next use fetches again, in the body.
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    let (status, _) = resolve(&app, &token, id, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let received = upstream.received_requests().await.unwrap();
+    let basic: Vec<_> = received
+        .iter()
+        .filter(|r| r.headers.contains_key("authorization"))
+        .collect();
+    assert_eq!(basic.len(), 1, "HTTP Basic is tried once");
+    assert_eq!(received.len(), 3);
+}
+
+/// 100 concurrent uses make one upstream fetch, for OAuth and for an HTTP request credential
+/// with a TTL; without a TTL, every use fetches.
+async fn single_flight(app: TestApp) {
+    let upstream = MockServer::start().await;
+    Mock::given(path("/oauth"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "shared-token", "expires_in": 600}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/agent"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"token": "agent-token"}}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    let oauth = credential(
+        &app,
+        &token,
+        json!({"name": "o", "mode": "OAUTH", "team_id": team,
+        "oauth_token_url": format!("{}/oauth", upstream.uri()), "oauth_client_id": "id",
+        "oauth_client_secret": "secret", "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let agent = credential(
+        &app,
+        &token,
+        json!({"name": "a", "mode": "HTTP_REQUEST_AGENT", "team_id": team,
+        "http_request_options": {"url": format!("{}/agent", upstream.uri()), "method": "post",
+            "headers": {"X-Secret": "<<secret>>"}},
+        "http_request_secret": "agent-fetch-secret",
+        "http_request_location_of_token": "=response.body.data.token",
+        "http_request_ttl": 60, "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let untimed = credential(
+        &app,
+        &token,
+        json!({"name": "u", "mode": "HTTP_REQUEST_AGENT", "team_id": team,
+        "http_request_options": {"url": format!("{}/agent", upstream.uri())},
+        "http_request_location_of_token": "=response.body.data.token",
+        "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+
+    for (cred, want) in [(&oauth, "shared-token"), (&agent, "agent-token")] {
+        let id = cred["id"].as_i64().unwrap();
+        let uses = (0..100).map(|_| {
+            let app = &app;
+            let token = &token;
+            async move { resolve(app, token, id, json!({})).await }
+        });
+        for (status, value) in futures::future::join_all(uses).await {
+            assert_eq!(status, StatusCode::OK, "{value}");
+            assert_eq!(value["value"], want);
+        }
+    }
+    let received = upstream.received_requests().await.unwrap();
+    assert_eq!(
+        received.iter().filter(|r| r.url.path() == "/oauth").count(),
+        1
+    );
+    assert_eq!(
+        received.iter().filter(|r| r.url.path() == "/agent").count(),
+        1
+    );
+    let fetch = received.iter().find(|r| r.url.path() == "/agent").unwrap();
+    assert_eq!(fetch.headers["x-secret"], "agent-fetch-secret");
+
+    let id = untimed["id"].as_i64().unwrap();
+    for _ in 0..2 {
+        let (status, _) = resolve(&app, &token, id, json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let received = upstream.received_requests().await.unwrap();
+    assert_eq!(
+        received.iter().filter(|r| r.url.path() == "/agent").count(),
+        3
+    );
+}
+
+/// MULTI_REQUEST: the second request reads the first's answer; the token is read from the
+/// second. A JWT credential mints a fresh token per use.
+async fn multi_request_and_jwt(app: TestApp) {
+    let upstream = MockServer::start().await;
+    Mock::given(path("/login"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"session": "sess-42"})))
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/vault"))
+        .and(header("x-session", "sess-42"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"secret": {"value": "from-vault"}})),
+        )
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    let multi = credential(&app, &token, json!({"name": "m", "mode": "MULTI_REQUEST", "team_id": team,
+        "credential_requests": [
+            {"options": {"url": format!("{}/login", upstream.uri()), "method": "post", "payload": {"password": "<<secret>>"}},
+             "http_request_secret": "first-secret"},
+            {"options": {"url": format!("{}/vault", upstream.uri()), "headers": {"X-Session": "<<PREVIOUS_STEP.body.session>>"}}}
+        ],
+        "http_request_location_of_token": "=response.body.secret.value",
+        "allowed_hosts": ["127.0.0.1"]})).await;
+    let (status, value) = resolve(&app, &token, multi["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["value"], "from-vault");
+    let login = upstream.received_requests().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&login[0].body),
+        r#"{"password":"first-secret"}"#
+    );
+
+    let jwt = credential(
+        &app,
+        &token,
+        json!({"name": "signer", "mode": "JWT", "team_id": team,
+        "jwt_algorithm": "HS256", "jwt_private_key": "an-hmac-key-of-decent-length",
+        "jwt_payload": {"sub": "svc", "aud": "api"}, "jwt_auto_generate_time_claims": true}),
+    )
+    .await;
+    let (status, value) = resolve(&app, &token, jwt["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["api"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        value["value"].as_str().unwrap(),
+        &jsonwebtoken::DecodingKey::from_secret(b"an-hmac-key-of-decent-length"),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], "svc");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+}
+
+/// Every policy refusal, in the Tines envelope, naming the credential and never a value.
+async fn policy_refusals(app: TestApp) {
+    let upstream = MockServer::start().await;
+    Mock::given(path("/ok"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    credential(
+        &app,
+        &token,
+        json!({"name": "nowhere", "mode": "TEXT", "team_id": team, "value": "v-nowhere"}),
+    )
+    .await;
+    credential(
+        &app,
+        &token,
+        json!({"name": "example", "mode": "TEXT", "team_id": team, "value": "v-example",
+        "allowed_hosts": ["*.example.com", "https://127.0.0.1/*"]}),
+    )
+    .await;
+    let port = upstream.address().port();
+    let cases = [
+        (
+            json!({"url": format!("http://127.0.0.1:{port}/ok?k=<<CREDENTIAL.nowhere>>")}),
+            StatusCode::FORBIDDEN,
+            "no allowed_hosts",
+        ),
+        (
+            json!({"url": format!("http://127.0.0.1:{port}/ok"), "headers": {"k": "<<CREDENTIAL.example>>"}}),
+            StatusCode::FORBIDDEN,
+            "may not be sent to http://127.0.0.1",
+        ),
+        (
+            json!({"url": "https://evilexample.com/?k=<<CREDENTIAL.example>>"}),
+            StatusCode::FORBIDDEN,
+            "may not be sent",
+        ),
+        (
+            json!({"url": "https://<<CREDENTIAL.example>>.example.com/"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "only in the URL's query",
+        ),
+        (
+            json!({"url": "https://a.example.com/<<CREDENTIAL.example>>"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "only in the URL's query",
+        ),
+        (
+            json!({"url": format!("http://127.0.0.1:{port}/ok?k=<<CREDENTIAL.missing>>")}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "\"missing\" does not exist",
+        ),
+        (
+            json!({"url": "file:///etc/passwd"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "http or https",
+        ),
+        (
+            json!({"url": format!("http://127.0.0.1:{port}/ok"), "method": "trace"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "method",
+        ),
+        (
+            json!({"url": format!("http://127.0.0.1:{port}/ok"), "verify_ssl": false}),
+            StatusCode::BAD_REQUEST,
+            "verify_ssl",
+        ),
+    ];
+    for (mut body, want, says) in cases {
+        body["team_id"] = json!(team);
+        let (status, e) = use_http(&app, &token, body.clone()).await;
+        assert_eq!(status, want, "{body} -> {e}");
+        assert!(message(&e).contains(says), "{body} -> {e}");
+        assert_absent(&e.to_string(), "v-example", "an error");
+        assert_absent(&e.to_string(), "v-nowhere", "an error");
+    }
+    // Nothing was sent for any refusal.
+    assert!(upstream.received_requests().await.unwrap().is_empty());
+}
+
+/// Without `LATCHKEY_EGRESS_ALLOW_NETWORKS`, loopback, metadata and private addresses (by
+/// literal or by a name that resolves to them) are refused before any connection.
+async fn network_policy_without_the_allow_list(_: TestApp) {
+    let app = TestApp::sqlite_with(&[("LATCHKEY_EGRESS_ALLOW_NETWORKS", "")]).await;
+    let upstream = MockServer::start().await;
+    Mock::given(path("/"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    let port = upstream.address().port();
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://[::1]:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+        "http://0.0.0.0/".to_owned(),
+    ] {
+        let (status, e) = use_http(&app, &token, json!({"url": url, "team_id": team})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{url} -> {e}");
+        assert!(message(&e).contains("network policy"), "{url} -> {e}");
+    }
+    assert!(upstream.received_requests().await.unwrap().is_empty());
+}
+
+/// Redirects: followed within the policy; to an unlisted host refused; credentials dropped
+/// when the origin changes.
+async fn redirects(app: TestApp) {
+    let first = MockServer::start().await;
+    let second = MockServer::start().await;
+    let second_port = second.address().port();
+    Mock::given(path("/same"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", "/final"))
+        .mount(&first)
+        .await;
+    Mock::given(path("/final"))
+        .respond_with(Echo)
+        .mount(&first)
+        .await;
+    Mock::given(path("/away"))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("http://localhost:{second_port}/landing"),
+        ))
+        .mount(&first)
+        .await;
+    Mock::given(path("/landing"))
+        .respond_with(Echo)
+        .mount(&second)
+        .await;
+    let (token, team) = setup(&app).await;
+    credential(
+        &app,
+        &token,
+        json!({"name": "loopback only", "mode": "TEXT", "team_id": team,
+        "value": "redirect-secret", "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    credential(
+        &app,
+        &token,
+        json!({"name": "both", "mode": "TEXT", "team_id": team,
+        "value": "both-secret", "allowed_hosts": ["127.0.0.1", "localhost"]}),
+    )
+    .await;
+
+    let (status, answer) = use_http(&app, &token, json!({"team_id": team,
+        "url": format!("{}/same", first.uri()), "headers": {"X-Key": "<<CREDENTIAL.loopback_only>>"}})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["body"]["headers"]["x-key"], "[redacted]",
+        "same origin keeps it"
+    );
+
+    let (status, e) = use_http(&app, &token, json!({"team_id": team,
+        "url": format!("{}/away", first.uri()), "headers": {"X-Key": "<<CREDENTIAL.loopback_only>>"}})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    assert!(message(&e).contains("localhost"), "{e}");
+    assert!(second.received_requests().await.unwrap().is_empty());
+
+    let (status, answer) = use_http(&app, &token, json!({"team_id": team,
+        "url": format!("{}/away", first.uri()),
+        "headers": {"X-Key": "<<CREDENTIAL.both>>", "Authorization": "Bearer plain", "X-Plain": "kept"}})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let landed = &second.received_requests().await.unwrap()[0];
+    assert!(
+        !landed.headers.contains_key("x-key"),
+        "the credential header is dropped"
+    );
+    assert!(!landed.headers.contains_key("authorization"));
+    assert_eq!(landed.headers["x-plain"], "kept");
+}
+
+/// Who may use what: read_access, shadowing, test twins, team-bound tokens, runner, viewer.
+async fn access_rules(app: TestApp) {
+    let upstream = MockServer::start().await;
+    Mock::given(path("/"))
+        .respond_with(Echo)
+        .mount(&upstream)
+        .await;
+    let (org, admin) = app.org_with("admin").await;
+    let ops = app.team(&admin, "Ops").await;
+    let dev = app.team(&admin, "Dev").await;
+    let sec = app.team(&admin, "Sec").await;
+    let hosts = json!(["127.0.0.1"]);
+    let own = credential(&app, &admin, json!({"name": "shared", "mode": "TEXT", "team_id": ops, "value": "ops-value", "allowed_hosts": hosts, "read_access": "GLOBAL"})).await;
+    credential(&app, &admin, json!({"name": "shared", "mode": "TEXT", "team_id": dev, "value": "dev-value", "allowed_hosts": hosts})).await;
+    credential(&app, &admin, json!({"name": "private", "mode": "TEXT", "team_id": ops, "value": "private-value", "allowed_hosts": hosts})).await;
+    credential(&app, &admin, json!({"name": "picked", "mode": "TEXT", "team_id": ops, "value": "picked-value", "allowed_hosts": hosts, "read_access": "SPECIFIC_TEAMS", "shared_team_slugs": ["sec"]})).await;
+    credential(&app, &admin, json!({"name": "shared", "mode": "TEXT", "team_id": ops, "value": "test-value", "allowed_hosts": hosts, "live_credential_id": own["id"]})).await;
+
+    credential(
+        &app,
+        &admin,
+        json!({"name": "loose", "mode": "TEXT", "team_id": ops, "value": "loose-value"}),
+    )
+    .await;
+    let runner_dev = app.token(&org, "runner", Some(dev)).await;
+    let runner_sec = app.token(&org, "runner", Some(sec)).await;
+    let viewer = app.token(&org, "viewer", None).await;
+    let url = |slug: &str| format!("{}/?v=<<CREDENTIAL.{slug}>>", upstream.uri());
+    let sent = |answer: &Value| {
+        answer["body"]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let sent_value = || async {
+        let r = upstream.received_requests().await.unwrap();
+        r.last().unwrap().url.query().unwrap_or_default().to_owned()
+    };
+
+    // Dev's own "shared" shadows Ops' global one.
+    let (status, answer) = use_http(&app, &runner_dev, json!({"url": url("shared")})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(sent(&answer).ends_with("v=[redacted]"));
+    assert_eq!(sent_value().await, "v=dev-value");
+    // Sec has none of its own: Ops' global one; the specific share; not Ops' private one.
+    let (status, _) = use_http(&app, &runner_sec, json!({"url": url("shared")})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sent_value().await, "v=ops-value");
+    let (status, _) = use_http(&app, &runner_sec, json!({"url": url("picked")})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, e) = use_http(&app, &runner_dev, json!({"url": url("picked")})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, _) = use_http(&app, &runner_sec, json!({"url": url("private")})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // test: true uses the twin.
+    let (status, _) = use_http(
+        &app,
+        &admin,
+        json!({"url": url("shared"), "team_id": ops, "test": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sent_value().await, "v=test-value");
+    let (status, value) = resolve(
+        &app,
+        &admin,
+        own["id"].as_i64().unwrap(),
+        json!({"test": true}),
+    )
+    .await;
+    assert_eq!(
+        (status, value["value"].clone()),
+        (StatusCode::OK, json!("test-value"))
+    );
+
+    // A team-bound token cannot act for another team; an organization token must name one.
+    let (status, _) = use_http(
+        &app,
+        &runner_dev,
+        json!({"url": url("shared"), "team_id": ops}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, e) = use_http(&app, &admin, json!({"url": url("shared")})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["errors"][0]["field"], "team_id");
+    // resolve: Ops' private credential is not Dev's.
+    let (status, _) = resolve(&app, &runner_dev, own["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "GLOBAL is usable by Dev");
+
+    // runner uses and does nothing else; viewer may not use.
+    let (status, _) = app.tines(&runner_dev).get("/user_credentials").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.tines(&runner_dev).get("/teams").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, e) = use_http(&app, &viewer, json!({"url": url("shared"), "team_id": ops})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    let (status, _) = resolve(&app, &viewer, own["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another organization's credential ids are not found.
+    let (_, stranger) = app.org_with("admin").await;
+    let stranger_team = app.team(&stranger, "X").await;
+    let (status, _) = resolve(
+        &app,
+        &stranger,
+        own["id"].as_i64().unwrap(),
+        json!({"team_id": stranger_team}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // restriction_type filters.
+    let (_, restricted) = app
+        .tines(&admin)
+        .get("/user_credentials?filter=RESTRICTED&per_page=100")
+        .await;
+    assert_eq!(
+        restricted["user_credentials"].as_array().unwrap().len(),
+        5,
+        "{restricted}"
+    );
+    assert!(
+        restricted["meta"]["current_page"]
+            .as_str()
+            .unwrap()
+            .ends_with("filter=RESTRICTED")
+    );
+    let (_, unrestricted) = app
+        .tines(&admin)
+        .get("/user_credentials?filter=UNRESTRICTED")
+        .await;
+    assert_eq!(
+        unrestricted["user_credentials"].as_array().unwrap().len(),
+        1
+    );
+    let (_, unused) = app
+        .tines(&admin)
+        .get("/user_credentials?filter=UNUSED_IN_ACTIONS")
+        .await;
+    let unused: Vec<_> = unused["user_credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        unused,
+        vec!["private".to_owned(), "loose".to_owned()],
+        "Dev's and Ops' shared, the twin and picked were used"
+    );
+    let (status, _) = app
+        .tines(&admin)
+        .get("/user_credentials?filter=SOMETIMES")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// A failed fetch is a 502 naming the credential; it is kept on the credential (without
+/// secrets) and audited as a failure. Updating a credential drops its cached token.
+async fn failures_are_recorded_and_updates_refetch(app: TestApp) {
+    let upstream = MockServer::start().await;
+    Mock::given(path("/broken"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("boom fetch-secret-value"))
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "t-1", "expires_in": 3600})),
+        )
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    let broken = credential(&app, &token, json!({"name": "broken", "mode": "HTTP_REQUEST_AGENT", "team_id": team,
+        "http_request_options": {"url": format!("{}/broken", upstream.uri()), "payload": {"s": "<<secret>>"}, "method": "post"},
+        "http_request_secret": "fetch-secret-value",
+        "http_request_location_of_token": "=response.body.token", "allowed_hosts": ["127.0.0.1"]})).await;
+    let id = broken["id"].as_i64().unwrap();
+    let (status, e) = use_http(
+        &app,
+        &token,
+        json!({"team_id": team,
+        "url": format!("{}/x?t=<<CREDENTIAL.broken>>", upstream.uri())}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{e}");
+    assert!(
+        message(&e).contains("\"broken\"") && message(&e).contains("HTTP 500"),
+        "{e}"
+    );
+    let (_, shown) = app
+        .tines(&token)
+        .get(&format!("/user_credentials/{id}"))
+        .await;
+    assert!(
+        shown["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500"),
+        "{shown}"
+    );
+    assert!(shown["last_error"]["at"].as_str().is_some());
+    assert_absent(&shown.to_string(), "fetch-secret-value", "the credential");
+    let (_, events) = app
+        .get("/v1/audit_events?action=user_credential.use", &token)
+        .await;
+    assert!(events.to_string().contains("\"failure\""), "{events}");
+
+    let oauth = credential(
+        &app,
+        &token,
+        json!({"name": "rotating", "mode": "OAUTH", "team_id": team,
+        "oauth_token_url": format!("{}/token", upstream.uri()), "oauth_client_id": "id",
+        "oauth_client_secret": "first", "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let oid = oauth["id"].as_i64().unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            resolve(&app, &token, oid, json!({})).await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, updated) = app
+        .tines(&token)
+        .put(
+            &format!("/user_credentials/{oid}"),
+            json!({"name": "rotating", "mode": "OAUTH",
+        "oauth_token_url": format!("{}/token", upstream.uri()), "oauth_client_id": "id",
+        "oauth_client_secret": "second", "allowed_hosts": ["127.0.0.1"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        resolve(&app, &token, oid, json!({})).await.0,
+        StatusCode::OK
+    );
+    let fetches = upstream
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/token")
+        .count();
+    assert_eq!(fetches, 2, "one fetch before the update, one after");
+}
+
+/// Limits: a response over the cap is 413, a slow upstream 504.
+async fn limits(_: TestApp) {
+    let app = TestApp::sqlite_with(&[
+        ("LATCHKEY_EGRESS_MAX_RESPONSE_BYTES", "2048"),
+        ("LATCHKEY_EGRESS_TIMEOUT", "1"),
+    ])
+    .await;
+    let upstream = MockServer::start().await;
+    Mock::given(path("/big"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(4096)))
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/slow"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    let (status, e) = use_http(
+        &app,
+        &token,
+        json!({"team_id": team, "url": format!("{}/big", upstream.uri())}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
+    let (status, e) = use_http(
+        &app,
+        &token,
+        json!({"team_id": team, "url": format!("{}/slow", upstream.uri())}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{e}");
+    // MTLS, AWS and authorization_code are stored but not usable yet: a clear 422.
+    let (status, e) = use_http(&app, &token, json!({"team_id": team, "url": format!("{}/big", upstream.uri()), "mutual_tls": "<<CREDENTIAL.x>>"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+}
+
+both_engines!(
+    text_and_oauth_through_http_requests,
+    single_flight,
+    access_rules,
+    failures_are_recorded_and_updates_refetch,
+);
+
+one_engine!(
+    oauth_falls_back_to_the_body_once,
+    multi_request_and_jwt,
+    policy_refusals,
+    network_policy_without_the_allow_list,
+    redirects,
+    limits,
+);
