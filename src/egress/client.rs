@@ -147,7 +147,9 @@ impl Egress {
                 StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
             );
             let cross_origin = !same_origin(&request.url, &next);
-            if cross_origin && keeps_body && request.body_has_secret {
+            let resends_body =
+                keeps_body || !(status == StatusCode::SEE_OTHER || request.method == Method::POST);
+            if cross_origin && resends_body && request.body_has_secret && request.body.is_some() {
                 return self.read(response, &host).await;
             }
             if !keeps_body && (status == StatusCode::SEE_OTHER || request.method == Method::POST) {

@@ -34,6 +34,8 @@ const FAILURE_TTL: Duration = Duration::from_secs(1);
 /// An OAuth token's lifetime when the token endpoint does not say (Tines refreshes every 30
 /// minutes).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// The longest a token is kept, whatever the token endpoint says.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -106,9 +108,14 @@ pub struct Use {
     pub fetch_failed: bool,
 }
 
-/// Cached tokens, by `(credential id, version)`.
+/// `(partition, credential id, version)`: the partition is the session's (for Tines, the
+/// team and whether test credentials are used), since references inside a credential's own
+/// requests resolve in the caller's scope and must not serve another scope's callers.
+type CacheKey = (Arc<str>, i64, i64);
+
+/// Cached tokens, by [`CacheKey`].
 pub(super) struct TokenCache {
-    cache: quick_cache::sync::Cache<(i64, i64), Cached>,
+    cache: quick_cache::sync::Cache<CacheKey, Cached>,
 }
 
 #[derive(Clone)]
@@ -136,7 +143,7 @@ impl TokenCache {
     /// callers for one key wait for a single fetch; a failure is shared for a second.
     async fn get_or_fetch(
         &self,
-        key: (i64, i64),
+        key: CacheKey,
         fetch: impl Future<Output = Result<(SecretString, Duration), EgressError>>,
     ) -> Result<SecretString, EgressError> {
         let guard = loop {
@@ -155,7 +162,10 @@ impl TokenCache {
         };
         let now = Instant::now();
         let (cached, result) = match fetch.await {
-            Ok((token, lifetime)) => (Cached::Token(token.clone(), now + lifetime), Ok(token)),
+            Ok((token, lifetime)) => (
+                Cached::Token(token.clone(), now + lifetime.min(MAX_TOKEN_LIFETIME)),
+                Ok(token),
+            ),
             Err(e) => (Cached::Failed(e.clone(), now + FAILURE_TTL), Err(e)),
         };
         let _ = guard.insert(cached);
@@ -167,15 +177,22 @@ impl TokenCache {
 pub struct Session<'v> {
     egress: Egress,
     bucket: String,
+    partition: Arc<str>,
     vault: &'v dyn Vault,
     uses: Mutex<Vec<Use>>,
 }
 
 impl<'v> Session<'v> {
-    pub(super) fn new(egress: Egress, bucket: String, vault: &'v dyn Vault) -> Self {
+    pub(super) fn new(
+        egress: Egress,
+        bucket: String,
+        partition: &str,
+        vault: &'v dyn Vault,
+    ) -> Self {
         Self {
             egress,
             bucket,
+            partition: partition.into(),
             vault,
             uses: Mutex::new(Vec::new()),
         }
@@ -342,7 +359,7 @@ impl<'v> Session<'v> {
                 });
             }
             stack.push(credential.id);
-            let key = (credential.id, credential.version);
+            let key = (self.partition.clone(), credential.id, credential.version);
             let tokens = &self.egress.inner.tokens;
             match &credential.kind {
                 Kind::Text(value) => Ok(value.clone()),
@@ -417,12 +434,22 @@ impl<'v> Session<'v> {
         let path = request::location_path(location).ok_or_else(|| {
             failed(format!("http_request_location_of_token {location:?} is not a path such as =response.body.token"))
         })?;
-        previous
+        let token = previous
             .as_ref()
             .and_then(|answer| request::text_at(answer, path))
             .filter(|t| !t.is_empty())
-            .map(SecretString::from)
-            .ok_or_else(|| failed(format!("the response has no text at {path}")))
+            .ok_or_else(|| failed(format!("the response has no text at {path}")))?;
+        // The token goes back to callers; the secrets the requests carried must not.
+        let echoes = steps.iter().filter_map(|s| s.secret.as_ref()).any(|s| {
+            let s = s.expose_secret();
+            s.len() >= super::redact::MIN_LEN && token.contains(s)
+        });
+        if echoes {
+            return Err(failed(
+                "the token found contains the credential's own secret".into(),
+            ));
+        }
+        Ok(SecretString::from(token))
     }
 
     /// Client credentials grant: HTTP Basic first; on `invalid_client`, once more with the

@@ -140,9 +140,10 @@ impl Egress {
     }
 
     /// A session for one use by one caller: `bucket` names whose concurrency limit it counts
-    /// against (the organization), `vault` where its references are looked up.
-    pub fn session<'v>(&self, bucket: &str, vault: &'v dyn Vault) -> Session<'v> {
-        Session::new(self.clone(), bucket.to_owned(), vault)
+    /// against (the organization), `partition` the scope its references resolve in (cached
+    /// tokens are not shared across partitions), `vault` where they are looked up.
+    pub fn session<'v>(&self, bucket: &str, partition: &str, vault: &'v dyn Vault) -> Session<'v> {
+        Session::new(self.clone(), bucket.to_owned(), partition, vault)
     }
 }
 

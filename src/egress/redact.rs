@@ -29,7 +29,7 @@ impl Redactor {
             .into_iter()
             .filter(|s| s.chars().count() >= MIN_LEN)
             .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         Self { secrets }
     }

@@ -152,6 +152,12 @@ impl RequestOptions {
             let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 EgressError::invalid("headers", format!("{name:?} is not a valid header name"))
             })?;
+            if is_hop_header(&header) {
+                return Err(EgressError::invalid(
+                    "headers",
+                    format!("header {name:?} is set by Latchkey, not by the request"),
+                ));
+            }
             let text = match raw {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -192,6 +198,8 @@ impl RequestOptions {
                     let v = value(r)?;
                     if let Some(v) = &v {
                         body_has_secret = true;
+                        // As a form or query encodes it, too.
+                        secrets.push(form_urlencoded::byte_serialize(v.as_bytes()).collect());
                         secrets.push(v.clone());
                     }
                     Ok(v)
@@ -272,6 +280,22 @@ impl RequestOptions {
             secrets,
         ))
     }
+}
+
+/// Headers that route or frame the request: a caller could otherwise send a credential to
+/// another virtual host (`Host`) or desynchronise the connection.
+fn is_hop_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "content-length"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "keep-alive"
+    ) || name.as_str().starts_with("proxy-")
 }
 
 /// `(before '?', after '?')`, the fragment dropped.

@@ -381,7 +381,70 @@ pub(super) fn build_mode(
             }
         }
     };
+    if let Some((previous, _)) = previous.filter(|(c, _)| c.mode() == mode)
+        && destination(previous) != destination(&config)
+        && let Some(field) = kept_secret(input, kept)
+    {
+        return Err(CoreError::invalid(
+            field.clone(),
+            format!(
+                "{field} must be sent again when the URLs or the request it is sent with change"
+            ),
+        ));
+    }
     Ok((config, secrets))
+}
+
+/// Where a mode's secret inputs are sent: changing it must not carry a stored secret along
+/// (an editor could otherwise point a kept `oauth_client_secret` at a host of their own).
+fn destination(config: &ModeConfig) -> Option<Value> {
+    match config {
+        ModeConfig::Oauth {
+            oauth_url,
+            oauth_token_url,
+            ..
+        } => Some(serde_json::json!([oauth_url, oauth_token_url])),
+        ModeConfig::HttpRequestAgent {
+            http_request_options,
+            http_request_location_of_token,
+            ..
+        } => Some(serde_json::json!([
+            http_request_options,
+            http_request_location_of_token
+        ])),
+        ModeConfig::MultiRequest {
+            credential_requests,
+            http_request_location_of_token,
+            ..
+        } => {
+            let options: Vec<&Map<String, Value>> =
+                credential_requests.iter().map(|r| &r.options).collect();
+            Some(serde_json::json!([options, http_request_location_of_token]))
+        }
+        _ => None,
+    }
+}
+
+/// The first secret input an update leaves out while one is stored.
+fn kept_secret(input: &CredentialInput, kept: Option<&Secrets>) -> Option<String> {
+    let kept = kept?;
+    if input.oauth_client_secret.is_none() && kept.oauth_client_secret.is_some() {
+        return Some("oauth_client_secret".into());
+    }
+    if input.http_request_secret.is_none() && kept.http_request_secret.is_some() {
+        return Some("http_request_secret".into());
+    }
+    let requests = input.credential_requests.as_deref().unwrap_or_default();
+    kept.request_secrets
+        .iter()
+        .enumerate()
+        .find(|(i, s)| {
+            s.is_some()
+                && requests
+                    .get(*i)
+                    .is_none_or(|r| r.http_request_secret.is_none())
+        })
+        .map(|(i, _)| format!("credential_requests[{i}].http_request_secret"))
 }
 
 #[cfg(test)]

@@ -158,6 +158,13 @@ struct TeamVault<'a> {
     test: bool,
 }
 
+impl TeamVault<'_> {
+    /// References resolve per team and per live/test: the token cache's partition.
+    fn partition(&self) -> String {
+        format!("{}/{}/{}", self.org, self.team.id, self.test)
+    }
+}
+
 impl Vault for TeamVault<'_> {
     fn credential<'a>(
         &'a self,
@@ -168,7 +175,10 @@ impl Vault for TeamVault<'_> {
                 .tines
                 .usable_by_slug(self.org, self.team, slug, self.test)
                 .await
-                .map_err(|e| EgressError::Internal(e.to_string()))?
+                .map_err(|e| match e {
+                    CoreError::Invalid { message, .. } => EgressError::Unusable { message },
+                    other => EgressError::Internal(other.to_string()),
+                })?
                 .ok_or_else(|| EgressError::UnknownCredential {
                     slug: slug.to_owned(),
                 })?;
@@ -239,11 +249,22 @@ impl Tines {
     ) -> Result<Option<CredentialRow>> {
         let mut conn = self.kernel.store().conn().await?;
         let rows = conn.live_credentials_by_slug(org, slug).await?;
-        let chosen = rows
-            .iter()
-            .find(|r| r.team_id == team.id)
-            .or_else(|| rows.iter().find(|r| shared_with(r, team)));
-        let Some(live) = chosen else { return Ok(None) };
+        let own = rows.iter().find(|r| r.team_id == team.id);
+        let shared: Vec<&CredentialRow> = rows.iter().filter(|r| shared_with(r, team)).collect();
+        let live = match (own, shared.as_slice()) {
+            (Some(own), _) => own,
+            (None, [one]) => *one,
+            (None, []) => return Ok(None),
+            // Several teams share one: choosing would let any of them capture the uses.
+            (None, _) => {
+                return Err(CoreError::invalid(
+                    "credential",
+                    format!(
+                        "credential {slug:?} is shared with this team by several teams; the team needs its own"
+                    ),
+                ));
+            }
+        };
         if test && let Some(twin) = conn.credential_twin(org, live.id).await? {
             return Ok(Some(twin));
         }
@@ -362,7 +383,7 @@ impl Tines {
             team: &team,
             test: input.test.unwrap_or(false),
         };
-        let session = self.egress.session(org, &vault);
+        let session = self.egress.session(org, &vault.partition(), &vault);
         let result = session.http_request(options).await;
         self.record(ctx, org, "http_request", session.uses())
             .await?;
@@ -400,7 +421,7 @@ impl Tines {
             team: &team,
             test: input.test.unwrap_or(false),
         };
-        let session = self.egress.session(org, &vault);
+        let session = self.egress.session(org, &vault.partition(), &vault);
         let result = session.resolve(credential).await;
         self.record(ctx, org, "resolve", session.uses()).await?;
         Ok(result?)

@@ -452,6 +452,11 @@ async fn policy_refusals(app: TestApp) {
             StatusCode::BAD_REQUEST,
             "verify_ssl",
         ),
+        (
+            json!({"url": format!("http://127.0.0.1:{port}/ok"), "headers": {"Host": "internal.example"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "set by Latchkey",
+        ),
     ];
     for (mut body, want, says) in cases {
         body["team_id"] = json!(team);
@@ -584,6 +589,9 @@ async fn access_rules(app: TestApp) {
         json!({"name": "loose", "mode": "TEXT", "team_id": ops, "value": "loose-value"}),
     )
     .await;
+    for t in [ops, dev] {
+        credential(&app, &admin, json!({"name": "dup", "mode": "TEXT", "team_id": t, "value": format!("dup-{t}"), "allowed_hosts": hosts, "read_access": "GLOBAL"})).await;
+    }
     let runner_dev = app.token(&org, "runner", Some(dev)).await;
     let runner_sec = app.token(&org, "runner", Some(sec)).await;
     let viewer = app.token(&org, "viewer", None).await;
@@ -612,6 +620,10 @@ async fn access_rules(app: TestApp) {
     assert_eq!(status, StatusCode::OK);
     let (status, e) = use_http(&app, &runner_dev, json!({"url": url("picked")})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    // Two teams share a "dup": Sec must not get whichever is older.
+    let (status, e) = use_http(&app, &runner_sec, json!({"url": url("dup")})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(message(&e).contains("several teams"), "{e}");
     let (status, _) = use_http(&app, &runner_sec, json!({"url": url("private")})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     // test: true uses the twin.
@@ -678,7 +690,7 @@ async fn access_rules(app: TestApp) {
         .await;
     assert_eq!(
         restricted["user_credentials"].as_array().unwrap().len(),
-        5,
+        7,
         "{restricted}"
     );
     assert!(
@@ -707,7 +719,7 @@ async fn access_rules(app: TestApp) {
         .collect();
     assert_eq!(
         unused,
-        vec!["private".to_owned(), "loose".to_owned()],
+        ["private", "loose", "dup", "dup"],
         "Dev's and Ops' shared, the twin and picked were used"
     );
     let (status, _) = app
@@ -797,6 +809,18 @@ async fn failures_are_recorded_and_updates_refetch(app: TestApp) {
         resolve(&app, &token, oid, json!({})).await.0,
         StatusCode::OK
     );
+    // Pointing the token URL elsewhere needs the secret again: it cannot be carried along.
+    let (status, e) = app
+        .tines(&token)
+        .put(
+            &format!("/user_credentials/{oid}"),
+            json!({"name": "rotating", "mode": "OAUTH",
+        "oauth_token_url": "https://attacker.example/token", "oauth_client_id": "id",
+        "allowed_hosts": ["127.0.0.1"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["errors"][0]["field"], "oauth_client_secret");
     let fetches = upstream
         .received_requests()
         .await
