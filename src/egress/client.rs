@@ -41,15 +41,23 @@ pub struct Upstream {
     pub body: Bytes,
 }
 
-pub(super) fn build(
+/// Every outbound client starts here: no proxy, no automatic redirects, the guarded resolver.
+pub(super) fn builder(
     config: &EgressConfig,
     policy: &Arc<NetworkPolicy>,
-) -> Result<reqwest::Client, EgressError> {
+) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .dns_resolver(GuardedResolver::new(policy.clone()))
         .connect_timeout(config.connect_timeout)
+}
+
+pub(super) fn build(
+    config: &EgressConfig,
+    policy: &Arc<NetworkPolicy>,
+) -> Result<reqwest::Client, EgressError> {
+    builder(config, policy)
         .build()
         .map_err(|e| EgressError::Internal(format!("cannot build the HTTP client: {e}")))
 }
@@ -108,12 +116,14 @@ impl Egress {
     /// Sends `request`, following up to [`MAX_REDIRECTS`] redirects. `allowed` is asked
     /// about every hop (the credentials' `allowed_hosts`); the network policy is applied to
     /// every address. A redirect to another origin drops the credential headers, and is
-    /// not followed when it would resend a body that carries a credential.
+    /// not followed when it would resend a body that carries a credential. `identity` is an
+    /// MTLS credential's client, used until the origin changes.
     pub async fn send(
         &self,
         bucket: &str,
         mut request: Outbound,
         allowed: &(dyn Fn(&Url) -> Result<(), EgressError> + Sync),
+        mut identity: Option<reqwest::Client>,
     ) -> Result<Upstream, EgressError> {
         let _permit = self.permit(bucket).await?;
         let mut hops = 0;
@@ -121,9 +131,9 @@ impl Egress {
             allowed(&request.url)?;
             self.check_target(&request.url)?;
             let host = host_of(&request.url);
-            let mut builder = self
-                .inner
-                .client
+            let mut builder = identity
+                .as_ref()
+                .unwrap_or(&self.inner.client)
                 .request(request.method.clone(), request.url.clone())
                 .headers(request.headers.clone());
             if let Some(body) = &request.body {
@@ -162,6 +172,7 @@ impl Egress {
                 request.headers.remove(header::CONTENT_LENGTH);
             }
             if cross_origin {
+                identity = None;
                 for name in request.secret_headers.drain(..) {
                     request.headers.remove(name);
                 }

@@ -85,6 +85,12 @@ pub enum Kind {
         location: String,
         ttl: Option<Duration>,
     },
+    /// A client certificate, presented with `mutual_tls`; it has no value of its own.
+    Mtls {
+        certificate: String,
+        key: SecretString,
+        root: Option<String>,
+    },
     /// Stored, but not usable this way (yet): the message says why.
     Unusable(String),
 }
@@ -238,7 +244,7 @@ impl<'v> Session<'v> {
     async fn run(&self, options: &RequestOptions) -> Result<Value, EgressError> {
         let target = options.target()?;
         let host = target.host_str().unwrap_or_default().to_owned();
-        let credentials = self.referenced(options, &target).await?;
+        let mut credentials = self.referenced(options, &target).await?;
         let values = match self.values(&credentials, Vec::new()).await {
             Ok(v) => v,
             Err(e) => {
@@ -248,8 +254,25 @@ impl<'v> Session<'v> {
                 return Err(e);
             }
         };
+        // The MTLS credential joins the others for the hop checks and the records.
+        let identity = match &options.mutual_tls {
+            Some(reference) => {
+                let credential = self.identity_credential(reference, &target).await?;
+                match self.identity(&credential) {
+                    Ok(client) => {
+                        credentials.push(credential);
+                        Some(client)
+                    }
+                    Err(e) => {
+                        self.record(&credential, &host, Some(&e));
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
         let result = self
-            .send_with(options, &credentials, &values, None, None)
+            .send_with(options, &credentials, &values, None, None, identity)
             .await;
         for c in &credentials {
             self.record(c, &host, result.as_ref().err());
@@ -259,6 +282,56 @@ impl<'v> Session<'v> {
         let mut event = request::event(&upstream);
         redactor.value(&mut event);
         Ok(event)
+    }
+
+    /// The MTLS credential `reference` (`<<CREDENTIAL.slug>>`) names, checked against the target.
+    async fn identity_credential(
+        &self,
+        reference: &str,
+        target: &Url,
+    ) -> Result<Arc<Credential>, EgressError> {
+        let reference = reference.trim();
+        let refs = super::template::references(reference);
+        let slug = match refs.as_slice() {
+            [Reference::Credential(slug)]
+                if reference.starts_with("<<") && reference.ends_with(">>") =>
+            {
+                *slug
+            }
+            _ => {
+                return Err(EgressError::invalid(
+                    "mutual_tls",
+                    "mutual_tls must be one reference, <<CREDENTIAL.slug>>",
+                ));
+            }
+        };
+        let credential = self.vault.credential(slug).await?;
+        allows(&credential, target)?;
+        Ok(credential)
+    }
+
+    /// The client presenting an MTLS credential's certificate.
+    fn identity(&self, credential: &Arc<Credential>) -> Result<reqwest::Client, EgressError> {
+        let Kind::Mtls {
+            certificate,
+            key,
+            root,
+        } = &credential.kind
+        else {
+            return Err(EgressError::Unusable {
+                message: format!(
+                    "credential {:?} is not an MTLS credential, so mutual_tls cannot present it",
+                    credential.slug
+                ),
+            });
+        };
+        self.egress.mtls_client(
+            credential.id,
+            credential.version,
+            certificate,
+            key,
+            root.as_deref(),
+        )
     }
 
     /// The credentials `options` references, each checked against the target.
@@ -305,6 +378,7 @@ impl<'v> Session<'v> {
         values: &HashMap<String, SecretString>,
         secret: Option<&SecretString>,
         previous: Option<&Value>,
+        identity: Option<reqwest::Client>,
     ) -> Result<(super::client::Upstream, Vec<String>), EgressError> {
         let (outbound, secrets): (Outbound, Vec<String>) = options.build(&mut |r| match r {
             Reference::Credential(slug) => values
@@ -330,7 +404,10 @@ impl<'v> Session<'v> {
             },
         })?;
         let check = |url: &Url| credentials.iter().try_for_each(|c| allows(c, url));
-        let upstream = self.egress.send(&self.bucket, outbound, &check).await?;
+        let upstream = self
+            .egress
+            .send(&self.bucket, outbound, &check, identity)
+            .await?;
         Ok((upstream, secrets))
     }
 
@@ -380,6 +457,12 @@ impl<'v> Session<'v> {
                     tokens.get_or_fetch(key, fetch).await
                 }
                 Kind::Fetch { ttl: None, .. } => self.fetch(&credential, stack).await,
+                Kind::Mtls { .. } => Err(EgressError::Unusable {
+                    message: format!(
+                        "credential {:?} is an MTLS credential: it is presented with \"mutual_tls\" and has no value",
+                        credential.slug
+                    ),
+                }),
                 Kind::Unusable(message) => Err(EgressError::Unusable {
                     message: format!("credential {:?}: {message}", credential.slug),
                 }),
@@ -408,20 +491,28 @@ impl<'v> Session<'v> {
             let options = RequestOptions::from_stored(&step.options)?;
             let target = options.target()?;
             let nested = self.referenced(&options, &target).await?;
-            let values = self.values(&nested, stack.clone()).await?;
-            let (upstream, _) = self
-                .send_with(
+            let sent = async {
+                let values = self.values(&nested, stack.clone()).await?;
+                self.send_with(
                     &options,
                     &nested,
                     &values,
                     step.secret.as_ref(),
                     previous.as_ref(),
+                    None,
                 )
                 .await
-                .map_err(|e| match e {
-                    EgressError::Fetch { .. } => e,
-                    other => failed(format!("request {} failed: {other}", i + 1)),
-                })?;
+            }
+            .await;
+            // Credentials used inside this one's request are uses too.
+            let host = target.host_str().unwrap_or_default();
+            for c in &nested {
+                self.record(c, host, sent.as_ref().err());
+            }
+            let (upstream, _) = sent.map_err(|e| match e {
+                EgressError::Fetch { .. } => e,
+                other => failed(format!("request {} failed: {other}", i + 1)),
+            })?;
             if !upstream.status.is_success() {
                 return Err(failed(format!(
                     "request {} answered HTTP {}",
@@ -519,7 +610,7 @@ impl<'v> Session<'v> {
             };
             let upstream = self
                 .egress
-                .send(&self.bucket, outbound, &|_| Ok(()))
+                .send(&self.bucket, outbound, &|_| Ok(()), None)
                 .await
                 .map_err(|e| failed(format!("the token endpoint failed: {e}")))?;
             let answer: Value = serde_json::from_slice(&upstream.body).unwrap_or(Value::Null);

@@ -10,6 +10,7 @@
 //! - `host_pattern`: a credential's `allowed_hosts` entries;
 //! - `client`: one request out, hop by hop through redirects, within the limits;
 //! - `credential`: what a credential evaluates to, by kind, and the token cache;
+//! - `mtls`: clients that present an MTLS credential's certificate;
 //! - `request`: an HTTP Request action's options, substituted into a request;
 //! - `template`: the `<<…>>` references; `redact`: scrubbing echoed secrets.
 //!
@@ -24,6 +25,7 @@ use ipnet::IpNet;
 pub mod client;
 pub mod credential;
 pub mod host_pattern;
+pub mod mtls;
 pub mod network;
 pub mod redact;
 pub mod request;
@@ -115,6 +117,8 @@ struct Inner {
     tokens: credential::TokenCache,
     /// OAuth clients whose token endpoint refused HTTP Basic and took the secret in the body.
     body_auth: quick_cache::sync::Cache<(i64, i64), ()>,
+    /// One client per MTLS credential version (`(id, version)`).
+    identities: quick_cache::sync::Cache<(i64, i64), reqwest::Client>,
     /// One semaphore per organization bounds its upstream requests in flight.
     buckets: quick_cache::sync::Cache<String, Arc<tokio::sync::Semaphore>>,
 }
@@ -127,6 +131,7 @@ impl Egress {
             inner: Arc::new(Inner {
                 tokens: credential::TokenCache::new(10_000),
                 body_auth: quick_cache::sync::Cache::new(10_000),
+                identities: quick_cache::sync::Cache::new(1_000),
                 buckets: quick_cache::sync::Cache::new(10_000),
                 config,
                 policy,

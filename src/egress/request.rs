@@ -47,6 +47,9 @@ pub struct RequestOptions {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub headers: Option<Map<String, Value>>,
+    /// `<<CREDENTIAL.slug>>` of an MTLS credential whose certificate the request presents.
+    #[serde(default)]
+    pub mutual_tls: Option<String>,
 }
 
 impl RequestOptions {

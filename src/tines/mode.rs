@@ -314,7 +314,6 @@ pub(super) fn build_mode(
                 |l| l.ends_with("PRIVATE KEY"),
                 "a private key",
             )?;
-            secrets.mtls_client_private_key = Some(key);
             let root = input
                 .mtls_root_certificate
                 .clone()
@@ -327,6 +326,10 @@ pub(super) fn build_mode(
                     "a certificate",
                 )?;
             }
+            // Built once now, so a key that does not match is refused here, not at first use.
+            crate::egress::mtls::check(&cert, &key, root.as_deref())
+                .map_err(|message| CoreError::invalid("mtls_client_private_key", message))?;
+            secrets.mtls_client_private_key = Some(key);
             ModeConfig::Mtls {
                 mtls_client_certificate: cert,
                 mtls_root_certificate: root,

@@ -346,10 +346,17 @@ impl Tines {
                 }
             }
             ModeConfig::Aws { .. } => Kind::Unusable("AWS credentials are not usable yet".into()),
-            ModeConfig::Mtls { .. } => Kind::Unusable(
-                "MTLS credentials are presented with \"mutual_tls\", which is not usable yet"
-                    .into(),
-            ),
+            ModeConfig::Mtls {
+                mtls_client_certificate,
+                mtls_root_certificate,
+            } => Kind::Mtls {
+                certificate: mtls_client_certificate,
+                key: secrets
+                    .mtls_client_private_key
+                    .take()
+                    .ok_or_else(|| missing("mtls_client_private_key"))?,
+                root: mtls_root_certificate,
+            },
         };
         let mode = super::model::CredentialMode::parse(&row.mode)?;
         Ok(Credential {
@@ -364,18 +371,13 @@ impl Tines {
 
     pub async fn http_request(&self, ctx: &Ctx, input: HttpRequestInput) -> Result<Value> {
         let (org, team) = self.using_team(ctx, input.team_id).await?;
-        if input.mutual_tls.is_some() {
-            return Err(CoreError::invalid(
-                "mutual_tls",
-                "mutual_tls (MTLS credentials) is not usable yet",
-            ));
-        }
         let options = RequestOptions {
             url: input.url,
             method: input.method,
             content_type: input.content_type,
             payload: input.payload,
             headers: input.headers,
+            mutual_tls: input.mutual_tls,
         };
         let vault = TeamVault {
             tines: self,

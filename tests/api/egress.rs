@@ -862,9 +862,6 @@ async fn limits(_: TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{e}");
-    // MTLS, AWS and authorization_code are stored but not usable yet: a clear 422.
-    let (status, e) = use_http(&app, &token, json!({"team_id": team, "url": format!("{}/big", upstream.uri()), "mutual_tls": "<<CREDENTIAL.x>>"})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 }
 
 both_engines!(
@@ -882,3 +879,175 @@ one_engine!(
     redirects,
     limits,
 );
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM:
+/// (ca, server cert, server key, client cert, client key).
+fn certificates() -> (String, String, String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "latchkey test ca");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "latchkey client");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    (
+        ca.pem(),
+        server.pem(),
+        server_key.serialize_pem(),
+        client.pem(),
+        client_key.serialize_pem(),
+    )
+}
+
+/// An HTTPS server on 127.0.0.1 that requires a client certificate signed by `ca` and
+/// answers `{"client":"verified"}`; returns its port.
+async fn mtls_server(ca: &str, cert: &str, key: &str) -> u16 {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::{
+        RootCertStore, ServerConfig,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        server::WebPkiClientVerifier,
+    };
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .unwrap();
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let body = r#"{"client":"verified"}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// MTLS: `mutual_tls` presents the certificate, trusting `mtls_root_certificate`; without
+/// it the server refuses the handshake; a key that does not match is refused at write time.
+async fn mutual_tls(app: TestApp) {
+    let (ca, server_cert, server_key, client_cert, client_key) = certificates();
+    let port = mtls_server(&ca, &server_cert, &server_key).await;
+    let (token, team) = setup(&app).await;
+    credential(
+        &app,
+        &token,
+        json!({"name": "internal tool", "mode": "MTLS", "team_id": team,
+        "mtls_client_certificate": client_cert, "mtls_client_private_key": client_key,
+        "mtls_root_certificate": ca, "allowed_hosts": ["https://127.0.0.1/*"]}),
+    )
+    .await;
+    credential(
+        &app,
+        &token,
+        json!({"name": "trust only", "mode": "TEXT", "team_id": team,
+        "value": "unused", "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{port}/status");
+    let (status, answer) = use_http(
+        &app,
+        &token,
+        json!({"team_id": team, "url": url,
+        "mutual_tls": "<<CREDENTIAL.internal_tool>>"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["body"]["client"], "verified");
+
+    // Without the certificate (and without the private CA), no answer: 502.
+    let (status, e) = use_http(&app, &token, json!({"team_id": team, "url": url})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{e}");
+    // Not an MTLS credential; not allowed over http; no value to resolve.
+    let (status, e) = use_http(
+        &app,
+        &token,
+        json!({"team_id": team, "url": url,
+        "mutual_tls": "<<CREDENTIAL.trust_only>>"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, e) = use_http(
+        &app,
+        &token,
+        json!({"team_id": team,
+        "url": format!("http://127.0.0.1:{port}/"), "mutual_tls": "<<CREDENTIAL.internal_tool>>"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    let (status, e) = use_http(
+        &app,
+        &token,
+        json!({"team_id": team, "url": url,
+        "mutual_tls": "internal_tool"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // A private key of another certificate is refused when written.
+    let (_, _, other_key, _, _) = certificates();
+    let (status, e) = app
+        .tines(&token)
+        .post(
+            "/user_credentials",
+            json!({"name": "mismatch",
+        "mode": "MTLS", "team_id": team, "mtls_client_certificate": client_cert,
+        "mtls_client_private_key": other_key}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["errors"][0]["field"], "mtls_client_private_key");
+    assert_absent(&e.to_string(), "PRIVATE KEY", "the error");
+}
+
+one_engine!(mutual_tls);
