@@ -58,6 +58,14 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "egress_max_concurrent",
         "upstream requests in flight per organization (default 32)",
     ),
+    (
+        "aws_sts_endpoint",
+        "STS endpoint for AWS ROLE credentials (default https://sts.amazonaws.com)",
+    ),
+    (
+        "aws_imds_endpoint",
+        "instance metadata service for AWS INSTANCE_PROFILE credentials (default http://169.254.169.254)",
+    ),
 ];
 
 #[derive(Clone)]
@@ -165,6 +173,8 @@ impl DatabaseUrl {
 /// Where each raw value came from, so an error names the setting as the user wrote it.
 struct Raw {
     values: BTreeMap<&'static str, (String, String)>,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`: the standard names.
+    aws: BTreeMap<String, String>,
 }
 
 impl Raw {
@@ -188,6 +198,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut raw = Raw {
             values: BTreeMap::new(),
+            aws: BTreeMap::new(),
         };
         if let Some(path) = file {
             let shown = path.display().to_string();
@@ -215,6 +226,13 @@ impl Config {
             }
         }
         for (name, value) in env {
+            if matches!(
+                name.as_str(),
+                "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" | "AWS_SESSION_TOKEN"
+            ) {
+                raw.aws.insert(name, value);
+                continue;
+            }
             let Some(key) = name.strip_prefix("LATCHKEY_") else {
                 continue;
             };
@@ -346,6 +364,30 @@ impl Config {
         }
         if let Some(n) = count("egress_max_concurrent", 1..=100_000)? {
             egress.max_concurrent = n as usize;
+        }
+        for (key, slot) in [
+            ("aws_sts_endpoint", &mut egress.aws_sts_endpoint),
+            ("aws_imds_endpoint", &mut egress.aws_imds_endpoint),
+        ] {
+            if let Some((v, name)) = raw.take(key) {
+                match url::Url::parse(&v) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                        *slot = v.trim_end_matches('/').to_owned();
+                    }
+                    _ => return Err(err(&name, format!("{v:?} is not an http or https URL"))),
+                }
+            }
+        }
+        if let (Some(id), Some(secret)) = (
+            raw.aws.remove("AWS_ACCESS_KEY_ID"),
+            raw.aws.remove("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            egress.aws_identity = Some(crate::egress::aws::AwsKeys {
+                access_key_id: id,
+                secret_access_key: SecretString::from(secret),
+                session_token: raw.aws.remove("AWS_SESSION_TOKEN").map(SecretString::from),
+                expiration: None,
+            });
         }
         Ok(Self {
             listen,

@@ -189,6 +189,22 @@ impl Egress {
         }
     }
 
+    /// Sends a request to one of the operator's endpoints (STS, IMDS): no network policy, no
+    /// redirects.
+    pub(super) async fn send_infra(&self, request: Outbound) -> Result<Upstream, EgressError> {
+        let host = host_of(&request.url);
+        let mut builder = self
+            .inner
+            .infra
+            .request(request.method, request.url)
+            .headers(request.headers);
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await.map_err(|e| classify(&e, &host))?;
+        self.read(response, &host).await
+    }
+
     /// Reads the body, refusing more than the configured size.
     async fn read(
         &self,

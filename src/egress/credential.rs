@@ -14,11 +14,13 @@ use std::{
 use base64::Engine;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::{
     Egress, EgressError,
+    aws::{self, AwsAuth, AwsKeys},
     client::Outbound,
     host_pattern::HostPattern,
     redact::Redactor,
@@ -84,6 +86,13 @@ pub enum Kind {
         steps: Vec<Step>,
         location: String,
         ttl: Option<Duration>,
+    },
+    /// AWS keys: an `Authorization` header that is exactly a reference to this credential
+    /// signs the request with SigV4; `resolve` gives temporary keys (ROLE, INSTANCE_PROFILE).
+    Aws {
+        auth: AwsAuth,
+        region: Option<String>,
+        service: Option<String>,
     },
     /// A client certificate, presented with `mutual_tls`; it has no value of its own.
     Mtls {
@@ -245,7 +254,13 @@ impl<'v> Session<'v> {
         let target = options.target()?;
         let host = target.host_str().unwrap_or_default().to_owned();
         let mut credentials = self.referenced(options, &target).await?;
-        let values = match self.values(&credentials, Vec::new()).await {
+        let signer = signing_credential(options, &credentials);
+        let to_resolve: Vec<Arc<Credential>> = credentials
+            .iter()
+            .filter(|c| signer.as_ref().is_none_or(|s| s.id != c.id))
+            .cloned()
+            .collect();
+        let values = match self.values(&to_resolve, Vec::new()).await {
             Ok(v) => v,
             Err(e) => {
                 for c in &credentials {
@@ -271,9 +286,19 @@ impl<'v> Session<'v> {
             }
             None => None,
         };
-        let result = self
-            .send_with(options, &credentials, &values, None, None, identity)
-            .await;
+        let result = async {
+            let signing = match &signer {
+                Some(c) => Some(self.signing(c, &target).await?),
+                None => None,
+            };
+            let extras = Extras {
+                identity,
+                signing,
+                ..Extras::default()
+            };
+            self.send_with(options, &credentials, &values, extras).await
+        }
+        .await;
         for c in &credentials {
             self.record(c, &host, result.as_ref().err());
         }
@@ -282,6 +307,226 @@ impl<'v> Session<'v> {
         let mut event = request::event(&upstream);
         redactor.value(&mut event);
         Ok(event)
+    }
+
+    /// The keys and scope that sign a request to `target` for an AWS credential.
+    async fn signing(
+        &self,
+        credential: &Arc<Credential>,
+        target: &Url,
+    ) -> Result<Signing, EgressError> {
+        let Kind::Aws {
+            region, service, ..
+        } = &credential.kind
+        else {
+            return Err(EgressError::Internal("not an AWS credential".into()));
+        };
+        let from_host = target.host_str().and_then(aws::scope_from_host);
+        let region = region
+            .clone()
+            .or_else(|| from_host.as_ref().map(|(r, _)| r.clone()));
+        let service = service
+            .clone()
+            .or_else(|| from_host.as_ref().map(|(_, s)| s.clone()));
+        let (Some(region), Some(service)) = (region, service) else {
+            return Err(EgressError::Unusable {
+                message: format!(
+                    "credential {:?}: the region and service cannot be read from {}; set aws_region and aws_service",
+                    credential.slug,
+                    target.host_str().unwrap_or_default()
+                ),
+            });
+        };
+        Ok(Signing {
+            slug: credential.slug.clone(),
+            keys: self.aws_keys(credential).await?,
+            region,
+            service,
+        })
+    }
+
+    /// The keys an AWS credential signs with now.
+    async fn aws_keys(&self, credential: &Arc<Credential>) -> Result<AwsKeys, EgressError> {
+        let Kind::Aws { auth, .. } = &credential.kind else {
+            return Err(EgressError::Internal("not an AWS credential".into()));
+        };
+        let failed = |message: String| EgressError::Fetch {
+            slug: credential.slug.clone(),
+            message,
+        };
+        let cached = match auth {
+            AwsAuth::Key {
+                access_key_id,
+                secret_access_key,
+            } => {
+                return Ok(AwsKeys {
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key: secret_access_key.clone(),
+                    session_token: None,
+                    expiration: None,
+                });
+            }
+            AwsAuth::Role {
+                role_arn,
+                external_id,
+            } => {
+                let key = (self.partition.clone(), credential.id, credential.version);
+                let fetch = async {
+                    let keys = self
+                        .assume_role(credential, role_arn, external_id.as_deref())
+                        .await
+                        .map_err(failed)?;
+                    Ok((keys.to_secret()?, keys.lifetime()))
+                };
+                self.egress.inner.tokens.get_or_fetch(key, fetch).await?
+            }
+            AwsAuth::InstanceProfile => self.instance_keys().await.map_err(|e| match e {
+                EgressError::Fetch { message, .. } => failed(message),
+                other => other,
+            })?,
+        };
+        AwsKeys::from_secret(&cached)
+    }
+
+    /// STS `AssumeRole`, signed with Latchkey's own identity.
+    async fn assume_role(
+        &self,
+        credential: &Credential,
+        role_arn: &str,
+        external_id: Option<&str>,
+    ) -> Result<AwsKeys, String> {
+        let config = self.egress.config();
+        let own = match &config.aws_identity {
+            Some(keys) => keys.clone(),
+            None => AwsKeys::from_secret(&self.instance_keys().await.map_err(|e| {
+                format!("Latchkey has no AWS identity to assume the role with ({e})")
+            })?)
+            .map_err(|e| e.to_string())?,
+        };
+        let url = Url::parse(&format!(
+            "{}/",
+            config.aws_sts_endpoint.trim_end_matches('/')
+        ))
+        .map_err(|_| "LATCHKEY_AWS_STS_ENDPOINT is not a URL".to_owned())?;
+        let (region, _) = url
+            .host_str()
+            .and_then(aws::scope_from_host)
+            .unwrap_or(("us-east-1".to_owned(), "sts".to_owned()));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let body = aws::assume_role_body(
+            role_arn,
+            external_id,
+            &format!("latchkey-{}", credential.id),
+        );
+        let mut outbound = Outbound {
+            method: reqwest::Method::POST,
+            url,
+            headers,
+            body: Some(body.into()),
+            secret_headers: Vec::new(),
+            body_has_secret: false,
+        };
+        aws::sign_request(&mut outbound, &own, &region, "sts").map_err(|e| e.to_string())?;
+        let answer = self
+            .egress
+            .send_infra(outbound)
+            .await
+            .map_err(|e| format!("STS AssumeRole failed: {e}"))?;
+        if !answer.status.is_success() {
+            return Err(format!(
+                "STS AssumeRole answered HTTP {}",
+                answer.status.as_u16()
+            ));
+        }
+        aws::parse_assume_role(&answer.body)
+    }
+
+    /// The instance profile's keys (IMDSv2), cached until shortly before they expire.
+    async fn instance_keys(&self) -> Result<SecretString, EgressError> {
+        let key: CacheKey = ("aws:instance-profile".into(), 0, 0);
+        let fetch = async {
+            let keys = self.imds().await.map_err(|message| EgressError::Fetch {
+                slug: "instance profile".into(),
+                message,
+            })?;
+            Ok((keys.to_secret()?, keys.lifetime()))
+        };
+        self.egress.inner.tokens.get_or_fetch(key, fetch).await
+    }
+
+    async fn imds(&self) -> Result<AwsKeys, String> {
+        let base = self
+            .egress
+            .config()
+            .aws_imds_endpoint
+            .trim_end_matches('/')
+            .to_owned();
+        let call = |method: reqwest::Method, path: &str, headers: HeaderMap| {
+            let url = Url::parse(&format!("{base}{path}"));
+            async move {
+                let url = url.map_err(|_| "LATCHKEY_AWS_IMDS_ENDPOINT is not a URL".to_owned())?;
+                let answer = self
+                    .egress
+                    .send_infra(Outbound {
+                        method,
+                        url,
+                        headers,
+                        body: None,
+                        secret_headers: Vec::new(),
+                        body_has_secret: false,
+                    })
+                    .await
+                    .map_err(|e| format!("the instance metadata service failed: {e}"))?;
+                if !answer.status.is_success() {
+                    return Err(format!(
+                        "the instance metadata service answered HTTP {}",
+                        answer.status.as_u16()
+                    ));
+                }
+                Ok(String::from_utf8_lossy(&answer.body).into_owned())
+            }
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-aws-ec2-metadata-token-ttl-seconds",
+            HeaderValue::from_static("21600"),
+        );
+        let token = call(reqwest::Method::PUT, "/latest/api/token", headers).await?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-aws-ec2-metadata-token",
+            HeaderValue::from_str(token.trim())
+                .map_err(|_| "IMDS answered a bad token".to_owned())?,
+        );
+        let path = "/latest/meta-data/iam/security-credentials/";
+        let roles = call(reqwest::Method::GET, path, headers.clone()).await?;
+        let role = roles
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|r| !r.is_empty() && !r.contains('/'))
+            .ok_or_else(|| "the instance has no role".to_owned())?;
+        let keys = call(reqwest::Method::GET, &format!("{path}{role}"), headers).await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Imds {
+            access_key_id: String,
+            secret_access_key: String,
+            token: Option<String>,
+            expiration: Option<String>,
+        }
+        let k: Imds =
+            serde_json::from_str(&keys).map_err(|_| "IMDS answered no keys".to_owned())?;
+        Ok(AwsKeys {
+            access_key_id: k.access_key_id,
+            secret_access_key: SecretString::from(k.secret_access_key),
+            session_token: k.token.map(SecretString::from),
+            expiration: k.expiration,
+        })
     }
 
     /// The MTLS credential `reference` (`<<CREDENTIAL.slug>>`) names, checked against the target.
@@ -376,33 +621,48 @@ impl<'v> Session<'v> {
         options: &RequestOptions,
         credentials: &[Arc<Credential>],
         values: &HashMap<String, SecretString>,
-        secret: Option<&SecretString>,
-        previous: Option<&Value>,
-        identity: Option<reqwest::Client>,
+        extras: Extras<'_>,
     ) -> Result<(super::client::Upstream, Vec<String>), EgressError> {
-        let (outbound, secrets): (Outbound, Vec<String>) = options.build(&mut |r| match r {
-            Reference::Credential(slug) => values
-                .get(slug)
-                .map(|v| Some(v.expose_secret().to_owned()))
-                .ok_or_else(|| EgressError::Internal(format!("{slug} was not resolved"))),
-            Reference::Secret => secret
-                .map(|s| Some(s.expose_secret().to_owned()))
-                .ok_or_else(|| {
-                    EgressError::invalid(
-                        "options",
-                        "<<secret>> is used but the credential has no http_request_secret",
-                    )
-                }),
-            Reference::PreviousStep(path) => match previous {
-                Some(answer) => request::text_at(answer, path).map(Some).ok_or_else(|| {
-                    EgressError::invalid(
-                        "options",
-                        format!("PREVIOUS_STEP.{path} is not in the first response"),
-                    )
-                }),
-                None => Ok(None),
-            },
-        })?;
+        let Extras {
+            secret,
+            previous,
+            identity,
+            signing,
+        } = extras;
+        let signer = signing.as_ref().map(|s| s.slug.as_str());
+        let (mut outbound, mut secrets): (Outbound, Vec<String>) =
+            options.build(&mut |r| match r {
+                // The signing credential's header is replaced by the signature below.
+                Reference::Credential(slug) if Some(slug) == signer => Ok(Some(String::new())),
+                Reference::Credential(slug) => values
+                    .get(slug)
+                    .map(|v| Some(v.expose_secret().to_owned()))
+                    .ok_or_else(|| EgressError::Internal(format!("{slug} was not resolved"))),
+                Reference::Secret => secret
+                    .map(|s| Some(s.expose_secret().to_owned()))
+                    .ok_or_else(|| {
+                        EgressError::invalid(
+                            "options",
+                            "<<secret>> is used but the credential has no http_request_secret",
+                        )
+                    }),
+                Reference::PreviousStep(path) => match previous {
+                    Some(answer) => request::text_at(answer, path).map(Some).ok_or_else(|| {
+                        EgressError::invalid(
+                            "options",
+                            format!("PREVIOUS_STEP.{path} is not in the first response"),
+                        )
+                    }),
+                    None => Ok(None),
+                },
+            })?;
+        if let Some(s) = signing {
+            outbound.headers.remove(header::AUTHORIZATION);
+            aws::sign_request(&mut outbound, &s.keys, &s.region, &s.service)?;
+            if let Some(token) = &s.keys.session_token {
+                secrets.push(token.expose_secret().to_owned());
+            }
+        }
         let check = |url: &Url| credentials.iter().try_for_each(|c| allows(c, url));
         let upstream = self
             .egress
@@ -457,6 +717,16 @@ impl<'v> Session<'v> {
                     tokens.get_or_fetch(key, fetch).await
                 }
                 Kind::Fetch { ttl: None, .. } => self.fetch(&credential, stack).await,
+                Kind::Aws {
+                    auth: AwsAuth::Key { .. },
+                    ..
+                } => Err(EgressError::Unusable {
+                    message: format!(
+                        "credential {:?} holds long-lived AWS keys: they sign requests (an Authorization header that is exactly its reference) and are never given out",
+                        credential.slug
+                    ),
+                }),
+                Kind::Aws { .. } => self.aws_keys(&credential).await?.to_secret(),
                 Kind::Mtls { .. } => Err(EgressError::Unusable {
                     message: format!(
                         "credential {:?} is an MTLS credential: it is presented with \"mutual_tls\" and has no value",
@@ -493,15 +763,12 @@ impl<'v> Session<'v> {
             let nested = self.referenced(&options, &target).await?;
             let sent = async {
                 let values = self.values(&nested, stack.clone()).await?;
-                self.send_with(
-                    &options,
-                    &nested,
-                    &values,
-                    step.secret.as_ref(),
-                    previous.as_ref(),
-                    None,
-                )
-                .await
+                let extras = Extras {
+                    secret: step.secret.as_ref(),
+                    previous: previous.as_ref(),
+                    ..Extras::default()
+                };
+                self.send_with(&options, &nested, &values, extras).await
             }
             .await;
             // Credentials used inside this one's request are uses too.
@@ -648,6 +915,54 @@ impl<'v> Session<'v> {
             )));
         }
     }
+}
+
+/// What a request carries besides its options and the credentials' values.
+#[derive(Default)]
+struct Extras<'a> {
+    /// `<<secret>>`, in a credential's own request.
+    secret: Option<&'a SecretString>,
+    /// The first answer, for `<<PREVIOUS_STEP.…>>` in a MULTI_REQUEST's second request.
+    previous: Option<&'a Value>,
+    /// An MTLS credential's client.
+    identity: Option<reqwest::Client>,
+    /// AWS SigV4.
+    signing: Option<Signing>,
+}
+
+/// What signs a request for AWS: the keys, and the scope.
+struct Signing {
+    slug: String,
+    keys: AwsKeys,
+    region: String,
+    service: String,
+}
+
+/// The AWS credential whose reference is the whole `Authorization` header, if any.
+fn signing_credential(
+    options: &RequestOptions,
+    credentials: &[Arc<Credential>],
+) -> Option<Arc<Credential>> {
+    let value = options
+        .headers
+        .as_ref()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?
+        .1
+        .as_str()?
+        .trim();
+    let inner = value.strip_prefix("<<")?.strip_suffix(">>")?;
+    let refs = super::template::references(value);
+    let [Reference::Credential(slug)] = refs.as_slice() else {
+        return None;
+    };
+    if inner.contains("<<") {
+        return None;
+    }
+    credentials
+        .iter()
+        .find(|c| c.slug == *slug && matches!(c.kind, Kind::Aws { .. }))
+        .cloned()
 }
 
 /// Whether `credential` may be sent to `url`: it needs `allowed_hosts`, and one must match.

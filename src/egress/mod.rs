@@ -10,6 +10,7 @@
 //! - `host_pattern`: a credential's `allowed_hosts` entries;
 //! - `client`: one request out, hop by hop through redirects, within the limits;
 //! - `credential`: what a credential evaluates to, by kind, and the token cache;
+//! - `aws`: SigV4 signing, STS AssumeRole and the instance profile;
 //! - `mtls`: clients that present an MTLS credential's certificate;
 //! - `request`: an HTTP Request action's options, substituted into a request;
 //! - `template`: the `<<…>>` references; `redact`: scrubbing echoed secrets.
@@ -22,6 +23,7 @@ use std::{sync::Arc, time::Duration};
 
 use ipnet::IpNet;
 
+pub mod aws;
 pub mod client;
 pub mod credential;
 pub mod host_pattern;
@@ -47,6 +49,13 @@ pub struct EgressConfig {
     /// Upstream requests in flight per organization; more wait, up to `queue_timeout`.
     pub max_concurrent: usize,
     pub queue_timeout: Duration,
+    /// STS, for AWS ROLE credentials (`LATCHKEY_AWS_STS_ENDPOINT`).
+    pub aws_sts_endpoint: String,
+    /// The instance metadata service, IMDSv2 (`LATCHKEY_AWS_IMDS_ENDPOINT`).
+    pub aws_imds_endpoint: String,
+    /// Latchkey's own AWS keys (`AWS_ACCESS_KEY_ID`, …), which assume ROLE credentials'
+    /// roles; without them, the instance profile's.
+    pub aws_identity: Option<aws::AwsKeys>,
 }
 
 impl Default for EgressConfig {
@@ -58,6 +67,9 @@ impl Default for EgressConfig {
             max_response_bytes: 10 << 20,
             max_concurrent: 32,
             queue_timeout: Duration::from_secs(5),
+            aws_sts_endpoint: aws::DEFAULT_STS_ENDPOINT.to_owned(),
+            aws_imds_endpoint: aws::DEFAULT_IMDS_ENDPOINT.to_owned(),
+            aws_identity: None,
         }
     }
 }
@@ -114,6 +126,8 @@ struct Inner {
     config: EgressConfig,
     policy: Arc<NetworkPolicy>,
     client: reqwest::Client,
+    /// For the operator's own endpoints (STS, IMDS) only: no network policy.
+    infra: reqwest::Client,
     tokens: credential::TokenCache,
     /// OAuth clients whose token endpoint refused HTTP Basic and took the secret in the body.
     body_auth: quick_cache::sync::Cache<(i64, i64), ()>,
@@ -127,6 +141,13 @@ impl Egress {
     pub fn new(config: EgressConfig) -> Result<Self, EgressError> {
         let policy = Arc::new(NetworkPolicy::new(config.allow_networks.clone()));
         let client = client::build(&config, &policy)?;
+        let infra = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| EgressError::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 tokens: credential::TokenCache::new(10_000),
@@ -136,6 +157,7 @@ impl Egress {
                 config,
                 policy,
                 client,
+                infra,
             }),
         })
     }

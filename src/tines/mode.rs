@@ -283,11 +283,32 @@ pub(super) fn build_mode(
                     ));
                 }
             };
+            let scope = |value: &Option<String>, field: &str| -> Result<Option<String>> {
+                match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                    None => Ok(None),
+                    Some(v)
+                        if v.len() <= 64
+                            && v.bytes().all(|b| {
+                                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+                            }) =>
+                    {
+                        Ok(Some(v.to_owned()))
+                    }
+                    Some(_) => Err(CoreError::invalid(
+                        field,
+                        format!(
+                            "{field} must be lower-case letters, digits and dashes, such as eu-west-1 or dynamodb"
+                        ),
+                    )),
+                }
+            };
             ModeConfig::Aws {
                 aws_authentication_type: kind,
                 aws_access_key: access_key,
                 aws_assumed_role_arn: role_arn,
                 aws_assumed_role_external_id: external_id,
+                aws_region: scope(&input.aws_region, "aws_region")?,
+                aws_service: scope(&input.aws_service, "aws_service")?,
             }
         }
         CredentialMode::Mtls => {

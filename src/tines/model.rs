@@ -291,6 +291,10 @@ pub struct CredentialInput {
     #[schema(value_type = Option<String>)]
     pub aws_secret_key: Option<SecretString>,
     pub aws_assumed_role_arn: Option<String>,
+    /// Signing scope; by default read from the AWS host name (e.g. `eu-west-1`).
+    pub aws_region: Option<String>,
+    /// Signing scope; by default read from the AWS host name (e.g. `dynamodb`).
+    pub aws_service: Option<String>,
     pub mtls_client_certificate: Option<String>,
     /// Write-only.
     #[schema(value_type = Option<String>)]
@@ -336,6 +340,10 @@ pub enum ModeConfig {
         aws_assumed_role_arn: Option<String>,
         /// Generated for ROLE: what the customer puts in their role's trust policy.
         aws_assumed_role_external_id: Option<String>,
+        #[serde(default)]
+        aws_region: Option<String>,
+        #[serde(default)]
+        aws_service: Option<String>,
     },
     Mtls {
         mtls_client_certificate: String,

@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     egress::{
-        Credential, EgressError, Kind, Step, Use, Vault, credential::BoxFuture,
+        Credential, EgressError, Kind, Step, Use, Vault, aws::AwsAuth, credential::BoxFuture,
         host_pattern::HostPattern, request::RequestOptions,
     },
     kernel::{
@@ -104,7 +104,10 @@ pub struct ResolveInput {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ResolvedValue {
-    pub value: String,
+    /// A string; for AWS ROLE and INSTANCE_PROFILE credentials, temporary keys
+    /// `{AccessKeyId, SecretAccessKey, SessionToken, Expiration}`.
+    #[schema(value_type = Object)]
+    pub value: Value,
 }
 
 type Caller = Auth<TinesSurface>;
@@ -139,11 +142,13 @@ async fn resolve(
         .parse::<i64>()
         .map_err(|_| CoreError::not_found("credential"))?;
     let input = body.map(|Json(i, ..)| i).unwrap_or_default();
-    let value = s.resolve(&ctx, id, input).await?;
-    let mut response = axum::Json(ResolvedValue {
-        value: value.expose_secret().to_owned(),
-    })
-    .into_response();
+    let (mode, value) = s.resolve(&ctx, id, input).await?;
+    let value = match mode {
+        "AWS" => serde_json::from_str(value.expose_secret())
+            .map_err(|_| CoreError::Internal("AWS keys are not JSON".into()))?,
+        _ => Value::String(value.expose_secret().to_owned()),
+    };
+    let mut response = axum::Json(ResolvedValue { value }).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -345,7 +350,32 @@ impl Tines {
                     ttl: ttl(http_request_ttl),
                 }
             }
-            ModeConfig::Aws { .. } => Kind::Unusable("AWS credentials are not usable yet".into()),
+            ModeConfig::Aws {
+                aws_authentication_type,
+                aws_access_key,
+                aws_assumed_role_arn,
+                aws_assumed_role_external_id,
+                aws_region,
+                aws_service,
+            } => Kind::Aws {
+                auth: match aws_authentication_type.as_str() {
+                    "KEY" => AwsAuth::Key {
+                        access_key_id: aws_access_key.ok_or_else(|| missing("aws_access_key"))?,
+                        secret_access_key: secrets
+                            .aws_secret_key
+                            .take()
+                            .ok_or_else(|| missing("aws_secret_key"))?,
+                    },
+                    "ROLE" => AwsAuth::Role {
+                        role_arn: aws_assumed_role_arn
+                            .ok_or_else(|| missing("aws_assumed_role_arn"))?,
+                        external_id: aws_assumed_role_external_id,
+                    },
+                    _ => AwsAuth::InstanceProfile,
+                },
+                region: aws_region,
+                service: aws_service,
+            },
             ModeConfig::Mtls {
                 mtls_client_certificate,
                 mtls_root_certificate,
@@ -392,7 +422,13 @@ impl Tines {
         Ok(result?)
     }
 
-    pub async fn resolve(&self, ctx: &Ctx, id: i64, input: ResolveInput) -> Result<SecretString> {
+    /// The value, and the credential's mode.
+    pub async fn resolve(
+        &self,
+        ctx: &Ctx,
+        id: i64,
+        input: ResolveInput,
+    ) -> Result<(&'static str, SecretString)> {
         ctx.principal.org_for_use()?;
         let org = ctx.principal.organization_id.as_deref().unwrap_or_default();
         let row = {
@@ -424,9 +460,10 @@ impl Tines {
             test: input.test.unwrap_or(false),
         };
         let session = self.egress.session(org, &vault.partition(), &vault);
+        let mode = credential.mode;
         let result = session.resolve(credential).await;
         self.record(ctx, org, "resolve", session.uses()).await?;
-        Ok(result?)
+        Ok((mode, result?))
     }
 
     /// Audits each use and stamps the credentials.

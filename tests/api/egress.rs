@@ -1051,3 +1051,155 @@ async fn mutual_tls(app: TestApp) {
 }
 
 one_engine!(mutual_tls);
+
+/// AWS: an Authorization header that is exactly an AWS credential's reference signs the
+/// request (KEY); ROLE assumes the role through STS with Latchkey's own keys, once per
+/// session; INSTANCE_PROFILE reads IMDSv2. (botocore re-checks the signature in
+/// `tests/clients/egress_sigv4.py`.)
+async fn aws_signing(_: TestApp) {
+    let sts = MockServer::start().await;
+    let imds = MockServer::start().await;
+    let upstream = MockServer::start().await;
+    Mock::given(path("/"))
+        .respond_with(Echo)
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(body_string_contains("Action=AssumeRole"))
+        .and(body_string_contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Flatchkey"))
+        .and(body_string_contains("ExternalId="))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>
+<AccessKeyId>ASIAROLEKEY</AccessKeyId><SecretAccessKey>role-secret-key</SecretAccessKey>
+<SessionToken>role-session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration>
+</Credentials></AssumeRoleResult></AssumeRoleResponse>"#,
+        ))
+        .expect(1)
+        .mount(&sts)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/latest/api/token"))
+        .and(header("x-aws-ec2-metadata-token-ttl-seconds", "21600"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("imds-token"))
+        .mount(&imds)
+        .await;
+    Mock::given(path("/latest/meta-data/iam/security-credentials/"))
+        .and(header("x-aws-ec2-metadata-token", "imds-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("node-role"))
+        .mount(&imds)
+        .await;
+    Mock::given(path("/latest/meta-data/iam/security-credentials/node-role"))
+        .and(header("x-aws-ec2-metadata-token", "imds-token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"Code": "Success",
+            "AccessKeyId": "ASIANODE", "SecretAccessKey": "node-secret", "Token": "node-token",
+            "Expiration": "2099-01-01T00:00:00Z"})),
+        )
+        .mount(&imds)
+        .await;
+    let sts_uri = sts.uri();
+    let imds_uri = imds.uri();
+    let app = TestApp::sqlite_with(&[
+        ("LATCHKEY_AWS_STS_ENDPOINT", sts_uri.as_str()),
+        ("LATCHKEY_AWS_IMDS_ENDPOINT", imds_uri.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIALATCHKEYOWN"),
+        ("AWS_SECRET_ACCESS_KEY", "latchkey-own-secret"),
+    ])
+    .await;
+    let (token, team) = setup(&app).await;
+    let scope = json!({"aws_region": "eu-west-1", "aws_service": "dynamodb", "allowed_hosts": ["127.0.0.1"], "team_id": team, "mode": "AWS"});
+    let with = |extra: Value| {
+        let mut body = scope.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let key = credential(&app, &token, with(json!({"name": "dynamo", "aws_authentication_type": "KEY",
+        "aws_access_key": "AKIDEXAMPLE", "aws_secret_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}))).await;
+    let role = credential(
+        &app,
+        &token,
+        with(json!({"name": "role", "aws_authentication_type": "ROLE",
+        "aws_assumed_role_arn": "arn:aws:iam::123456789012:role/latchkey"})),
+    )
+    .await;
+    let node = credential(
+        &app,
+        &token,
+        with(json!({"name": "node", "aws_authentication_type": "INSTANCE_PROFILE"})),
+    )
+    .await;
+    assert_eq!(key["aws_region"], "eu-west-1");
+
+    let call = |slug: &str| {
+        json!({"team_id": team, "url": format!("{}/?Action=ListTables", upstream.uri()),
+        "method": "post", "content_type": "json", "payload": {"Limit": 1},
+        "headers": {"Authorization": format!("<<CREDENTIAL.{slug}>>"), "X-Amz-Target": "DynamoDB_20120810.ListTables"}})
+    };
+    let (status, answer) = use_http(&app, &token, call("dynamo")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let got = &upstream.received_requests().await.unwrap()[0];
+    let authorization = got.headers["authorization"].to_str().unwrap();
+    assert!(
+        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{authorization}"
+    );
+    assert!(
+        authorization.contains("/eu-west-1/dynamodb/aws4_request"),
+        "{authorization}"
+    );
+    assert!(authorization.contains("x-amz-target"), "{authorization}");
+    assert!(got.headers.contains_key("x-amz-date"));
+    assert!(got.headers.contains_key("x-amz-content-sha256"));
+    assert_absent(&answer.to_string(), "wJalrXUtnFEMI", "the answer");
+
+    for _ in 0..2 {
+        let (status, answer) = use_http(&app, &token, call("role")).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer["body"]["headers"]["x-amz-security-token"],
+            "[redacted]"
+        );
+    }
+    let got = upstream.received_requests().await.unwrap();
+    let last = got.last().unwrap();
+    assert_eq!(last.headers["x-amz-security-token"], "role-session-token");
+    assert!(
+        last.headers["authorization"]
+            .to_str()
+            .unwrap()
+            .contains("Credential=ASIAROLEKEY/")
+    );
+    let assumed = &sts.received_requests().await.unwrap()[0];
+    let sts_auth = assumed.headers["authorization"].to_str().unwrap();
+    assert!(
+        sts_auth.contains("Credential=AKIALATCHKEYOWN/") && sts_auth.contains("/sts/aws4_request"),
+        "{sts_auth}"
+    );
+    let external_id = role["aws_assumed_role_external_id"].as_str().unwrap();
+    assert!(String::from_utf8_lossy(&assumed.body).contains(&format!("ExternalId={external_id}")));
+
+    // resolve: temporary keys for ROLE and INSTANCE_PROFILE, never the long-lived KEY.
+    let (status, value) = resolve(&app, &token, role["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["value"]["AccessKeyId"], "ASIAROLEKEY");
+    assert_eq!(value["value"]["SessionToken"], "role-session-token");
+    let (status, value) = resolve(&app, &token, node["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["value"]["AccessKeyId"], "ASIANODE");
+    let (status, e) = resolve(&app, &token, key["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_absent(&e.to_string(), "wJalrXUtnFEMI", "the error");
+    // Without a scope, a host that is not AWS's cannot be signed for.
+    let bare = credential(&app, &token, json!({"name": "bare", "mode": "AWS", "team_id": team,
+        "aws_authentication_type": "KEY", "aws_access_key": "AKIDBARE", "aws_secret_key": "bare-secret",
+        "allowed_hosts": ["127.0.0.1"]})).await;
+    assert_eq!(bare["aws_region"], Value::Null);
+    let (status, e) = use_http(&app, &token, call("bare")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(message(&e).contains("aws_region"), "{e}");
+}
+
+one_engine!(aws_signing);

@@ -4,7 +4,8 @@
 # organization, a token and an account key with curl, then runs sunshine_sdk.py in a
 # virtualenv (created once under target/, with the pinned requirements).
 # Then a generic OAuth client (oauth_generic.py, authlib) and the official Commerce Layer JS libraries (commercelayer/sdk.mjs, packages pinned in
-# commercelayer/package-lock.json, installed with npm ci) against the same server.
+# commercelayer/package-lock.json, installed with npm ci) against the same server, and
+# botocore re-checking the SigV4 signatures of the egress engine (egress_sigv4.py, own venv).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 for tool in node npm; do
@@ -19,6 +20,10 @@ venv="$root/target/clients-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/clients/requirements.txt"
 
+aws_venv="$root/target/clients-venv-aws"
+[ -x "$aws_venv/bin/python" ] || python3 -m venv "$aws_venv"
+"$aws_venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/clients/requirements-aws.txt"
+
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -31,7 +36,9 @@ port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0
 # js-auth's jwtVerify and revoke follow a token's iss only when it is https://auth.<domain>;
 # sdk.mjs sends that origin (and https://provisioning.<domain>) to this server.
 cl_domain=latchkey.test
-export LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_LOG_LEVEL=warn LATCHKEY_PUBLIC_URL="https://auth.$cl_domain"
+# The SigV4 check's upstream is on loopback.
+export LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_LOG_LEVEL=warn LATCHKEY_PUBLIC_URL="https://auth.$cl_domain" \
+  LATCHKEY_EGRESS_ALLOW_NETWORKS=127.0.0.0/8
 admin=$("$bin" token create --admin --name clients 2>/dev/null)
 "$bin" serve >serve.log 2>&1 &
 pid=$!
@@ -66,3 +73,8 @@ LATCHKEY_ORGANIZATION_ID="$cl_org" \
 LATCHKEY_TOKEN=$(post /v1/tokens "$admin" "{\"organization_id\":\"$cl_org\",\"name\":\"sdk\",\"role\":\"admin\"}" | json '["token"]') \
 LATCHKEY_CL_DOMAIN="$cl_domain" \
   node "$cl/sdk.mjs" || { cat serve.log >&2; exit 1; }
+
+# botocore recomputes the signature of a request the egress engine signed for AWS.
+LATCHKEY_URL="$url" \
+LATCHKEY_TOKEN="$token" \
+  "$aws_venv/bin/python" "$root/tests/clients/egress_sigv4.py" || { cat serve.log >&2; exit 1; }
