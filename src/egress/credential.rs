@@ -11,7 +11,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::Engine;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -23,6 +22,7 @@ use super::{
     aws::{self, AwsAuth, AwsKeys},
     client::Outbound,
     host_pattern::HostPattern,
+    oauth::{OAuthClient, OAuthTokens},
     redact::Redactor,
     request::{self, RequestOptions},
     template::Reference,
@@ -44,6 +44,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Where a session finds the credentials its references name: the family's narrow
 /// interface to its store.
 pub trait Vault: Send + Sync {
+    /// The tokens of an authorization code credential, if it was connected.
+    fn tokens<'a>(
+        &'a self,
+        credential: &'a Credential,
+    ) -> BoxFuture<'a, Result<Option<OAuthTokens>, EgressError>>;
+
+    /// Keeps refreshed tokens.
+    fn save_tokens<'a>(
+        &'a self,
+        credential: &'a Credential,
+        tokens: &'a OAuthTokens,
+    ) -> BoxFuture<'a, Result<(), EgressError>>;
+
     /// The credential `slug` names for this caller, with its secrets opened.
     fn credential<'a>(
         &'a self,
@@ -75,10 +88,13 @@ pub enum Kind {
     },
     /// OAuth 2.0 client credentials grant.
     OAuth {
-        token_url: String,
-        client_id: String,
-        client_secret: Option<SecretString>,
+        client: OAuthClient,
         scope: Option<String>,
+    },
+    /// OAuth 2.0 authorization code grant: tokens the provider issued when a user
+    /// connected the credential, kept by the family ([`Vault::tokens`]).
+    OAuthCode {
+        client: OAuthClient,
     },
     /// One (HTTP_REQUEST_AGENT) or two (MULTI_REQUEST) requests; the token is read at
     /// `location` in the last answer.
@@ -708,9 +724,10 @@ impl<'v> Session<'v> {
                 } => mint(&credential.slug, *algorithm, payload, *time_claims, key),
                 Kind::OAuth { .. } => {
                     tokens
-                        .get_or_fetch(key, self.oauth_token(&credential))
+                        .get_or_fetch(key, self.client_credentials(&credential))
                         .await
                 }
+                Kind::OAuthCode { .. } => self.authorized_token(&credential).await,
                 Kind::Fetch { ttl: Some(ttl), .. } => {
                     let ttl = *ttl;
                     let fetch = async { Ok((self.fetch(&credential, stack).await?, ttl)) };
@@ -810,110 +827,108 @@ impl<'v> Session<'v> {
         Ok(SecretString::from(token))
     }
 
-    /// Client credentials grant: HTTP Basic first; on `invalid_client`, once more with the
-    /// secret in the body, and that choice is remembered for the credential.
-    async fn oauth_token(
+    /// Client credentials grant.
+    async fn client_credentials(
         &self,
         credential: &Arc<Credential>,
     ) -> Result<(SecretString, Duration), EgressError> {
-        let Kind::OAuth {
-            token_url,
-            client_id,
-            client_secret,
-            scope,
-        } = &credential.kind
-        else {
+        let Kind::OAuth { client, scope } = &credential.kind else {
+            return Err(EgressError::Internal("not an OAuth credential".into()));
+        };
+        let mut grant = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope.as_deref().filter(|s| !s.is_empty()) {
+            grant.push(("scope", scope));
+        }
+        let tokens = self
+            .egress
+            .token_request(
+                &self.bucket,
+                client,
+                (credential.id, credential.version),
+                &grant,
+            )
+            .await
+            .map_err(|message| EgressError::Fetch {
+                slug: credential.slug.clone(),
+                message,
+            })?;
+        let lifetime = tokens
+            .expires_at
+            .map(|at| {
+                Duration::from_millis(u64::try_from(at - crate::kernel::now_ms()).unwrap_or(0))
+            })
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        // Refresh before expiry: a tenth of the lifetime early, at most a minute.
+        let early = (lifetime / 10).min(Duration::from_secs(60));
+        Ok((tokens.access_token, lifetime - early))
+    }
+
+    /// Authorization code grant: the stored access token, refreshed (once, however many
+    /// callers wait) when it is within a minute of expiring; rotated tokens are stored.
+    async fn authorized_token(
+        &self,
+        credential: &Arc<Credential>,
+    ) -> Result<SecretString, EgressError> {
+        let Kind::OAuthCode { client } = &credential.kind else {
             return Err(EgressError::Internal("not an OAuth credential".into()));
         };
         let failed = |message: String| EgressError::Fetch {
             slug: credential.slug.clone(),
             message,
         };
-        let url =
-            Url::parse(token_url).map_err(|_| failed("oauth_token_url is not a URL".into()))?;
-        let key = (credential.id, credential.version);
-        let body_auth = &self.egress.inner.body_auth;
-        let mut in_body = body_auth.get(&key).is_some();
-        loop {
-            let secret = client_secret
-                .as_ref()
-                .map(|s| s.expose_secret())
-                .unwrap_or("");
-            let mut pairs = vec![("grant_type", "client_credentials")];
-            if let Some(scope) = scope.as_deref().filter(|s| !s.is_empty()) {
-                pairs.push(("scope", scope));
-            }
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            );
-            headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-            if in_body {
-                pairs.push(("client_id", client_id));
-                pairs.push(("client_secret", secret));
-            } else {
-                let enc =
-                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    enc(client_id),
-                    enc(secret)
-                ));
-                let value = HeaderValue::from_str(&format!("Basic {basic}"))
-                    .map_err(|_| failed("the client id cannot be sent".into()))?;
-                headers.insert(header::AUTHORIZATION, value);
-            }
-            let body = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(pairs)
-                .finish();
-            let outbound = Outbound {
-                method: reqwest::Method::POST,
-                url: url.clone(),
-                headers,
-                body: Some(body.into()),
-                secret_headers: vec![header::AUTHORIZATION],
-                body_has_secret: in_body,
-            };
-            let upstream = self
-                .egress
-                .send(&self.bucket, outbound, &|_| Ok(()), None)
-                .await
-                .map_err(|e| failed(format!("the token endpoint failed: {e}")))?;
-            let answer: Value = serde_json::from_slice(&upstream.body).unwrap_or(Value::Null);
-            if upstream.status.is_success() {
-                let token = answer
-                    .get("access_token")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| {
-                        failed("the token endpoint's answer has no access_token".into())
-                    })?;
-                let lifetime = answer
-                    .get("expires_in")
-                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                    .map(Duration::from_secs)
-                    .unwrap_or(DEFAULT_TOKEN_LIFETIME);
-                // Refresh before expiry: a tenth of the lifetime early, at most a minute.
-                let early = (lifetime / 10).min(Duration::from_secs(60));
-                if in_body {
-                    body_auth.insert(key, ());
-                }
-                return Ok((SecretString::from(token), lifetime - early));
-            }
-            let code = answer.get("error").and_then(Value::as_str).filter(|c| {
-                c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        let Some(tokens) = self.vault.tokens(credential).await? else {
+            return Err(EgressError::Unusable {
+                message: format!(
+                    "credential {:?} is not connected yet: open the redirect_url its creation answered",
+                    credential.slug
+                ),
             });
-            if code == Some("invalid_client") && !in_body {
-                in_body = true;
-                continue;
-            }
-            return Err(failed(format!(
-                "the token endpoint answered HTTP {}{}",
-                upstream.status.as_u16(),
-                code.map(|c| format!(" ({c})")).unwrap_or_default()
-            )));
+        };
+        if tokens.fresh(crate::kernel::now_ms(), 60_000) {
+            return Ok(tokens.access_token);
         }
+        let key = ("oauth:refresh".into(), credential.id, credential.version);
+        let refresh = async {
+            let Some(refresh_token) = &tokens.refresh_token else {
+                return Err(failed(
+                    "the access token expired and there is no refresh token; connect again".into(),
+                ));
+            };
+            let grant = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose_secret()),
+            ];
+            let renewed = match self
+                .egress
+                .token_request(
+                    &self.bucket,
+                    client,
+                    (credential.id, credential.version),
+                    &grant,
+                )
+                .await
+            {
+                Ok(mut renewed) => {
+                    if renewed.refresh_token.is_none() {
+                        renewed.refresh_token = tokens.refresh_token.clone();
+                    }
+                    self.vault.save_tokens(credential, &renewed).await?;
+                    renewed
+                }
+                // Another node may have refreshed (and rotated the refresh token) first.
+                Err(message) => match self.vault.tokens(credential).await? {
+                    Some(stored) if stored.fresh(crate::kernel::now_ms(), 60_000) => stored,
+                    _ => {
+                        return Err(failed(format!(
+                            "refreshing the access token failed: {message}"
+                        )));
+                    }
+                },
+            };
+            // Waiters share it briefly; later uses read the stored tokens again.
+            Ok((renewed.access_token, Duration::from_secs(30)))
+        };
+        self.egress.inner.tokens.get_or_fetch(key, refresh).await
     }
 }
 

@@ -12,6 +12,7 @@
 //! - `credential`: what a credential evaluates to, by kind, and the token cache;
 //! - `aws`: SigV4 signing, STS AssumeRole and the instance profile;
 //! - `mtls`: clients that present an MTLS credential's certificate;
+//! - `oauth`: the OAuth 2.0 client (client credentials, code exchange, refresh);
 //! - `request`: an HTTP Request action's options, substituted into a request;
 //! - `template`: the `<<…>>` references; `redact`: scrubbing echoed secrets.
 //!
@@ -29,6 +30,7 @@ pub mod credential;
 pub mod host_pattern;
 pub mod mtls;
 pub mod network;
+pub mod oauth;
 pub mod redact;
 pub mod request;
 pub mod template;

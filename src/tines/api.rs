@@ -57,6 +57,7 @@ pub fn routes() -> OpenApiRouter<Tines> {
             delete_credential
         ))
         .merge(super::usage::routes())
+        .merge(super::connect::routes())
 }
 
 /// Ids are integers; anything else cannot name a resource.
@@ -302,12 +303,12 @@ struct Credentials {
 async fn create_credential(
     State(s): State<Tines>,
     Auth(ctx, ..): Caller,
+    headers: HeaderMap,
     Json(input, ..): Json<TinesSurface, CredentialInput>,
 ) -> Result<(StatusCode, axum::Json<CredentialView>)> {
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(s.create_credential(&ctx, input).await?),
-    ))
+    let mut view = s.create_credential(&ctx, input).await?;
+    s.add_connect_url(&ctx, &mut view, &headers).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 /// List user credentials.
@@ -360,12 +361,14 @@ async fn replace_credential(
     State(s): State<Tines>,
     Auth(ctx, ..): Caller,
     Path(raw): Path<String>,
+    headers: HeaderMap,
     Json(input, ..): Json<TinesSurface, CredentialInput>,
 ) -> Result<axum::Json<CredentialView>> {
-    Ok(axum::Json(
-        s.replace_credential(&ctx, id(&raw, "credential")?, input)
-            .await?,
-    ))
+    let mut view = s
+        .replace_credential(&ctx, id(&raw, "credential")?, input)
+        .await?;
+    s.add_connect_url(&ctx, &mut view, &headers).await?;
+    Ok(axum::Json(view))
 }
 
 /// Delete a user credential (and its test credential).

@@ -13,6 +13,7 @@ use crate::{
 };
 
 pub mod api;
+pub mod connect;
 pub mod mode;
 pub mod model;
 pub mod pagination;

@@ -490,6 +490,10 @@ pub struct CredentialView {
     /// Set on a test credential: the live credential it stands in for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_credential_id: Option<i64>,
+    /// OAUTH authorization_code, in the answers to POST and PUT: where to send a user to
+    /// connect the credential (the provider then redirects to `/oauth2/callback`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
     /// The non-secret fields of the credential's mode (e.g. `jwt_algorithm`, `http_request_options`).
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -564,6 +568,7 @@ impl CredentialView {
             test_credential_enabled: test_credential.is_some(),
             test_credential,
             live_credential_id: r.live_credential_id,
+            redirect_url: None,
             mode_fields,
         })
     }

@@ -455,6 +455,10 @@ impl Tines {
                 )?;
                 updated.id = row.id;
                 updated.secrets = Some(self.seal_secrets(row.id, &v.secrets)?);
+                // Tokens a provider issued belong to the configuration that obtained them.
+                if existing.config != v.config {
+                    tx.delete_credential_tokens(org, row.id).await?;
+                }
                 tx.update_credential(&updated)
                     .await
                     .map_err(|e| slug_conflict(e, &v, team.id))?;

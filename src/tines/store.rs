@@ -364,6 +364,69 @@ impl Tx {
         Ok(())
     }
 
+    /// The sealed tokens of an authorization code credential.
+    pub async fn credential_tokens(&mut self, org: &str, id: i64) -> Result<Option<Vec<u8>>> {
+        let sql = "SELECT tokens FROM user_credential_tokens WHERE organization_id = $1 AND credential_id = $2";
+        Ok(on_conn!(self, |c| sqlx::query_scalar(sql)
+            .bind(org)
+            .bind(id)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    pub async fn set_credential_tokens(
+        &mut self,
+        org: &str,
+        id: i64,
+        sealed: &[u8],
+        at: i64,
+    ) -> Result<()> {
+        let sql = "INSERT INTO user_credential_tokens (credential_id, organization_id, tokens, updated_at) \
+                   VALUES ($2, $1, $3, $4) ON CONFLICT (credential_id) \
+                   DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(org)
+                .bind(id)
+                .bind(sealed)
+                .bind(at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_credential_tokens(&mut self, org: &str, id: i64) -> Result<()> {
+        let sql =
+            "DELETE FROM user_credential_tokens WHERE organization_id = $1 AND credential_id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql).bind(org).bind(id).execute(c).await?;
+        });
+        Ok(())
+    }
+
+    /// Keeps a failure on the credential (its log) without marking it used.
+    pub async fn set_credential_error(
+        &mut self,
+        org: &str,
+        id: i64,
+        error: &str,
+        at: i64,
+    ) -> Result<()> {
+        let sql = "UPDATE user_credentials SET last_error = $3, last_error_at = $4 \
+                   WHERE organization_id = $1 AND id = $2";
+        on_conn!(self, |c| {
+            sqlx::query(sql)
+                .bind(org)
+                .bind(id)
+                .bind(error)
+                .bind(at)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// The test twin of a live credential, if it has one.
     pub async fn credential_twin(
         &mut self,

@@ -30,8 +30,12 @@ use super::{
 };
 use crate::{
     egress::{
-        Credential, EgressError, Kind, Step, Use, Vault, aws::AwsAuth, credential::BoxFuture,
-        host_pattern::HostPattern, request::RequestOptions,
+        Credential, EgressError, Kind, Step, Use, Vault,
+        aws::AwsAuth,
+        credential::BoxFuture,
+        host_pattern::HostPattern,
+        oauth::{OAuthClient, OAuthTokens},
+        request::RequestOptions,
     },
     kernel::{
         CoreError, Ctx, Result,
@@ -171,6 +175,31 @@ impl TeamVault<'_> {
 }
 
 impl Vault for TeamVault<'_> {
+    fn tokens<'a>(
+        &'a self,
+        credential: &'a Credential,
+    ) -> BoxFuture<'a, std::result::Result<Option<OAuthTokens>, EgressError>> {
+        Box::pin(async move {
+            self.tines
+                .stored_tokens(self.org, credential.id)
+                .await
+                .map_err(|e| EgressError::Internal(e.to_string()))
+        })
+    }
+
+    fn save_tokens<'a>(
+        &'a self,
+        credential: &'a Credential,
+        tokens: &'a OAuthTokens,
+    ) -> BoxFuture<'a, std::result::Result<(), EgressError>> {
+        Box::pin(async move {
+            self.tines
+                .store_tokens(self.org, credential.id, tokens)
+                .await
+                .map_err(|e| EgressError::Internal(e.to_string()))
+        })
+    }
+
     fn credential<'a>(
         &'a self,
         slug: &'a str,
@@ -277,7 +306,7 @@ impl Tines {
     }
 
     /// A stored credential, opened for use.
-    fn usable(&self, row: &CredentialRow) -> Result<Credential> {
+    pub(super) fn usable(&self, row: &CredentialRow) -> Result<Credential> {
         let config: ModeConfig = json_col(&row.config, "config")?;
         let mut secrets = self.open_secrets(row)?;
         let hosts: Vec<String> = json_col(&row.allowed_hosts, "allowed_hosts")?;
@@ -310,15 +339,21 @@ impl Tines {
                 oauth_scope,
                 oauth_grant_type,
                 ..
-            } if oauth_grant_type == "client_credentials" => Kind::OAuth {
-                token_url: oauth_token_url,
-                client_id: oauth_client_id,
-                client_secret: secrets.oauth_client_secret.take(),
-                scope: oauth_scope,
-            },
-            ModeConfig::Oauth { .. } => Kind::Unusable(
-                "the authorization_code grant is not usable yet; use client_credentials".into(),
-            ),
+            } => {
+                let client = OAuthClient {
+                    token_url: oauth_token_url,
+                    client_id: oauth_client_id,
+                    client_secret: secrets.oauth_client_secret.take(),
+                };
+                if oauth_grant_type == "authorization_code" {
+                    Kind::OAuthCode { client }
+                } else {
+                    Kind::OAuth {
+                        client,
+                        scope: oauth_scope,
+                    }
+                }
+            }
             ModeConfig::HttpRequestAgent {
                 http_request_options,
                 http_request_location_of_token,

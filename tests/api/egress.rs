@@ -1203,3 +1203,163 @@ async fn aws_signing(_: TestApp) {
 }
 
 one_engine!(aws_signing);
+
+/// OAUTH authorization_code with PKCE: creating answers a redirect_url; the provider's
+/// callback exchanges the code; uses get the access token, refreshed (and rotated) before
+/// it expires; a failed refresh is kept on the credential; states cannot be forged or reused
+/// after a change.
+async fn authorization_code(app: TestApp) {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .and(body_string_contains("code=the-code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "access-1", "refresh_token": "refresh-1", "expires_in": 30}),
+        ))
+        .expect(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=refresh-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "access-2", "refresh_token": "refresh-2", "expires_in": 3600}),
+        ))
+        .expect(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})))
+        .mount(&provider)
+        .await;
+    let (token, team) = setup(&app).await;
+    let created = credential(&app, &token, json!({"name": "crm user", "mode": "OAUTH", "team_id": team,
+        "oauth_grant_type": "authorization_code", "oauth_url": format!("{}/authorize", provider.uri()),
+        "oauth_token_url": format!("{}/token", provider.uri()), "oauth_client_id": "app-id",
+        "oauth_client_secret": "app-secret", "oauth_scope": "read write",
+        "oauthPkceCodeChallengeMethod": "S256", "allowed_hosts": ["127.0.0.1"]})).await;
+    let id = created["id"].as_i64().unwrap();
+    let redirect = url::Url::parse(created["redirect_url"].as_str().unwrap()).unwrap();
+    assert!(
+        redirect
+            .as_str()
+            .starts_with(&format!("{}/authorize?", provider.uri()))
+    );
+    let q: std::collections::HashMap<String, String> =
+        redirect.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], "app-id");
+    assert_eq!(q["scope"], "read write");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], format!("{}/oauth2/callback", app.base));
+    let state = q["state"].clone();
+
+    // Not connected yet.
+    let (status, e) = resolve(&app, &token, id, json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(message(&e).contains("not connected"), "{e}");
+
+    // A forged or truncated state is refused, and nothing is exchanged.
+    let callback = |query: String| {
+        let url = format!("{}/oauth2/callback?{query}", app.base);
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    for bad in [
+        format!("{id}.AAAA"),
+        format!("{}.{}", id + 1, state.split_once('.').unwrap().1),
+        String::new(),
+    ] {
+        let (status, page) = callback(format!("code=the-code&state={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    }
+    let (status, page) = callback(format!("code=the-code&state={state}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("crm user") && page.contains("connected"),
+        "{page}"
+    );
+    let exchange = &provider.received_requests().await.unwrap()[0];
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&exchange.body)
+            .into_owned()
+            .collect();
+    assert_eq!(form["redirect_uri"], q["redirect_uri"]);
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, form["code_verifier"].as_bytes());
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+        q["code_challenge"]
+    );
+    assert!(
+        exchange.headers["authorization"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic ")
+    );
+
+    // expires_in 30 s is within the refresh margin: the first use refreshes, once, and the
+    // rotated tokens are kept.
+    let (status, value) = resolve(&app, &token, id, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["value"], "access-2");
+    let (status, value) = resolve(&app, &token, id, json!({})).await;
+    assert_eq!(
+        (status, value["value"].clone()),
+        (StatusCode::OK, json!("access-2"))
+    );
+    let stored = app.raw_database().await;
+    assert_absent(&stored, "access-2", "the database");
+    assert_absent(&stored, "refresh-2", "the database");
+
+    // The same state again works no more once the credential changed; a changed
+    // configuration drops the tokens.
+    let (status, replaced) = app.tines(&token).put(&format!("/user_credentials/{id}"), json!({"name": "crm user", "mode": "OAUTH",
+        "oauth_grant_type": "authorization_code", "oauth_url": format!("{}/authorize", provider.uri()),
+        "oauth_token_url": format!("{}/token", provider.uri()), "oauth_client_id": "app-id", "oauth_client_secret": "app-secret",
+        "oauth_scope": "read", "allowed_hosts": ["127.0.0.1"]})).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert!(replaced["redirect_url"].as_str().is_some());
+    let (status, _) = callback(format!("code=the-code&state={state}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, e) = resolve(&app, &token, id, json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // A provider that refuses: kept on the credential, the page says so without echoing.
+    let again = url::Url::parse(replaced["redirect_url"].as_str().unwrap()).unwrap();
+    let state2 = again
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let (status, page) = callback(format!("error=access_denied<script>&state={state2}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("access_denied") && !page.contains("<script>"),
+        "{page}"
+    );
+    let (_, shown) = app
+        .tines(&token)
+        .get(&format!("/user_credentials/{id}"))
+        .await;
+    assert!(
+        shown["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("access_denied"),
+        "{shown}"
+    );
+    // An exchange the provider refuses (invalid_grant) is not connected either.
+    let (status, page) = callback(format!("code=stale&state={state2}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("invalid_grant"), "{page}");
+}
+
+both_engines!(authorization_code);
