@@ -319,10 +319,14 @@ impl<'v> Session<'v> {
             self.record(c, &host, result.as_ref().err());
         }
         let (upstream, secrets) = result?;
-        let redactor = Redactor::new(secrets);
-        let mut event = request::event(&upstream);
-        redactor.value(&mut event);
-        Ok(event)
+        // Parsing and scrubbing up to the response cap is CPU work: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            let mut event = request::event(&upstream);
+            Redactor::new(secrets).value(&mut event);
+            event
+        })
+        .await
+        .map_err(|_| EgressError::Internal("redaction failed".into()))
     }
 
     /// The keys and scope that sign a request to `target` for an AWS credential.
@@ -793,9 +797,12 @@ impl<'v> Session<'v> {
             for c in &nested {
                 self.record(c, host, sent.as_ref().err());
             }
+            // Transport failures are the fetch's; a refusal or a misconfiguration stays itself.
             let (upstream, _) = sent.map_err(|e| match e {
-                EgressError::Fetch { .. } => e,
-                other => failed(format!("request {} failed: {other}", i + 1)),
+                EgressError::Unreachable { .. }
+                | EgressError::Timeout
+                | EgressError::TooLarge { .. } => failed(format!("request {} failed: {e}", i + 1)),
+                other => other,
             })?;
             if !upstream.status.is_success() {
                 return Err(failed(format!(

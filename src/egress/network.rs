@@ -66,6 +66,8 @@ fn embedded_v4(ip: IpAddr) -> Option<Ipv4Addr> {
     match s {
         // ::a.b.c.d (deprecated IPv4-compatible), but not :: and ::1
         [0, 0, 0, 0, 0, 0, _, _] if u32::from(last_two()) > 1 => Some(last_two()),
+        // ::ffff:0:a.b.c.d (IPv4-translated, SIIT)
+        [0, 0, 0, 0, 0xffff, 0, _, _] => Some(last_two()),
         // 64:ff9b::a.b.c.d (NAT64)
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(last_two()),
         // 2002:AABB:CCDD::/48 (6to4)
@@ -203,6 +205,7 @@ mod tests {
             "ff02::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::ffff:0:7f00:1",
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "2002:0a00:0001::1",

@@ -1363,3 +1363,76 @@ async fn authorization_code(app: TestApp) {
 }
 
 both_engines!(authorization_code);
+
+/// Credentials may reference credentials in their own requests; a cycle is refused, and a
+/// TTL-cached token is fetched again once the TTL has passed.
+async fn nested_references_and_ttl(app: TestApp) {
+    let upstream = MockServer::start().await;
+    Mock::given(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": "nested-token"})))
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    let agent = |name: &str, header: &str, ttl: Option<i64>| {
+        json!({"name": name, "mode": "HTTP_REQUEST_AGENT", "team_id": team,
+            "http_request_options": {"url": format!("{}/token", upstream.uri()), "headers": {"X-Inner": header}},
+            "http_request_location_of_token": "=response.body.token", "http_request_ttl": ttl,
+            "allowed_hosts": ["127.0.0.1"]})
+    };
+    credential(
+        &app,
+        &token,
+        json!({"name": "inner", "mode": "TEXT", "team_id": team,
+        "value": "inner-value", "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let outer = credential(
+        &app,
+        &token,
+        agent("outer", "<<CREDENTIAL.inner>>", Some(1)),
+    )
+    .await;
+    let a = credential(&app, &token, agent("loop a", "<<CREDENTIAL.loop_b>>", None)).await;
+    credential(&app, &token, agent("loop b", "<<CREDENTIAL.loop_a>>", None)).await;
+
+    let id = outer["id"].as_i64().unwrap();
+    assert_eq!(
+        resolve(&app, &token, id, json!({})).await.1["value"],
+        "nested-token"
+    );
+    assert_eq!(
+        resolve(&app, &token, id, json!({})).await.1["value"],
+        "nested-token"
+    );
+    let fetches = || async {
+        upstream
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.headers.get("x-inner").is_some_and(|v| v == "inner-value"))
+            .count()
+    };
+    assert_eq!(fetches().await, 1, "cached for the TTL");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(resolve(&app, &token, id, json!({})).await.0, StatusCode::OK);
+    assert_eq!(fetches().await, 2, "fetched again after the TTL");
+    // The nested use is audited too.
+    let (_, events) = app
+        .get("/v1/audit_events?action=user_credential.use", &token)
+        .await;
+    assert!(
+        events["audit_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["detail"]["mode"] == "TEXT"),
+        "{events}"
+    );
+
+    let (status, e) = resolve(&app, &token, a["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(message(&e).contains("references itself"), "{e}");
+}
+
+one_engine!(nested_references_and_ttl);
