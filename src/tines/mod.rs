@@ -17,6 +17,7 @@ pub mod connect;
 pub mod mode;
 pub mod model;
 pub mod pagination;
+pub mod records;
 pub mod service;
 pub mod store;
 pub mod usage;
@@ -29,6 +30,7 @@ pub struct Tines {
     kernel: Kernel,
     public_url: PublicUrl,
     egress: Egress,
+    records: std::sync::Arc<records::Recorder>,
 }
 
 impl Tines {
@@ -37,6 +39,7 @@ impl Tines {
             kernel: kernel.clone(),
             public_url,
             egress,
+            records: Default::default(),
         }
     }
 }

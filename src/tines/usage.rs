@@ -19,7 +19,7 @@ use axum::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     egress::{
-        Credential, EgressError, Kind, Step, Use, Vault,
+        Credential, EgressError, Kind, Step, Vault,
         aws::AwsAuth,
         credential::BoxFuture,
         host_pattern::HostPattern,
@@ -39,12 +39,10 @@ use crate::{
     },
     kernel::{
         CoreError, Ctx, Result,
-        audit::{self, Event, Outcome},
         http::{
             error::Error,
             extract::{Auth, Json},
         },
-        now_ms,
     },
 };
 
@@ -452,7 +450,8 @@ impl Tines {
         };
         let session = self.egress.session(org, &vault.partition(), &vault);
         let result = session.http_request(options).await;
-        self.record(ctx, org, "http_request", session.uses())
+        self.records
+            .record(&self.kernel, ctx, org, "http_request", session.uses())
             .await?;
         Ok(result?)
     }
@@ -497,48 +496,10 @@ impl Tines {
         let session = self.egress.session(org, &vault.partition(), &vault);
         let mode = credential.mode;
         let result = session.resolve(credential).await;
-        self.record(ctx, org, "resolve", session.uses()).await?;
+        self.records
+            .record(&self.kernel, ctx, org, "resolve", session.uses())
+            .await?;
         Ok((mode, result?))
-    }
-
-    /// Audits each use and stamps the credentials.
-    async fn record(&self, ctx: &Ctx, org: &str, via: &'static str, uses: Vec<Use>) -> Result<()> {
-        if uses.is_empty() {
-            return Ok(());
-        }
-        let now = now_ms();
-        self.kernel
-            .write(async |tx| {
-                for u in &uses {
-                    let error = u.fetch_failed.then_some(u.failure.as_deref()).flatten();
-                    tx.mark_credential_used(org, u.credential.id, now, error)
-                        .await?;
-                    let mut detail = json!({
-                        "mode": u.credential.mode,
-                        "via": via,
-                    });
-                    if !u.host.is_empty() {
-                        detail["host"] = json!(u.host);
-                    }
-                    if let Some(reason) = &u.failure {
-                        detail["reason"] = json!(reason);
-                    }
-                    let mut event = Event::by(
-                        ctx,
-                        Some(org),
-                        "user_credential.use",
-                        "user_credential",
-                        u.credential.id,
-                    );
-                    if u.failure.is_some() {
-                        event.outcome = Outcome::Failure;
-                    }
-                    event.detail = Some(detail);
-                    audit::append(tx, event).await?;
-                }
-                Ok(())
-            })
-            .await
     }
 }
 
