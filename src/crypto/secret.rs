@@ -345,3 +345,21 @@ mod tests {
         assert!(!shown.contains("42"));
     }
 }
+
+/// `serialize_with` helpers for the few places a secret is serialized on purpose: into the
+/// plaintext that is sealed next (or kept in process memory), never onto the wire.
+pub mod expose {
+    use secrecy::{ExposeSecret, SecretString};
+    use serde::Serializer;
+
+    pub fn secret<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(secret.expose_secret())
+    }
+
+    pub fn option<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+        match secret {
+            Some(secret) => s.serialize_some(secret.expose_secret()),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -36,13 +36,16 @@ const SESSION_SECONDS: u64 = 900;
 pub struct AwsKeys {
     #[serde(rename = "AccessKeyId")]
     pub access_key_id: String,
-    #[serde(rename = "SecretAccessKey", serialize_with = "expose")]
+    #[serde(
+        rename = "SecretAccessKey",
+        serialize_with = "crate::crypto::secret::expose::secret"
+    )]
     pub secret_access_key: SecretString,
     #[serde(
         rename = "SessionToken",
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_option"
+        serialize_with = "crate::crypto::secret::expose::option"
     )]
     pub session_token: Option<SecretString>,
     #[serde(
@@ -58,20 +61,6 @@ impl std::fmt::Debug for AwsKeys {
         f.debug_struct("AwsKeys")
             .field("access_key_id", &self.access_key_id)
             .finish_non_exhaustive()
-    }
-}
-
-fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.expose_secret())
-}
-
-fn expose_option<S: serde::Serializer>(
-    s: &Option<SecretString>,
-    ser: S,
-) -> Result<S::Ok, S::Error> {
-    match s {
-        Some(s) => ser.serialize_str(s.expose_secret()),
-        None => ser.serialize_none(),
     }
 }
 

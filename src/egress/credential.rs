@@ -834,6 +834,19 @@ impl<'v> Session<'v> {
         Ok(SecretString::from(token))
     }
 
+    /// A grant at the credential's token endpoint.
+    async fn grant(
+        &self,
+        credential: &Credential,
+        client: &OAuthClient,
+        grant: &[(&str, &str)],
+    ) -> Result<OAuthTokens, String> {
+        let key = (credential.id, credential.version);
+        self.egress
+            .token_request(&self.bucket, client, key, grant)
+            .await
+    }
+
     /// Client credentials grant.
     async fn client_credentials(
         &self,
@@ -847,13 +860,7 @@ impl<'v> Session<'v> {
             grant.push(("scope", scope));
         }
         let tokens = self
-            .egress
-            .token_request(
-                &self.bucket,
-                client,
-                (credential.id, credential.version),
-                &grant,
-            )
+            .grant(credential, client, &grant)
             .await
             .map_err(|message| EgressError::Fetch {
                 slug: credential.slug.clone(),
@@ -905,16 +912,7 @@ impl<'v> Session<'v> {
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh_token.expose_secret()),
             ];
-            let renewed = match self
-                .egress
-                .token_request(
-                    &self.bucket,
-                    client,
-                    (credential.id, credential.version),
-                    &grant,
-                )
-                .await
-            {
+            let renewed = match self.grant(credential, client, &grant).await {
                 Ok(mut renewed) => {
                     if renewed.refresh_token.is_none() {
                         renewed.refresh_token = tokens.refresh_token.clone();

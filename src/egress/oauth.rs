@@ -23,12 +23,12 @@ pub struct OAuthClient {
 /// Tokens a token endpoint issued. Serialized only to be sealed.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct OAuthTokens {
-    #[serde(serialize_with = "expose")]
+    #[serde(serialize_with = "crate::crypto::secret::expose::secret")]
     pub access_token: SecretString,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_option"
+        serialize_with = "crate::crypto::secret::expose::option"
     )]
     pub refresh_token: Option<SecretString>,
     /// Epoch milliseconds, when the provider said (`expires_in`).
@@ -41,20 +41,6 @@ impl std::fmt::Debug for OAuthTokens {
         f.debug_struct("OAuthTokens")
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
-    }
-}
-
-fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.expose_secret())
-}
-
-fn expose_option<S: serde::Serializer>(
-    s: &Option<SecretString>,
-    ser: S,
-) -> Result<S::Ok, S::Error> {
-    match s {
-        Some(s) => ser.serialize_str(s.expose_secret()),
-        None => ser.serialize_none(),
     }
 }
 

@@ -387,37 +387,37 @@ pub struct Secrets {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_option"
+        serialize_with = "crate::crypto::secret::expose::option"
     )]
     pub value: Option<SecretString>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_option"
+        serialize_with = "crate::crypto::secret::expose::option"
     )]
     pub jwt_private_key: Option<SecretString>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_option"
+        serialize_with = "crate::crypto::secret::expose::option"
     )]
     pub oauth_client_secret: Option<SecretString>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_option"
+        serialize_with = "crate::crypto::secret::expose::option"
     )]
     pub aws_secret_key: Option<SecretString>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_option"
+        serialize_with = "crate::crypto::secret::expose::option"
     )]
     pub mtls_client_private_key: Option<SecretString>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_option"
+        serialize_with = "crate::crypto::secret::expose::option"
     )]
     pub http_request_secret: Option<SecretString>,
     #[serde(
@@ -429,16 +429,6 @@ pub struct Secrets {
 }
 
 /// Serializes the secrets into the sealer's plaintext (the only place they are serialized).
-fn expose_option<S: serde::Serializer>(
-    secret: &Option<SecretString>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    secret
-        .as_ref()
-        .map(ExposeSecret::expose_secret)
-        .serialize(s)
-}
-
 fn expose_options<S: serde::Serializer>(
     secrets: &[Option<SecretString>],
     s: S,

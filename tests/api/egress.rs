@@ -1436,3 +1436,33 @@ async fn nested_references_and_ttl(app: TestApp) {
 }
 
 one_engine!(nested_references_and_ttl);
+
+/// The organization's upstream requests in flight are bounded: with a limit of 1, three
+/// concurrent calls to a slow upstream are served one after the other, and all succeed.
+async fn upstream_concurrency_is_bounded(_: TestApp) {
+    let app = TestApp::sqlite_with(&[("LATCHKEY_EGRESS_MAX_CONCURRENT", "1")]).await;
+    let upstream = MockServer::start().await;
+    Mock::given(path("/slow"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(300)))
+        .mount(&upstream)
+        .await;
+    let (token, team) = setup(&app).await;
+    let started = std::time::Instant::now();
+    let calls = (0..3).map(|_| {
+        use_http(
+            &app,
+            &token,
+            json!({"team_id": team, "url": format!("{}/slow", upstream.uri())}),
+        )
+    });
+    for (status, answer) in futures::future::join_all(calls).await {
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+one_engine!(upstream_concurrency_is_bounded);
