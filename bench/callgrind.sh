@@ -26,7 +26,8 @@ measure() {
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-cg.XXXXXX")
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     url="http://127.0.0.1:$port"
-    export LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_DATA_DIR="$tmp/data" LATCHKEY_LOG_LEVEL=warn
+    export LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_DATA_DIR="$tmp/data" LATCHKEY_LOG_LEVEL=warn \
+        LATCHKEY_RATE_LIMIT_PER_IP=0 LATCHKEY_RATE_LIMIT_PER_TOKEN=0
     export LATCHKEY_MASTER_KEY
     LATCHKEY_MASTER_KEY=$(openssl rand -base64 32)
     local admin

@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(realpath "${1:-$ROOT/target/release/latchkey}"); DUR=${2:-6}
 T=$(mktemp -d); cd $T
-export LATCHKEY_LISTEN=127.0.0.1:18095 LATCHKEY_DATA_DIR=$T/d LATCHKEY_LOG_LEVEL=warn
+export LATCHKEY_LISTEN=127.0.0.1:18095 LATCHKEY_DATA_DIR=$T/d LATCHKEY_LOG_LEVEL=warn LATCHKEY_RATE_LIMIT_PER_IP=0 LATCHKEY_RATE_LIMIT_PER_TOKEN=0
 export LATCHKEY_MASTER_KEY=$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')
 ADMIN=$($BIN token create --admin --name b | grep -o 'lk_[A-Za-z0-9]*' | tail -1)
 taskset -c 0 $BIN serve > s.log 2>&1 & PID=$!

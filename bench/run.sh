@@ -88,6 +88,8 @@ URL=http://127.0.0.1:$PORT
 export LATCHKEY_LISTEN=127.0.0.1:$PORT
 export LATCHKEY_DATA_DIR=$TMP/latchkey-data
 export LATCHKEY_LOG_LEVEL=$LOG_LEVEL
+# The request limits are off: one load generator is one client at full speed.
+export LATCHKEY_RATE_LIMIT_PER_IP=0 LATCHKEY_RATE_LIMIT_PER_TOKEN=0
 LATCHKEY_MASTER_KEY=$(openssl rand -base64 32 2>/dev/null ||
     python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')
 export LATCHKEY_MASTER_KEY

@@ -59,7 +59,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 URL=http://127.0.0.1:$PORT
 export LATCHKEY_LISTEN=127.0.0.1:$PORT
 export LATCHKEY_DATA_DIR=$TMP/latchkey-data
-export LATCHKEY_LOG_LEVEL=warn
+export LATCHKEY_LOG_LEVEL=warn LATCHKEY_RATE_LIMIT_PER_IP=0 LATCHKEY_RATE_LIMIT_PER_TOKEN=0
 LATCHKEY_MASTER_KEY=$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')
 export LATCHKEY_MASTER_KEY
 unset LATCHKEY_DATABASE_URL LATCHKEY_MASTER_KEY_FILE LATCHKEY_CONFIG LATCHKEY_TOKEN_RATE_LIMIT 2>/dev/null || true

@@ -2,6 +2,7 @@
 //! environment variables (later layers win), then validated in one step that names the bad
 //! setting. Nothing else in the crate reads the environment.
 
+use std::num::NonZeroU32;
 use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf};
 
 use secrecy::SecretString;
@@ -59,6 +60,18 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "upstream requests in flight per organization (default 32)",
     ),
     (
+        "rate_limit_per_ip",
+        "requests per second per client address, bursts of twice that (default 1000; 0: off)",
+    ),
+    (
+        "rate_limit_per_token",
+        "requests per second per Authorization value, bursts of twice that (default 1000; 0: off)",
+    ),
+    (
+        "trusted_proxies",
+        "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (default none)",
+    ),
+    (
         "aws_sts_endpoint",
         "STS endpoint for AWS ROLE credentials (default https://sts.amazonaws.com)",
     ),
@@ -82,6 +95,8 @@ pub struct Config {
     pub token_rate_limit: Option<std::num::NonZeroU32>,
     /// Outbound requests made with stored credentials.
     pub egress: crate::egress::EgressConfig,
+    /// Request limits per client address and per credential.
+    pub throttle: crate::server::throttle::ThrottleConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +139,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("token_rate_limit", &self.token_rate_limit)
             .field("egress", &self.egress)
+            .field("throttle", &self.throttle)
             .finish()
     }
 }
@@ -365,6 +381,18 @@ impl Config {
         if let Some(n) = count("egress_max_concurrent", 1..=100_000)? {
             egress.max_concurrent = n as usize;
         }
+        let rate =
+            |n: Option<u64>| NonZeroU32::new(u32::try_from(n.unwrap_or(1000)).unwrap_or(u32::MAX));
+        let throttle = crate::server::throttle::ThrottleConfig {
+            per_ip: rate(count("rate_limit_per_ip", 0..=10_000_000)?),
+            per_token: rate(count("rate_limit_per_token", 0..=10_000_000)?),
+            trusted_proxies: match raw.take("trusted_proxies") {
+                Some((v, name)) => {
+                    crate::egress::NetworkPolicy::parse_allow_list(&v).map_err(|m| err(&name, m))?
+                }
+                None => Vec::new(),
+            },
+        };
         for (key, slot) in [
             ("aws_sts_endpoint", &mut egress.aws_sts_endpoint),
             ("aws_imds_endpoint", &mut egress.aws_imds_endpoint),
@@ -400,6 +428,7 @@ impl Config {
             public_url,
             token_rate_limit,
             egress,
+            throttle,
         })
     }
 }

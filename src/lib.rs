@@ -164,7 +164,13 @@ impl Server {
             .commercelayer
             .with_token_rate_limit(config.token_rate_limit);
         Ok(Self {
-            router: server::router(&kernel, &families, metrics_handle(), config.body_limit),
+            router: server::router(
+                &kernel,
+                &families,
+                metrics_handle(),
+                config.body_limit,
+                &config.throttle,
+            ),
             kernel,
             families,
         })

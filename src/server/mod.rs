@@ -39,6 +39,7 @@ use crate::{
 };
 
 pub mod ops;
+pub mod throttle;
 
 /// Every family, built on one kernel.
 #[derive(Clone)]
@@ -146,6 +147,7 @@ pub fn router(
     families: &Families,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     body_limit: usize,
+    throttle: &throttle::ThrottleConfig,
 ) -> Router {
     let registry = Registry::new(families.verifiers());
     let native_state = NativeState {
@@ -177,6 +179,10 @@ pub fn router(
             // One access-log line per request at the default level (paths hold ids, never secrets).
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        .layer(middleware::from_fn_with_state(
+            Arc::new(throttle::Throttle::new(throttle)),
+            throttle::limit,
+        ))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::from_fn(drop_unusable_request_id))
         .layer(CatchPanicLayer::custom(ops::panic_response))
@@ -199,7 +205,11 @@ async fn no_route(
     } else {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     };
-    let path = uri.path();
+    render_for(uri.path(), error)
+}
+
+/// `error` in the envelope of the surface that owns `path`.
+pub(crate) fn render_for(path: &str, error: ApiError) -> Response {
     let render = FALLBACKS
         .iter()
         .find(|(prefixes, _)| prefixes.iter().any(|p| path.starts_with(p)))

@@ -11,6 +11,7 @@ mod commercelayer;
 mod egress;
 mod feed;
 mod issuer;
+mod limits;
 mod native;
 mod ops;
 mod pingone;

@@ -22,8 +22,15 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
             .map(str::to_owned),
         ip: parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip().to_string()),
+            .get::<super::ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ci| ci.0.ip())
+            })
+            .map(|ip| ip.to_string()),
         external_id: parts
             .headers
             .get("x-ping-external-transaction-id")

@@ -30,3 +30,7 @@ impl PublicUrl {
         }
     }
 }
+
+/// The client's address as the request limits resolved it (through trusted proxies).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
