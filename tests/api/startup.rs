@@ -59,7 +59,106 @@ async fn a_wrong_master_key_stops_start_up(mut app: TestApp) {
     );
 }
 
-both_engines!(restart_keeps_everything, a_wrong_master_key_stops_start_up);
+/// kill -9 under write load: the binary serves several clients creating and deleting teams
+/// and is killed with SIGKILL mid-stream; after a restart, every acknowledged create is
+/// there and every acknowledged delete is gone.
+async fn acknowledged_writes_survive_kill_9(mut app: TestApp) {
+    let (_, token) = app.org_with("admin").await;
+    app.stop().await;
+    let url = match &app.engine {
+        crate::helpers::Engine::Sqlite(path) => format!("sqlite://{}", path.display()),
+        crate::helpers::Engine::Postgres { url, .. } => url.clone(),
+    };
+    let latchkey::config::MasterKeySource::Inline(key) = &app.config.master_key else {
+        panic!("the tests use an inline master key")
+    };
+    use secrecy::ExposeSecret;
+    let env = vec![
+        ("LATCHKEY_DATABASE_URL".to_owned(), url),
+        (
+            "LATCHKEY_MASTER_KEY".to_owned(),
+            key.expose_secret().to_owned(),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, _) = serve_with(dir.path(), &env);
+    let base = format!("http://{addr}");
+
+    let writers = (0..4).map(|w| {
+        let base = base.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut created, mut deleted) = (Vec::new(), Vec::new());
+            for i in 0.. {
+                let sent = client
+                    .post(format!("{base}/api/v1/teams"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "name": format!("writer {w} team {i}") }))
+                    .send()
+                    .await;
+                let Ok(response) = sent else { break };
+                if response.status() == StatusCode::CREATED
+                    && let Ok(body) = response.json::<serde_json::Value>().await
+                {
+                    created.push(body["id"].as_i64().unwrap());
+                }
+                if i % 3 == 2 && created.len() > deleted.len() {
+                    let id = created[deleted.len()];
+                    let sent = client
+                        .delete(format!("{base}/api/v1/teams/{id}"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { break };
+                    if response.status() == StatusCode::NO_CONTENT {
+                        deleted.push(id);
+                    }
+                }
+            }
+            (created, deleted)
+        })
+    });
+    let writers: Vec<_> = writers.collect();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (mut created, mut deleted) = (Vec::new(), Vec::new());
+    for writer in writers {
+        let (c, d) = writer.await.unwrap();
+        created.extend(c);
+        deleted.extend(d);
+    }
+    assert!(
+        created.len() > 10 && !deleted.is_empty(),
+        "{} creates, {} deletes",
+        created.len(),
+        deleted.len()
+    );
+
+    app.restart().await;
+    let mut present = std::collections::HashSet::new();
+    for page in 1.. {
+        let (status, list) = app
+            .get(&format!("/api/v1/teams?per_page=500&page={page}"), &token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let teams = list["teams"].as_array().unwrap();
+        present.extend(teams.iter().map(|t| t["id"].as_i64().unwrap()));
+        if list["meta"]["next_page"].is_null() {
+            break;
+        }
+    }
+    for id in &created {
+        assert_eq!(present.contains(id), !deleted.contains(id), "team {id}");
+    }
+}
+
+both_engines!(
+    restart_keeps_everything,
+    a_wrong_master_key_stops_start_up,
+    acknowledged_writes_survive_kill_9
+);
 
 fn latchkey(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
@@ -71,9 +170,14 @@ fn latchkey(dir: &std::path::Path) -> Command {
 
 /// Starts `latchkey serve` and returns the child, its address and what it printed to stdout.
 fn serve(dir: &std::path::Path) -> (Child, String, String) {
+    serve_with(dir, &[])
+}
+
+fn serve_with(dir: &std::path::Path, env: &[(String, String)]) -> (Child, String, String) {
     let mut child = latchkey(dir)
         .arg("serve")
         .env("LATCHKEY_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
