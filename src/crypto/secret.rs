@@ -347,7 +347,8 @@ mod tests {
 }
 
 /// `serialize_with` helpers for the few places a secret is serialized on purpose: into the
-/// plaintext that is sealed next (or kept in process memory), never onto the wire.
+/// plaintext that is sealed next (or kept in process memory), and into the one response
+/// that shows a created token or key.
 pub mod expose {
     use secrecy::{ExposeSecret, SecretString};
     use serde::Serializer;

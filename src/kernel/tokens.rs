@@ -62,7 +62,7 @@ pub struct TokenView {
 pub struct CreatedToken {
     #[serde(flatten)]
     pub view: TokenView,
-    #[serde(serialize_with = "super::types::expose")]
+    #[serde(serialize_with = "crate::crypto::secret::expose::secret")]
     #[schema(value_type = String)]
     pub token: SecretString,
 }

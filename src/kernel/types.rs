@@ -224,14 +224,6 @@ impl fmt::Display for HttpUrl {
     }
 }
 
-/// Serializes a secret in the one response that shows it (a created token or key).
-pub fn expose<S: serde::Serializer>(
-    secret: &secrecy::SecretString,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(secrecy::ExposeSecret::expose_secret(secret))
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

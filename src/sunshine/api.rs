@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     Sunshine,
     authz::Caller,
-    model::{AppInput, AppView, CreatedKey, IntegrationView, KeyInput, KeyView, Owner},
+    model::{AppInput, AppView, CreatedKey, IntegrationView, KeyEnvelope, KeyInput, KeyView, Owner},
     pagination::{Page, PageRequest},
 };
 use crate::kernel::http::{
@@ -342,14 +342,14 @@ async fn get_key(
     ctx: &Caller,
     owner: Owner<'_>,
     id: &str,
-) -> Result<axum::Json<Value>> {
+) -> Result<axum::Json<KeyEnvelope<KeyView>>> {
     let key = s.key(ctx, owner, id).await?;
-    Ok(axum::Json(json!({ "key": key })))
+    Ok(axum::Json(KeyEnvelope { key }))
 }
 
 /// Create an app key (account scope); the secret is in this response only. At most ten per app.
 #[utoipa::path(post, path = "/v2/apps/{appId}/keys", tag = "sunshine", params(("appId" = String, Path)),
-    request_body = KeyInput, responses((status = 201, body = CreatedKey)), security(("basic" = []), ("bearer" = [])))]
+    request_body = KeyInput, responses((status = 201, body = KeyEnvelope<CreatedKey>)), security(("basic" = []), ("bearer" = [])))]
 async fn create_app_key(
     State(s): State<Sunshine>,
     KeyAuth(ctx): KeyAuth,
@@ -373,12 +373,12 @@ async fn list_app_keys(
 /// Get an app key (never its secret).
 #[utoipa::path(get, path = "/v2/apps/{appId}/keys/{keyId}", tag = "sunshine",
     params(("appId" = String, Path), ("keyId" = String, Path)),
-    responses((status = 200, body = KeyView)), security(("basic" = []), ("bearer" = [])))]
+    responses((status = 200, body = KeyEnvelope<KeyView>)), security(("basic" = []), ("bearer" = [])))]
 async fn get_app_key(
     State(s): State<Sunshine>,
     KeyAuth(ctx): KeyAuth,
     Path((app, id)): Path<(String, String)>,
-) -> Result<axum::Json<Value>> {
+) -> Result<axum::Json<KeyEnvelope<KeyView>>> {
     get_key(&s, &ctx, Owner::App(&app), &id).await
 }
 
@@ -398,7 +398,7 @@ async fn delete_app_key(
 /// Create an integration key (custom integrations only); the secret is in this response only.
 #[utoipa::path(post, path = "/v2/apps/{appId}/integrations/{integrationId}/keys", tag = "sunshine",
     params(("appId" = String, Path), ("integrationId" = String, Path)),
-    request_body = KeyInput, responses((status = 201, body = CreatedKey)), security(("basic" = []), ("bearer" = [])))]
+    request_body = KeyInput, responses((status = 201, body = KeyEnvelope<CreatedKey>)), security(("basic" = []), ("bearer" = [])))]
 async fn create_integration_key(
     State(s): State<Sunshine>,
     KeyAuth(ctx): KeyAuth,
@@ -423,12 +423,12 @@ async fn list_integration_keys(
 /// Get an integration key (never its secret).
 #[utoipa::path(get, path = "/v2/apps/{appId}/integrations/{integrationId}/keys/{keyId}", tag = "sunshine",
     params(("appId" = String, Path), ("integrationId" = String, Path), ("keyId" = String, Path)),
-    responses((status = 200, body = KeyView)), security(("basic" = []), ("bearer" = [])))]
+    responses((status = 200, body = KeyEnvelope<KeyView>)), security(("basic" = []), ("bearer" = [])))]
 async fn get_integration_key(
     State(s): State<Sunshine>,
     KeyAuth(ctx): KeyAuth,
     Path((app, integration, id)): Path<(String, String, String)>,
-) -> Result<axum::Json<Value>> {
+) -> Result<axum::Json<KeyEnvelope<KeyView>>> {
     get_key(&s, &ctx, Owner::Integration(&app, &integration), &id).await
 }
 
@@ -458,7 +458,7 @@ struct AccountKeys {
 /// Create a Sunshine account key (`act_…`, organization admins); the secret is in this
 /// response only. It authenticates every `/v2` call of the organization.
 #[utoipa::path(post, path = "/v1/account_keys", tag = "native", request_body = KeyInput,
-    responses((status = 201, body = CreatedKey)), security(("bearer" = [])))]
+    responses((status = 201, body = KeyEnvelope<CreatedKey>)), security(("bearer" = [])))]
 async fn create_account_key(
     State(s): State<Sunshine>,
     Auth(ctx, ..): Auth<Native>,
@@ -468,7 +468,7 @@ async fn create_account_key(
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({ "key": key })),
+        axum::Json(KeyEnvelope { key }),
     ))
 }
 
@@ -486,14 +486,14 @@ async fn list_account_keys(
 
 /// Read one account key (never its secret).
 #[utoipa::path(get, path = "/v1/account_keys/{id}", tag = "native",
-    params(("id" = String, Path)), responses((status = 200, body = KeyView)), security(("bearer" = [])))]
+    params(("id" = String, Path)), responses((status = 200, body = KeyEnvelope<KeyView>)), security(("bearer" = [])))]
 async fn get_account_key(
     State(s): State<Sunshine>,
     Auth(ctx, ..): Auth<Native>,
     Path(id): Path<String>,
-) -> NativeResult<axum::Json<serde_json::Value>> {
+) -> NativeResult<axum::Json<KeyEnvelope<KeyView>>> {
     let key = s.key(&ctx.into(), Owner::Account, &id).await?;
-    Ok(axum::Json(json!({ "key": key })))
+    Ok(axum::Json(KeyEnvelope { key }))
 }
 
 /// Delete an account key; it stops authenticating at once.

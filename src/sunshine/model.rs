@@ -141,13 +141,19 @@ impl From<KeyRow> for KeyView {
     }
 }
 
+/// `{"key": …}`: how every key route answers one key.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeyEnvelope<T: utoipa::ToSchema> {
+    pub key: T,
+}
+
 /// The response that creates a key: the only place its secret ever appears.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedKey {
     pub id: String,
     pub display_name: String,
-    #[serde(serialize_with = "crate::kernel::types::expose")]
+    #[serde(serialize_with = "crate::crypto::secret::expose::secret")]
     #[schema(value_type = String)]
     pub secret: SecretString,
 }
