@@ -72,6 +72,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (default none)",
     ),
     (
+        "aws_instance_profile",
+        "true lets AWS INSTANCE_PROFILE credentials use this server's own instance role (default false)",
+    ),
+    (
         "aws_sts_endpoint",
         "STS endpoint for AWS ROLE credentials (default https://sts.amazonaws.com)",
     ),
@@ -393,6 +397,13 @@ impl Config {
                 None => Vec::new(),
             },
         };
+        if let Some((v, name)) = raw.take("aws_instance_profile") {
+            egress.aws_instance_profile = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(err(&name, format!("{v:?} is not true or false"))),
+            };
+        }
         for (key, slot) in [
             ("aws_sts_endpoint", &mut egress.aws_sts_endpoint),
             ("aws_imds_endpoint", &mut egress.aws_imds_endpoint),

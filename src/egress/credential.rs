@@ -270,39 +270,24 @@ impl<'v> Session<'v> {
         let target = options.target()?;
         let host = target.host_str().unwrap_or_default().to_owned();
         let mut credentials = self.referenced(options, &target).await?;
-        let signer = signing_credential(options, &credentials);
-        let to_resolve: Vec<Arc<Credential>> = credentials
-            .iter()
-            .filter(|c| signer.as_ref().is_none_or(|s| s.id != c.id))
-            .cloned()
-            .collect();
-        let values = match self.values(&to_resolve, Vec::new()).await {
-            Ok(v) => v,
-            Err(e) => {
-                for c in &credentials {
-                    self.record(c, &host, Some(&e));
-                }
-                return Err(e);
-            }
-        };
-        // The MTLS credential joins the others for the hop checks and the records.
-        let identity = match &options.mutual_tls {
-            Some(reference) => {
-                let credential = self.identity_credential(reference, &target).await?;
-                match self.identity(&credential) {
-                    Ok(client) => {
-                        credentials.push(credential);
-                        Some(client)
-                    }
-                    Err(e) => {
-                        self.record(&credential, &host, Some(&e));
-                        return Err(e);
-                    }
-                }
-            }
-            None => None,
-        };
+        // The MTLS credential joins the others for the hop checks and the records; it is
+        // looked up first, so nothing is fetched for a request that cannot be sent.
+        if let Some(reference) = &options.mutual_tls {
+            credentials.push(self.identity_credential(reference, &target).await?);
+        }
         let result = async {
+            let identity = match &options.mutual_tls {
+                Some(_) => credentials.last().map(|c| self.identity(c)).transpose()?,
+                None => None,
+            };
+            let signer = signing_credential(options, &credentials);
+            let to_resolve: Vec<Arc<Credential>> = credentials
+                .iter()
+                .filter(|c| !matches!(c.kind, Kind::Mtls { .. }))
+                .filter(|c| signer.as_ref().is_none_or(|s| s.id != c.id))
+                .cloned()
+                .collect();
+            let values = self.values(&to_resolve, Vec::new()).await?;
             let signing = match &signer {
                 Some(c) => Some(self.signing(c, &target).await?),
                 None => None,
@@ -315,6 +300,7 @@ impl<'v> Session<'v> {
             self.send_with(options, &credentials, &values, extras).await
         }
         .await;
+        // Every credential of the request is recorded, whatever failed.
         for c in &credentials {
             self.record(c, &host, result.as_ref().err());
         }
@@ -399,6 +385,14 @@ impl<'v> Session<'v> {
                     Ok((keys.to_secret()?, keys.lifetime()))
                 };
                 self.egress.inner.tokens.get_or_fetch(key, fetch).await?
+            }
+            AwsAuth::InstanceProfile if !self.egress.config().aws_instance_profile => {
+                return Err(EgressError::Unusable {
+                    message: format!(
+                        "credential {:?}: INSTANCE_PROFILE credentials are off on this server (LATCHKEY_AWS_INSTANCE_PROFILE)",
+                        credential.slug
+                    ),
+                });
             }
             AwsAuth::InstanceProfile => self.instance_keys().await.map_err(|e| match e {
                 EgressError::Fetch { message, .. } => failed(message),
@@ -628,6 +622,14 @@ impl<'v> Session<'v> {
     ) -> Result<HashMap<String, SecretString>, EgressError> {
         let mut values = HashMap::new();
         for c in credentials {
+            if matches!(c.kind, Kind::Aws { .. }) {
+                return Err(EgressError::Unusable {
+                    message: format!(
+                        "credential {:?} is an AWS credential: it signs a request when it is the whole Authorization header, and is never substituted",
+                        c.slug
+                    ),
+                });
+            }
             let value = self.value(c.clone(), stack.clone()).await?;
             values.insert(c.slug.clone(), value);
         }

@@ -58,6 +58,10 @@ pub struct EgressConfig {
     /// Latchkey's own AWS keys (`AWS_ACCESS_KEY_ID`, …), which assume ROLE credentials'
     /// roles; without them, the instance profile's.
     pub aws_identity: Option<aws::AwsKeys>,
+    /// Whether INSTANCE_PROFILE credentials may use the instance's own role
+    /// (`LATCHKEY_AWS_INSTANCE_PROFILE`): off by default, since any organization could then
+    /// act as this server on AWS.
+    pub aws_instance_profile: bool,
 }
 
 impl Default for EgressConfig {
@@ -72,6 +76,7 @@ impl Default for EgressConfig {
             aws_sts_endpoint: aws::DEFAULT_STS_ENDPOINT.to_owned(),
             aws_imds_endpoint: aws::DEFAULT_IMDS_ENDPOINT.to_owned(),
             aws_identity: None,
+            aws_instance_profile: false,
         }
     }
 }

@@ -81,9 +81,11 @@ impl Throttle {
             .collect::<Vec<_>>();
         let mut client = peer;
         for entry in forwarded.iter().rev() {
-            let Ok(ip) = entry.parse::<IpAddr>() else {
-                break;
-            };
+            // Some proxies append the port: `1.2.3.4:5678`, `[2001:db8::1]:443`.
+            let parsed = entry
+                .parse::<IpAddr>()
+                .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()));
+            let Ok(ip) = parsed else { break };
             client = ip;
             if !self.is_trusted(ip) {
                 break;
@@ -109,7 +111,7 @@ impl Throttle {
                 .max(1)
         };
         if let Some(limiter) = &self.per_ip {
-            limiter.check_key(&ip).map_err(wait)?;
+            limiter.check_key(&limit_key(ip)).map_err(wait)?;
         }
         if let (Some(limiter), Some(value)) = (&self.per_token, headers.get(header::AUTHORIZATION))
         {
@@ -125,6 +127,18 @@ impl Throttle {
             }
         }
         Ok(())
+    }
+}
+
+/// What the per-address limit counts by: an IPv4 address, or an IPv6 address's /64 (one
+/// client usually holds a whole /64, and could otherwise rotate through it).
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
     }
 }
 
@@ -184,6 +198,16 @@ mod tests {
         let chain = headers(&["6.6.6.6, 203.0.113.5", "10.9.9.9"]);
         assert_eq!(t.client_ip(proxy, &chain).to_string(), "203.0.113.5");
         assert_eq!(t.client_ip(proxy, &headers(&["garbage"])), proxy);
+        assert_eq!(
+            t.client_ip(proxy, &headers(&["203.0.113.5:4711"]))
+                .to_string(),
+            "203.0.113.5"
+        );
+        assert_eq!(
+            t.client_ip(proxy, &headers(&["[2001:db8::7]:443"]))
+                .to_string(),
+            "2001:db8::7"
+        );
     }
 
     #[test]
@@ -203,6 +227,12 @@ mod tests {
             "a burst of twice the rate, then refused"
         );
         assert!(t.check(b, &none).is_ok());
+        // One IPv6 /64 is one client.
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        assert!(t.check(v6a, &none).is_ok());
+        assert!(t.check(v6b, &none).is_ok());
+        assert!(t.check(v6a, &none).is_err());
         let mut token = HeaderMap::new();
         token.insert(header::AUTHORIZATION, "Bearer x".parse().expect("header"));
         let c: IpAddr = "192.0.2.3".parse().expect("ip");

@@ -16,7 +16,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     Sunshine,
     authz::Caller,
-    model::{AppInput, AppView, CreatedKey, IntegrationView, KeyEnvelope, KeyInput, KeyView, Owner},
+    model::{
+        AppInput, AppView, CreatedKey, IntegrationView, KeyEnvelope, KeyInput, KeyView, Owner,
+    },
     pagination::{Page, PageRequest},
 };
 use crate::kernel::http::{

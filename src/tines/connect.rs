@@ -310,8 +310,20 @@ impl Tines {
         let sealed = self.seal_tokens(row.id, tokens)?;
         self.kernel
             .write(async |tx| {
-                tx.set_credential_tokens(org, row.id, &sealed, now_ms())
-                    .await?;
+                // Connecting is a change of the credential: its version moves on, so this
+                // state (bound to the old one) cannot connect it again.
+                let now = now_ms();
+                let next = now.max(row.updated_at + 1);
+                if !tx
+                    .bump_credential_version(org, row.id, row.updated_at, next)
+                    .await?
+                {
+                    return Err(CoreError::Conflict {
+                        field: "state".into(),
+                        message: "the credential changed while it was being connected".into(),
+                    });
+                }
+                tx.set_credential_tokens(org, row.id, &sealed, now).await?;
                 let event = Event {
                     organization_id: Some(org),
                     actor: "oauth_callback".to_owned(),
@@ -345,16 +357,29 @@ impl Tines {
             .map_err(|_| CoreError::Internal("stored tokens are not valid".into()))
     }
 
-    /// Keeps refreshed tokens.
+    /// Keeps refreshed tokens, unless the credential changed since `version`.
     pub(super) async fn store_tokens(
         &self,
         org: &str,
         id: i64,
+        version: i64,
         tokens: &OAuthTokens,
     ) -> Result<()> {
         let sealed = self.seal_tokens(id, tokens)?;
         self.kernel
-            .write(async |tx| Ok(tx.set_credential_tokens(org, id, &sealed, now_ms()).await?))
+            .write(async |tx| {
+                if tx
+                    .replace_credential_tokens(org, id, version, &sealed, now_ms())
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(CoreError::Conflict {
+                        field: "credential".into(),
+                        message: "the credential changed while its token was refreshed".into(),
+                    })
+                }
+            })
             .await
     }
 }

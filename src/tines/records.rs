@@ -3,7 +3,7 @@
 //! transaction (one fsync) instead of queueing for the database's write lock one by one.
 //! One writer task takes whatever is waiting, writes it all, and answers every waiter.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -43,7 +43,8 @@ struct Pending {
 /// Where uses are sent to be written.
 #[derive(Default)]
 pub struct Recorder {
-    queue: OnceLock<mpsc::Sender<Pending>>,
+    /// The writer's queue; replaced if the writer has stopped (a panic in a write).
+    queue: Mutex<Option<mpsc::Sender<Pending>>>,
 }
 
 impl Recorder {
@@ -85,7 +86,16 @@ impl Recorder {
                 }
             })
             .collect();
-        let queue = self.queue.get_or_init(|| spawn_writer(kernel.clone()));
+        let queue = {
+            let mut slot = self
+                .queue
+                .lock()
+                .map_err(|_| CoreError::Internal("the use recorder is poisoned".into()))?;
+            match slot.as_ref() {
+                Some(queue) if !queue.is_closed() => queue.clone(),
+                _ => slot.insert(spawn_writer(kernel.clone())).clone(),
+            }
+        };
         let (done, wait) = oneshot::channel();
         queue
             .send(Pending { records, done })

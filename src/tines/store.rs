@@ -396,6 +396,52 @@ impl Tx {
         Ok(())
     }
 
+    /// Replaces the tokens of a credential that is still at `version` (its `updated_at`):
+    /// tokens refreshed for a configuration since replaced are not kept. False if not.
+    pub async fn replace_credential_tokens(
+        &mut self,
+        org: &str,
+        id: i64,
+        version: i64,
+        sealed: &[u8],
+        at: i64,
+    ) -> Result<bool> {
+        let sql = "UPDATE user_credential_tokens SET tokens = $3, updated_at = $4 \
+                   WHERE organization_id = $1 AND credential_id = $2 AND EXISTS \
+                   (SELECT 1 FROM user_credentials u WHERE u.id = $2 AND u.updated_at = $5)";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(id)
+            .bind(sealed)
+            .bind(at)
+            .bind(version)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done == 1)
+    }
+
+    /// Moves a credential from `version` to a new one (compare and swap on `updated_at`).
+    pub async fn bump_credential_version(
+        &mut self,
+        org: &str,
+        id: i64,
+        version: i64,
+        to: i64,
+    ) -> Result<bool> {
+        let sql = "UPDATE user_credentials SET updated_at = $4 \
+                   WHERE organization_id = $1 AND id = $2 AND updated_at = $3";
+        let done = on_conn!(self, |c| sqlx::query(sql)
+            .bind(org)
+            .bind(id)
+            .bind(version)
+            .bind(to)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done == 1)
+    }
+
     pub async fn delete_credential_tokens(&mut self, org: &str, id: i64) -> Result<()> {
         let sql =
             "DELETE FROM user_credential_tokens WHERE organization_id = $1 AND credential_id = $2";

@@ -192,7 +192,7 @@ impl Vault for TeamVault<'_> {
     ) -> BoxFuture<'a, std::result::Result<(), EgressError>> {
         Box::pin(async move {
             self.tines
-                .store_tokens(self.org, credential.id, tokens)
+                .store_tokens(self.org, credential.id, credential.version, tokens)
                 .await
                 .map_err(|e| EgressError::Internal(e.to_string()))
         })

@@ -1103,6 +1103,7 @@ async fn aws_signing(_: TestApp) {
     let app = TestApp::sqlite_with(&[
         ("LATCHKEY_AWS_STS_ENDPOINT", sts_uri.as_str()),
         ("LATCHKEY_AWS_IMDS_ENDPOINT", imds_uri.as_str()),
+        ("LATCHKEY_AWS_INSTANCE_PROFILE", "true"),
         ("AWS_ACCESS_KEY_ID", "AKIALATCHKEYOWN"),
         ("AWS_SECRET_ACCESS_KEY", "latchkey-own-secret"),
     ])
@@ -1200,6 +1201,29 @@ async fn aws_signing(_: TestApp) {
     let (status, e) = use_http(&app, &token, call("bare")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert!(message(&e).contains("aws_region"), "{e}");
+    // AWS keys are never substituted into a request, only used to sign it.
+    let (status, e) = use_http(
+        &app,
+        &token,
+        json!({"team_id": team, "url": format!("{}/", upstream.uri()),
+        "headers": {"X-Leak": "<<CREDENTIAL.role>>"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // Without LATCHKEY_AWS_INSTANCE_PROFILE, no organization can use the server's own role.
+    let strict = TestApp::sqlite_with(&[("LATCHKEY_AWS_IMDS_ENDPOINT", imds_uri.as_str())]).await;
+    let (token, team) = setup(&strict).await;
+    let node = credential(
+        &strict,
+        &token,
+        json!({"name": "node", "mode": "AWS", "team_id": team,
+        "aws_authentication_type": "INSTANCE_PROFILE", "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let (status, e) = resolve(&strict, &token, node["id"].as_i64().unwrap(), json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(message(&e).contains("LATCHKEY_AWS_INSTANCE_PROFILE"), "{e}");
 }
 
 one_engine!(aws_signing);
@@ -1284,6 +1308,9 @@ async fn authorization_code(app: TestApp) {
         page.contains("crm user") && page.contains("connected"),
         "{page}"
     );
+    // The same link cannot connect the credential again (to another account, say).
+    let (status, _) = callback(format!("code=the-code&state={state}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let exchange = &provider.received_requests().await.unwrap()[0];
     let form: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(&exchange.body)
