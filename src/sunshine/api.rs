@@ -103,8 +103,9 @@ pub fn routes() -> OpenApiRouter<Sunshine> {
 // --- lists -----------------------------------------------------------------------------------
 
 /// A list's query: `page[after]`, `page[before]`, `page[size]` and `filter[types]`, or the
-/// JSON objects `page={…}` and `filter={…}` that the official SDKs send.
-fn list_params(
+/// JSON objects `page={…}` and `filter={…}` that the official SDKs send. (Public for the
+/// fuzz target.)
+pub fn list_params(
     parts_query: Option<&str>,
 ) -> std::result::Result<(PageRequest, Vec<String>), ApiError> {
     let bad = |field: &str, message: String| {
