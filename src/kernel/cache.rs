@@ -128,6 +128,9 @@ pub struct LiveCache<T> {
     revoked: Arc<quick_cache::sync::Cache<String, Instant>>,
     /// Ids that changed, and when ([`ticks`]): an entry loaded before that is stale.
     changed: Arc<quick_cache::sync::Cache<String, u64>>,
+    /// Ids the store did not know, and when they were read ([`ticks`]): kept apart from the
+    /// live entries, so a flood of made-up ids takes no room from them.
+    unknown: Arc<quick_cache::sync::Cache<String, u64>>,
     feed: Arc<FeedClock>,
 }
 
@@ -138,6 +141,7 @@ impl<T> Clone for LiveCache<T> {
             live: self.live.clone(),
             revoked: self.revoked.clone(),
             changed: self.changed.clone(),
+            unknown: self.unknown.clone(),
             feed: self.feed.clone(),
         }
     }
@@ -155,6 +159,7 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
             )),
             revoked: Arc::new(quick_cache::sync::Cache::new(MAX_TOMBSTONES)),
             changed: Arc::new(quick_cache::sync::Cache::new(MAX_TOMBSTONES)),
+            unknown: Arc::new(quick_cache::sync::Cache::new(MAX_TOMBSTONES)),
             feed,
         }
     }
@@ -180,11 +185,19 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
         // A live entry is never there for a revoked id (see `miss` and `tombstone`), so a
         // hit needs no look at the tombstones.
         let now = ticks();
-        if self.feed.is_current_at(now)
-            && let Some(entry) = self.live.get(id)
-            && entry.is_fresh(now)
-        {
-            return Ok(entry.live);
+        if self.feed.is_current_at(now) {
+            if let Some(entry) = self.live.get(id)
+                && entry.is_fresh(now)
+            {
+                return Ok(entry.live);
+            }
+            if self
+                .unknown
+                .get(id)
+                .is_some_and(|at| now.saturating_sub(at) < MAX_AGE_MS)
+            {
+                return Ok(None);
+            }
         }
         // Boxed, so the store's futures do not weigh on every cached call.
         Box::pin(self.miss(id, load)).await
@@ -230,12 +243,25 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
             self.live.remove(id);
             return Ok(None);
         }
+        // An unknown id moves to its own, separately bounded map (unless it changed since).
+        if entry.live.is_none() && self.live.remove_if(id, |e| e.live.is_none()).is_some() {
+            let changed = || self.changed.get(id).is_some_and(|at| at >= entry.loaded_at);
+            if !changed() {
+                self.unknown.insert(id.to_owned(), entry.loaded_at);
+                // A change marked between the check and the insert: `refresh` may have run
+                // before the insert, so look again (as for live entries).
+                if changed() {
+                    self.unknown.remove(id);
+                }
+            }
+        }
         Ok(entry.live)
     }
 
     /// Drops every live entry (the feed showed a gap); tombstones stay.
     fn clear_live(&self) {
         self.live.clear();
+        self.unknown.clear();
     }
 
     /// Drops what is cached for `id`, which changed, so it is read again. (A reader that
@@ -243,6 +269,7 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
     fn refresh(&self, id: &str) {
         self.changed.insert(id.to_owned(), ticks());
         self.live.remove(id);
+        self.unknown.remove(id);
     }
 
     /// Marks `id` revoked and drops its live entry. (A reader that loaded the row before
@@ -361,6 +388,24 @@ mod tests {
         let (c, _) = cache(1 << 20);
         assert_eq!(value(&c, "nope", None).await, None);
         assert_eq!(value(&c, "nope", Some(1)).await, None, "from memory");
+        assert!(!c.holds("nope"), "not among the live entries");
+        c.refresh("nope");
+        assert_eq!(
+            value(&c, "nope", Some(1)).await,
+            Some(1),
+            "a change reads again"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_take_no_room_from_live_ones() {
+        // Room for a handful of live entries; far more unknown ids than that.
+        let (c, _) = cache(2_000);
+        assert_eq!(value(&c, "hot", Some(1)).await, Some(1));
+        for i in 0..5_000 {
+            assert_eq!(value(&c, &format!("made-up-{i}"), None).await, None);
+        }
+        assert!(c.holds("hot"), "the live entry stayed");
     }
 
     #[tokio::test]
