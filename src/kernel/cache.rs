@@ -406,6 +406,11 @@ mod tests {
             assert_eq!(value(&c, &format!("made-up-{i}"), None).await, None);
         }
         assert!(c.holds("hot"), "the live entry stayed");
+        assert_eq!(
+            c.live.len(),
+            1,
+            "and is the only one: unknown ids weigh nothing there"
+        );
     }
 
     #[tokio::test]
