@@ -10,7 +10,10 @@
 //! `LATCHKEY_AWS_IMDS_ENDPOINT`), reached with a client that is not subject to the egress
 //! network policy (IMDS is link-local by design) and never with a caller's input.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use aws_sigv4::{
     http_request::{
@@ -19,11 +22,19 @@ use aws_sigv4::{
     },
     sign::v4,
 };
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{EgressError, client::Outbound};
+use url::Url;
+
+use super::{
+    Credential, EgressError, Kind, Session,
+    client::Outbound,
+    request::RequestOptions,
+    template::{self, Reference},
+    tokens::CacheKey,
+};
 
 pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.amazonaws.com";
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
@@ -248,6 +259,275 @@ pub fn assume_role_body(role_arn: &str, external_id: Option<&str>, session: &str
         form.append_pair("ExternalId", id);
     }
     form.finish()
+}
+
+/// What signs a request for AWS: the keys, and the scope.
+pub(super) struct Signing {
+    pub(super) slug: String,
+    pub(super) keys: AwsKeys,
+    pub(super) region: String,
+    pub(super) service: String,
+}
+
+/// The AWS credential whose reference is the whole `Authorization` header, if any.
+pub(super) fn signing_credential(
+    options: &RequestOptions,
+    credentials: &[Arc<Credential>],
+) -> Option<Arc<Credential>> {
+    let value = options
+        .headers
+        .as_ref()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?
+        .1
+        .as_str()?
+        .trim();
+    let inner = value.strip_prefix("<<")?.strip_suffix(">>")?;
+    let refs = template::references(value);
+    let [Reference::Credential(slug)] = refs.as_slice() else {
+        return None;
+    };
+    if inner.contains("<<") {
+        return None;
+    }
+    credentials
+        .iter()
+        .find(|c| c.slug == *slug && matches!(c.kind, Kind::Aws { .. }))
+        .cloned()
+}
+
+/// Where a session's AWS keys come from, and what signs its requests.
+impl Session<'_> {
+    /// The keys and scope that sign a request to `target` for an AWS credential.
+    pub(super) async fn signing(
+        &self,
+        credential: &Arc<Credential>,
+        target: &Url,
+    ) -> Result<Signing, EgressError> {
+        let Kind::Aws {
+            region, service, ..
+        } = &credential.kind
+        else {
+            return Err(EgressError::Internal("not an AWS credential".into()));
+        };
+        let from_host = target.host_str().and_then(scope_from_host);
+        let region = region
+            .clone()
+            .or_else(|| from_host.as_ref().map(|(r, _)| r.clone()));
+        let service = service
+            .clone()
+            .or_else(|| from_host.as_ref().map(|(_, s)| s.clone()));
+        let (Some(region), Some(service)) = (region, service) else {
+            return Err(EgressError::Unusable {
+                message: format!(
+                    "credential {:?}: the region and service cannot be read from {}; set aws_region and aws_service",
+                    credential.slug,
+                    target.host_str().unwrap_or_default()
+                ),
+            });
+        };
+        Ok(Signing {
+            slug: credential.slug.clone(),
+            keys: self.aws_keys(credential).await?,
+            region,
+            service,
+        })
+    }
+
+    /// The keys an AWS credential signs with now.
+    pub(super) async fn aws_keys(
+        &self,
+        credential: &Arc<Credential>,
+    ) -> Result<AwsKeys, EgressError> {
+        let Kind::Aws { auth, .. } = &credential.kind else {
+            return Err(EgressError::Internal("not an AWS credential".into()));
+        };
+        let failed = |message: String| EgressError::Fetch {
+            slug: credential.slug.clone(),
+            message,
+        };
+        let cached = match auth {
+            AwsAuth::Key {
+                access_key_id,
+                secret_access_key,
+            } => {
+                return Ok(AwsKeys {
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key: secret_access_key.clone(),
+                    session_token: None,
+                    expiration: None,
+                });
+            }
+            AwsAuth::Role {
+                role_arn,
+                external_id,
+            } => {
+                let key = (self.partition.clone(), credential.id, credential.version);
+                let fetch = async {
+                    let keys = self
+                        .assume_role(credential, role_arn, external_id.as_deref())
+                        .await
+                        .map_err(failed)?;
+                    Ok((keys.to_secret()?, keys.lifetime()))
+                };
+                self.egress.inner.tokens.get_or_fetch(key, fetch).await?
+            }
+            AwsAuth::InstanceProfile if !self.egress.config().aws_instance_profile => {
+                return Err(EgressError::Unusable {
+                    message: format!(
+                        "credential {:?}: INSTANCE_PROFILE credentials are off on this server (LATCHKEY_AWS_INSTANCE_PROFILE)",
+                        credential.slug
+                    ),
+                });
+            }
+            AwsAuth::InstanceProfile => self.instance_keys().await.map_err(|e| match e {
+                EgressError::Fetch { message, .. } => failed(message),
+                other => other,
+            })?,
+        };
+        AwsKeys::from_secret(&cached)
+    }
+
+    /// STS `AssumeRole`, signed with Latchkey's own identity.
+    async fn assume_role(
+        &self,
+        credential: &Credential,
+        role_arn: &str,
+        external_id: Option<&str>,
+    ) -> Result<AwsKeys, String> {
+        let config = self.egress.config();
+        let own = match &config.aws_identity {
+            Some(keys) => keys.clone(),
+            None => AwsKeys::from_secret(&self.instance_keys().await.map_err(|e| {
+                format!("Latchkey has no AWS identity to assume the role with ({e})")
+            })?)
+            .map_err(|e| e.to_string())?,
+        };
+        let url = Url::parse(&format!(
+            "{}/",
+            config.aws_sts_endpoint.trim_end_matches('/')
+        ))
+        .map_err(|_| "LATCHKEY_AWS_STS_ENDPOINT is not a URL".to_owned())?;
+        let (region, _) = url
+            .host_str()
+            .and_then(scope_from_host)
+            .unwrap_or(("us-east-1".to_owned(), "sts".to_owned()));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let body = assume_role_body(
+            role_arn,
+            external_id,
+            &format!("latchkey-{}", credential.id),
+        );
+        let mut outbound = Outbound {
+            method: reqwest::Method::POST,
+            url,
+            headers,
+            body: Some(body.into()),
+            secret_headers: Vec::new(),
+            body_has_secret: false,
+        };
+        sign_request(&mut outbound, &own, &region, "sts").map_err(|e| e.to_string())?;
+        let answer = self
+            .egress
+            .send_infra(outbound)
+            .await
+            .map_err(|e| format!("STS AssumeRole failed: {e}"))?;
+        if !answer.status.is_success() {
+            return Err(format!(
+                "STS AssumeRole answered HTTP {}",
+                answer.status.as_u16()
+            ));
+        }
+        parse_assume_role(&answer.body)
+    }
+
+    /// The instance profile's keys (IMDSv2), cached until shortly before they expire.
+    async fn instance_keys(&self) -> Result<SecretString, EgressError> {
+        let key: CacheKey = ("aws:instance-profile".into(), 0, 0);
+        let fetch = async {
+            let keys = self.imds().await.map_err(|message| EgressError::Fetch {
+                slug: "instance profile".into(),
+                message,
+            })?;
+            Ok((keys.to_secret()?, keys.lifetime()))
+        };
+        self.egress.inner.tokens.get_or_fetch(key, fetch).await
+    }
+
+    async fn imds(&self) -> Result<AwsKeys, String> {
+        let base = self
+            .egress
+            .config()
+            .aws_imds_endpoint
+            .trim_end_matches('/')
+            .to_owned();
+        let call = |method: reqwest::Method, path: &str, headers: HeaderMap| {
+            let url = Url::parse(&format!("{base}{path}"));
+            async move {
+                let url = url.map_err(|_| "LATCHKEY_AWS_IMDS_ENDPOINT is not a URL".to_owned())?;
+                let answer = self
+                    .egress
+                    .send_infra(Outbound {
+                        method,
+                        url,
+                        headers,
+                        body: None,
+                        secret_headers: Vec::new(),
+                        body_has_secret: false,
+                    })
+                    .await
+                    .map_err(|e| format!("the instance metadata service failed: {e}"))?;
+                if !answer.status.is_success() {
+                    return Err(format!(
+                        "the instance metadata service answered HTTP {}",
+                        answer.status.as_u16()
+                    ));
+                }
+                Ok(String::from_utf8_lossy(&answer.body).into_owned())
+            }
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-aws-ec2-metadata-token-ttl-seconds",
+            HeaderValue::from_static("21600"),
+        );
+        let token = call(reqwest::Method::PUT, "/latest/api/token", headers).await?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-aws-ec2-metadata-token",
+            HeaderValue::from_str(token.trim())
+                .map_err(|_| "IMDS answered a bad token".to_owned())?,
+        );
+        let path = "/latest/meta-data/iam/security-credentials/";
+        let roles = call(reqwest::Method::GET, path, headers.clone()).await?;
+        let role = roles
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|r| !r.is_empty() && !r.contains('/'))
+            .ok_or_else(|| "the instance has no role".to_owned())?;
+        let keys = call(reqwest::Method::GET, &format!("{path}{role}"), headers).await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Imds {
+            access_key_id: String,
+            secret_access_key: String,
+            token: Option<String>,
+            expiration: Option<String>,
+        }
+        let k: Imds =
+            serde_json::from_str(&keys).map_err(|_| "IMDS answered no keys".to_owned())?;
+        Ok(AwsKeys {
+            access_key_id: k.access_key_id,
+            secret_access_key: SecretString::from(k.secret_access_key),
+            session_token: k.token.map(SecretString::from),
+            expiration: k.expiration,
+        })
+    }
 }
 
 #[cfg(test)]

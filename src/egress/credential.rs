@@ -1,25 +1,25 @@
 //! What a stored credential evaluates to, by kind, and the session that uses credentials for
 //! one caller: TEXT's value, a JWT minted at each use, an OAuth token from the token endpoint
 //! and an HTTP-request token (one or two requests), both cached with one upstream fetch
-//! however many callers wait.
+//! however many callers wait (`tokens`). The session's AWS signing is in `aws`, its OAuth
+//! grants in `oauth`.
 
 use std::{
     collections::HashMap,
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::{
     Egress, EgressError,
-    aws::{self, AwsAuth, AwsKeys},
+    aws::{self, AwsAuth, Signing, signing_credential},
     client::Outbound,
     host_pattern::HostPattern,
     oauth::{OAuthClient, OAuthTokens},
@@ -31,13 +31,6 @@ use crate::crypto::jwt::JwtAlgorithm;
 
 /// How deep credentials may reference credentials in their own requests.
 const MAX_DEPTH: usize = 4;
-/// How long a failed fetch is answered from the cache, so waiters share one failure.
-const FAILURE_TTL: Duration = Duration::from_secs(1);
-/// An OAuth token's lifetime when the token endpoint does not say (Tines refreshes every 30
-/// minutes).
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
-/// The longest a token is kept, whatever the token endpoint says.
-const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -139,77 +132,12 @@ pub struct Use {
     pub fetch_failed: bool,
 }
 
-/// `(partition, credential id, version)`: the partition is the session's (for Tines, the
-/// team and whether test credentials are used), since references inside a credential's own
-/// requests resolve in the caller's scope and must not serve another scope's callers.
-type CacheKey = (Arc<str>, i64, i64);
-
-/// Cached tokens, by [`CacheKey`].
-pub(super) struct TokenCache {
-    cache: quick_cache::sync::Cache<CacheKey, Cached>,
-}
-
-#[derive(Clone)]
-enum Cached {
-    Token(SecretString, Instant),
-    Failed(EgressError, Instant),
-}
-
-impl Cached {
-    fn fresh(&self, now: Instant) -> bool {
-        match self {
-            Self::Token(_, until) | Self::Failed(_, until) => now < *until,
-        }
-    }
-}
-
-impl TokenCache {
-    pub(super) fn new(capacity: usize) -> Self {
-        Self {
-            cache: quick_cache::sync::Cache::new(capacity),
-        }
-    }
-
-    /// The cached token, or the one `fetch` gets (with how long it may be used). Concurrent
-    /// callers for one key wait for a single fetch; a failure is shared for a second.
-    async fn get_or_fetch(
-        &self,
-        key: CacheKey,
-        fetch: impl Future<Output = Result<(SecretString, Duration), EgressError>>,
-    ) -> Result<SecretString, EgressError> {
-        let guard = loop {
-            match self.cache.get_value_or_guard_async(&key).await {
-                Ok(cached) if cached.fresh(Instant::now()) => {
-                    return match cached {
-                        Cached::Token(token, _) => Ok(token),
-                        Cached::Failed(e, _) => Err(e),
-                    };
-                }
-                Ok(_) => {
-                    self.cache.remove_if(&key, |c| !c.fresh(Instant::now()));
-                }
-                Err(guard) => break guard,
-            }
-        };
-        let now = Instant::now();
-        let (cached, result) = match fetch.await {
-            Ok((token, lifetime)) => (
-                Cached::Token(token.clone(), now + lifetime.min(MAX_TOKEN_LIFETIME)),
-                Ok(token),
-            ),
-            Err(e) => (Cached::Failed(e.clone(), now + FAILURE_TTL), Err(e)),
-        };
-        let _ = guard.insert(cached);
-        result
-    }
-}
-
 /// One caller's use of credentials.
 pub struct Session<'v> {
-    egress: Egress,
-    bucket: String,
-    partition: Arc<str>,
-    vault: &'v dyn Vault,
+    pub(super) egress: Egress,
+    pub(super) bucket: String,
+    pub(super) partition: Arc<str>,
+    pub(super) vault: &'v dyn Vault,
     uses: Mutex<Vec<Use>>,
 }
 
@@ -313,234 +241,6 @@ impl<'v> Session<'v> {
         })
         .await
         .map_err(|_| EgressError::Internal("redaction failed".into()))
-    }
-
-    /// The keys and scope that sign a request to `target` for an AWS credential.
-    async fn signing(
-        &self,
-        credential: &Arc<Credential>,
-        target: &Url,
-    ) -> Result<Signing, EgressError> {
-        let Kind::Aws {
-            region, service, ..
-        } = &credential.kind
-        else {
-            return Err(EgressError::Internal("not an AWS credential".into()));
-        };
-        let from_host = target.host_str().and_then(aws::scope_from_host);
-        let region = region
-            .clone()
-            .or_else(|| from_host.as_ref().map(|(r, _)| r.clone()));
-        let service = service
-            .clone()
-            .or_else(|| from_host.as_ref().map(|(_, s)| s.clone()));
-        let (Some(region), Some(service)) = (region, service) else {
-            return Err(EgressError::Unusable {
-                message: format!(
-                    "credential {:?}: the region and service cannot be read from {}; set aws_region and aws_service",
-                    credential.slug,
-                    target.host_str().unwrap_or_default()
-                ),
-            });
-        };
-        Ok(Signing {
-            slug: credential.slug.clone(),
-            keys: self.aws_keys(credential).await?,
-            region,
-            service,
-        })
-    }
-
-    /// The keys an AWS credential signs with now.
-    async fn aws_keys(&self, credential: &Arc<Credential>) -> Result<AwsKeys, EgressError> {
-        let Kind::Aws { auth, .. } = &credential.kind else {
-            return Err(EgressError::Internal("not an AWS credential".into()));
-        };
-        let failed = |message: String| EgressError::Fetch {
-            slug: credential.slug.clone(),
-            message,
-        };
-        let cached = match auth {
-            AwsAuth::Key {
-                access_key_id,
-                secret_access_key,
-            } => {
-                return Ok(AwsKeys {
-                    access_key_id: access_key_id.clone(),
-                    secret_access_key: secret_access_key.clone(),
-                    session_token: None,
-                    expiration: None,
-                });
-            }
-            AwsAuth::Role {
-                role_arn,
-                external_id,
-            } => {
-                let key = (self.partition.clone(), credential.id, credential.version);
-                let fetch = async {
-                    let keys = self
-                        .assume_role(credential, role_arn, external_id.as_deref())
-                        .await
-                        .map_err(failed)?;
-                    Ok((keys.to_secret()?, keys.lifetime()))
-                };
-                self.egress.inner.tokens.get_or_fetch(key, fetch).await?
-            }
-            AwsAuth::InstanceProfile if !self.egress.config().aws_instance_profile => {
-                return Err(EgressError::Unusable {
-                    message: format!(
-                        "credential {:?}: INSTANCE_PROFILE credentials are off on this server (LATCHKEY_AWS_INSTANCE_PROFILE)",
-                        credential.slug
-                    ),
-                });
-            }
-            AwsAuth::InstanceProfile => self.instance_keys().await.map_err(|e| match e {
-                EgressError::Fetch { message, .. } => failed(message),
-                other => other,
-            })?,
-        };
-        AwsKeys::from_secret(&cached)
-    }
-
-    /// STS `AssumeRole`, signed with Latchkey's own identity.
-    async fn assume_role(
-        &self,
-        credential: &Credential,
-        role_arn: &str,
-        external_id: Option<&str>,
-    ) -> Result<AwsKeys, String> {
-        let config = self.egress.config();
-        let own = match &config.aws_identity {
-            Some(keys) => keys.clone(),
-            None => AwsKeys::from_secret(&self.instance_keys().await.map_err(|e| {
-                format!("Latchkey has no AWS identity to assume the role with ({e})")
-            })?)
-            .map_err(|e| e.to_string())?,
-        };
-        let url = Url::parse(&format!(
-            "{}/",
-            config.aws_sts_endpoint.trim_end_matches('/')
-        ))
-        .map_err(|_| "LATCHKEY_AWS_STS_ENDPOINT is not a URL".to_owned())?;
-        let (region, _) = url
-            .host_str()
-            .and_then(aws::scope_from_host)
-            .unwrap_or(("us-east-1".to_owned(), "sts".to_owned()));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        let body = aws::assume_role_body(
-            role_arn,
-            external_id,
-            &format!("latchkey-{}", credential.id),
-        );
-        let mut outbound = Outbound {
-            method: reqwest::Method::POST,
-            url,
-            headers,
-            body: Some(body.into()),
-            secret_headers: Vec::new(),
-            body_has_secret: false,
-        };
-        aws::sign_request(&mut outbound, &own, &region, "sts").map_err(|e| e.to_string())?;
-        let answer = self
-            .egress
-            .send_infra(outbound)
-            .await
-            .map_err(|e| format!("STS AssumeRole failed: {e}"))?;
-        if !answer.status.is_success() {
-            return Err(format!(
-                "STS AssumeRole answered HTTP {}",
-                answer.status.as_u16()
-            ));
-        }
-        aws::parse_assume_role(&answer.body)
-    }
-
-    /// The instance profile's keys (IMDSv2), cached until shortly before they expire.
-    async fn instance_keys(&self) -> Result<SecretString, EgressError> {
-        let key: CacheKey = ("aws:instance-profile".into(), 0, 0);
-        let fetch = async {
-            let keys = self.imds().await.map_err(|message| EgressError::Fetch {
-                slug: "instance profile".into(),
-                message,
-            })?;
-            Ok((keys.to_secret()?, keys.lifetime()))
-        };
-        self.egress.inner.tokens.get_or_fetch(key, fetch).await
-    }
-
-    async fn imds(&self) -> Result<AwsKeys, String> {
-        let base = self
-            .egress
-            .config()
-            .aws_imds_endpoint
-            .trim_end_matches('/')
-            .to_owned();
-        let call = |method: reqwest::Method, path: &str, headers: HeaderMap| {
-            let url = Url::parse(&format!("{base}{path}"));
-            async move {
-                let url = url.map_err(|_| "LATCHKEY_AWS_IMDS_ENDPOINT is not a URL".to_owned())?;
-                let answer = self
-                    .egress
-                    .send_infra(Outbound {
-                        method,
-                        url,
-                        headers,
-                        body: None,
-                        secret_headers: Vec::new(),
-                        body_has_secret: false,
-                    })
-                    .await
-                    .map_err(|e| format!("the instance metadata service failed: {e}"))?;
-                if !answer.status.is_success() {
-                    return Err(format!(
-                        "the instance metadata service answered HTTP {}",
-                        answer.status.as_u16()
-                    ));
-                }
-                Ok(String::from_utf8_lossy(&answer.body).into_owned())
-            }
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-aws-ec2-metadata-token-ttl-seconds",
-            HeaderValue::from_static("21600"),
-        );
-        let token = call(reqwest::Method::PUT, "/latest/api/token", headers).await?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-aws-ec2-metadata-token",
-            HeaderValue::from_str(token.trim())
-                .map_err(|_| "IMDS answered a bad token".to_owned())?,
-        );
-        let path = "/latest/meta-data/iam/security-credentials/";
-        let roles = call(reqwest::Method::GET, path, headers.clone()).await?;
-        let role = roles
-            .lines()
-            .next()
-            .map(str::trim)
-            .filter(|r| !r.is_empty() && !r.contains('/'))
-            .ok_or_else(|| "the instance has no role".to_owned())?;
-        let keys = call(reqwest::Method::GET, &format!("{path}{role}"), headers).await?;
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Imds {
-            access_key_id: String,
-            secret_access_key: String,
-            token: Option<String>,
-            expiration: Option<String>,
-        }
-        let k: Imds =
-            serde_json::from_str(&keys).map_err(|_| "IMDS answered no keys".to_owned())?;
-        Ok(AwsKeys {
-            access_key_id: k.access_key_id,
-            secret_access_key: SecretString::from(k.secret_access_key),
-            session_token: k.token.map(SecretString::from),
-            expiration: k.expiration,
-        })
     }
 
     /// The MTLS credential `reference` (`<<CREDENTIAL.slug>>`) names, checked against the target.
@@ -835,108 +535,6 @@ impl<'v> Session<'v> {
         }
         Ok(SecretString::from(token))
     }
-
-    /// A grant at the credential's token endpoint.
-    async fn grant(
-        &self,
-        credential: &Credential,
-        client: &OAuthClient,
-        grant: &[(&str, &str)],
-    ) -> Result<OAuthTokens, String> {
-        let key = (credential.id, credential.version);
-        self.egress
-            .token_request(&self.bucket, client, key, grant)
-            .await
-    }
-
-    /// Client credentials grant.
-    async fn client_credentials(
-        &self,
-        credential: &Arc<Credential>,
-    ) -> Result<(SecretString, Duration), EgressError> {
-        let Kind::OAuth { client, scope } = &credential.kind else {
-            return Err(EgressError::Internal("not an OAuth credential".into()));
-        };
-        let mut grant = vec![("grant_type", "client_credentials")];
-        if let Some(scope) = scope.as_deref().filter(|s| !s.is_empty()) {
-            grant.push(("scope", scope));
-        }
-        let tokens = self
-            .grant(credential, client, &grant)
-            .await
-            .map_err(|message| EgressError::Fetch {
-                slug: credential.slug.clone(),
-                message,
-            })?;
-        let lifetime = tokens
-            .expires_at
-            .map(|at| {
-                Duration::from_millis(u64::try_from(at - crate::kernel::now_ms()).unwrap_or(0))
-            })
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        // Refresh before expiry: a tenth of the lifetime early, at most a minute.
-        let early = (lifetime / 10).min(Duration::from_secs(60));
-        Ok((tokens.access_token, lifetime - early))
-    }
-
-    /// Authorization code grant: the stored access token, refreshed (once, however many
-    /// callers wait) when it is within a minute of expiring; rotated tokens are stored.
-    async fn authorized_token(
-        &self,
-        credential: &Arc<Credential>,
-    ) -> Result<SecretString, EgressError> {
-        let Kind::OAuthCode { client } = &credential.kind else {
-            return Err(EgressError::Internal("not an OAuth credential".into()));
-        };
-        let failed = |message: String| EgressError::Fetch {
-            slug: credential.slug.clone(),
-            message,
-        };
-        let Some(tokens) = self.vault.tokens(credential).await? else {
-            return Err(EgressError::Unusable {
-                message: format!(
-                    "credential {:?} is not connected yet: open the redirect_url its creation answered",
-                    credential.slug
-                ),
-            });
-        };
-        if tokens.fresh(crate::kernel::now_ms(), 60_000) {
-            return Ok(tokens.access_token);
-        }
-        let key = ("oauth:refresh".into(), credential.id, credential.version);
-        let refresh = async {
-            let Some(refresh_token) = &tokens.refresh_token else {
-                return Err(failed(
-                    "the access token expired and there is no refresh token; connect again".into(),
-                ));
-            };
-            let grant = [
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token.expose_secret()),
-            ];
-            let renewed = match self.grant(credential, client, &grant).await {
-                Ok(mut renewed) => {
-                    if renewed.refresh_token.is_none() {
-                        renewed.refresh_token = tokens.refresh_token.clone();
-                    }
-                    self.vault.save_tokens(credential, &renewed).await?;
-                    renewed
-                }
-                // Another node may have refreshed (and rotated the refresh token) first.
-                Err(message) => match self.vault.tokens(credential).await? {
-                    Some(stored) if stored.fresh(crate::kernel::now_ms(), 60_000) => stored,
-                    _ => {
-                        return Err(failed(format!(
-                            "refreshing the access token failed: {message}"
-                        )));
-                    }
-                },
-            };
-            // Waiters share it briefly; later uses read the stored tokens again.
-            Ok((renewed.access_token, Duration::from_secs(30)))
-        };
-        self.egress.inner.tokens.get_or_fetch(key, refresh).await
-    }
 }
 
 /// What a request carries besides its options and the credentials' values.
@@ -950,41 +548,6 @@ struct Extras<'a> {
     identity: Option<reqwest::Client>,
     /// AWS SigV4.
     signing: Option<Signing>,
-}
-
-/// What signs a request for AWS: the keys, and the scope.
-struct Signing {
-    slug: String,
-    keys: AwsKeys,
-    region: String,
-    service: String,
-}
-
-/// The AWS credential whose reference is the whole `Authorization` header, if any.
-fn signing_credential(
-    options: &RequestOptions,
-    credentials: &[Arc<Credential>],
-) -> Option<Arc<Credential>> {
-    let value = options
-        .headers
-        .as_ref()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?
-        .1
-        .as_str()?
-        .trim();
-    let inner = value.strip_prefix("<<")?.strip_suffix(">>")?;
-    let refs = super::template::references(value);
-    let [Reference::Credential(slug)] = refs.as_slice() else {
-        return None;
-    };
-    if inner.contains("<<") {
-        return None;
-    }
-    credentials
-        .iter()
-        .find(|c| c.slug == *slug && matches!(c.kind, Kind::Aws { .. }))
-        .cloned()
 }
 
 /// Whether `credential` may be sent to `url`: it needs `allowed_hosts`, and one must match.

@@ -9,7 +9,8 @@
 //! - `network`: which addresses a connection may reach (the guarded resolver);
 //! - `host_pattern`: a credential's `allowed_hosts` entries;
 //! - `client`: one request out, hop by hop through redirects, within the limits;
-//! - `credential`: what a credential evaluates to, by kind, and the token cache;
+//! - `credential`: what a credential evaluates to, by kind, and the session that uses it
+//!   (its AWS and OAuth parts live in `aws` and `oauth`); `tokens`: the token cache;
 //! - `aws`: SigV4 signing, STS AssumeRole and the instance profile;
 //! - `mtls`: clients that present an MTLS credential's certificate;
 //! - `oauth`: the OAuth 2.0 client (client credentials, code exchange, refresh);
@@ -34,6 +35,7 @@ pub mod oauth;
 pub mod redact;
 pub mod request;
 pub mod template;
+pub mod tokens;
 
 pub use credential::{Credential, Kind, Session, Step, Use, Vault};
 pub use network::NetworkPolicy;
@@ -135,7 +137,7 @@ struct Inner {
     client: reqwest::Client,
     /// For the operator's own endpoints (STS, IMDS) only: no network policy.
     infra: reqwest::Client,
-    tokens: credential::TokenCache,
+    tokens: tokens::TokenCache,
     /// OAuth clients whose token endpoint refused HTTP Basic and took the secret in the body.
     body_auth: quick_cache::sync::Cache<(i64, i64), ()>,
     /// One client per MTLS credential version (`(id, version)`).
@@ -157,7 +159,7 @@ impl Egress {
             .map_err(|e| EgressError::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                tokens: credential::TokenCache::new(10_000),
+                tokens: tokens::TokenCache::new(10_000),
                 body_auth: quick_cache::sync::Cache::new(10_000),
                 identities: quick_cache::sync::Cache::new(1_000),
                 buckets: quick_cache::sync::Cache::new(10_000),

@@ -3,6 +3,8 @@
 //! first; on `invalid_client`, once more with the secret in the body, and that choice is
 //! remembered for the credential version.
 
+use std::{sync::Arc, time::Duration};
+
 use base64::Engine;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use super::{Egress, client::Outbound};
+use super::{Credential, Egress, EgressError, Kind, Session, client::Outbound};
 
 /// A provider's token endpoint and this client's credentials.
 #[derive(Debug)]
@@ -147,6 +149,115 @@ impl Egress {
                 code.map(|c| format!(" ({c})")).unwrap_or_default()
             ));
         }
+    }
+}
+
+/// An OAuth token endpoint is cached for the client credentials grant's lifetime, when
+/// it does not say.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// The OAuth grants of a session's credentials.
+impl Session<'_> {
+    /// A grant at the credential's token endpoint.
+    async fn grant(
+        &self,
+        credential: &Credential,
+        client: &OAuthClient,
+        grant: &[(&str, &str)],
+    ) -> Result<OAuthTokens, String> {
+        let key = (credential.id, credential.version);
+        self.egress
+            .token_request(&self.bucket, client, key, grant)
+            .await
+    }
+
+    /// Client credentials grant.
+    pub(super) async fn client_credentials(
+        &self,
+        credential: &Arc<Credential>,
+    ) -> Result<(SecretString, Duration), EgressError> {
+        let Kind::OAuth { client, scope } = &credential.kind else {
+            return Err(EgressError::Internal("not an OAuth credential".into()));
+        };
+        let mut grant = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope.as_deref().filter(|s| !s.is_empty()) {
+            grant.push(("scope", scope));
+        }
+        let tokens = self
+            .grant(credential, client, &grant)
+            .await
+            .map_err(|message| EgressError::Fetch {
+                slug: credential.slug.clone(),
+                message,
+            })?;
+        let lifetime = tokens
+            .expires_at
+            .map(|at| {
+                Duration::from_millis(u64::try_from(at - crate::kernel::now_ms()).unwrap_or(0))
+            })
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        // Refresh before expiry: a tenth of the lifetime early, at most a minute.
+        let early = (lifetime / 10).min(Duration::from_secs(60));
+        Ok((tokens.access_token, lifetime - early))
+    }
+
+    /// Authorization code grant: the stored access token, refreshed (once, however many
+    /// callers wait) when it is within a minute of expiring; rotated tokens are stored.
+    pub(super) async fn authorized_token(
+        &self,
+        credential: &Arc<Credential>,
+    ) -> Result<SecretString, EgressError> {
+        let Kind::OAuthCode { client } = &credential.kind else {
+            return Err(EgressError::Internal("not an OAuth credential".into()));
+        };
+        let failed = |message: String| EgressError::Fetch {
+            slug: credential.slug.clone(),
+            message,
+        };
+        let Some(tokens) = self.vault.tokens(credential).await? else {
+            return Err(EgressError::Unusable {
+                message: format!(
+                    "credential {:?} is not connected yet: open the redirect_url its creation answered",
+                    credential.slug
+                ),
+            });
+        };
+        if tokens.fresh(crate::kernel::now_ms(), 60_000) {
+            return Ok(tokens.access_token);
+        }
+        let key = ("oauth:refresh".into(), credential.id, credential.version);
+        let refresh = async {
+            let Some(refresh_token) = &tokens.refresh_token else {
+                return Err(failed(
+                    "the access token expired and there is no refresh token; connect again".into(),
+                ));
+            };
+            let grant = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose_secret()),
+            ];
+            let renewed = match self.grant(credential, client, &grant).await {
+                Ok(mut renewed) => {
+                    if renewed.refresh_token.is_none() {
+                        renewed.refresh_token = tokens.refresh_token.clone();
+                    }
+                    self.vault.save_tokens(credential, &renewed).await?;
+                    renewed
+                }
+                // Another node may have refreshed (and rotated the refresh token) first.
+                Err(message) => match self.vault.tokens(credential).await? {
+                    Some(stored) if stored.fresh(crate::kernel::now_ms(), 60_000) => stored,
+                    _ => {
+                        return Err(failed(format!(
+                            "refreshing the access token failed: {message}"
+                        )));
+                    }
+                },
+            };
+            // Waiters share it briefly; later uses read the stored tokens again.
+            Ok((renewed.access_token, Duration::from_secs(30)))
+        };
+        self.egress.inner.tokens.get_or_fetch(key, refresh).await
     }
 }
 
