@@ -68,6 +68,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "requests per second per Authorization value, bursts of twice that (default 1000; 0: off)",
     ),
     (
+        "auth_failure_limit",
+        "failed authentications per minute per client address or key before 429 (default 30; 0: off)",
+    ),
+    (
         "trusted_proxies",
         "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (default none)",
     ),
@@ -101,6 +105,8 @@ pub struct Config {
     pub egress: crate::egress::EgressConfig,
     /// Request limits per client address and per credential.
     pub throttle: crate::server::throttle::ThrottleConfig,
+    /// Failed authentications per minute per client address or key; None: no limit.
+    pub auth_failure_limit: Option<NonZeroU32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +150,7 @@ impl fmt::Debug for Config {
             .field("token_rate_limit", &self.token_rate_limit)
             .field("egress", &self.egress)
             .field("throttle", &self.throttle)
+            .field("auth_failure_limit", &self.auth_failure_limit)
             .finish()
     }
 }
@@ -385,6 +392,10 @@ impl Config {
         if let Some(n) = count("egress_max_concurrent", 1..=100_000)? {
             egress.max_concurrent = n as usize;
         }
+        let auth_failure_limit = match count("auth_failure_limit", 0..=1_000_000)? {
+            Some(n) => NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)),
+            None => NonZeroU32::new(crate::kernel::limits::MAX_FAILURES),
+        };
         let rate =
             |n: Option<u64>| NonZeroU32::new(u32::try_from(n.unwrap_or(1000)).unwrap_or(u32::MAX));
         let throttle = crate::server::throttle::ThrottleConfig {
@@ -440,6 +451,7 @@ impl Config {
             token_rate_limit,
             egress,
             throttle,
+            auth_failure_limit,
         })
     }
 }

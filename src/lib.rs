@@ -112,7 +112,7 @@ pub async fn open(config: &Config) -> Result<Kernel, StartError> {
         url: config.database.redacted(),
         source,
     })?;
-    let opened = Kernel::open(store, &master).await;
+    let opened = Kernel::open(store, &master, config.auth_failure_limit).await;
     // The database was made under another key and the key file is gone: the key just
     // generated is useless, so it must not stay behind looking like the real one.
     if let (Err(OpenError::WrongMasterKey), Some(path)) = (&opened, new_key_file) {

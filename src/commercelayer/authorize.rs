@@ -168,8 +168,17 @@ async fn get_settings(
 async fn put_settings(
     State(s): State<CommerceLayer>,
     Auth(ctx, ..): Auth<Native>,
-    Json(input, ..): Json<Native, Settings>,
+    input: Option<Json<Native, Settings>>,
 ) -> NativeResult<axum::Json<Settings>> {
+    // A replace names every setting: an empty body is refused, not read as "all defaults".
+    let Some(Json(input, ..)) = input else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body must be a JSON object",
+        )
+        .into());
+    };
     Ok(axum::Json(settings_view(
         &s.put_settings(&ctx, input).await?,
     )))
@@ -179,6 +188,7 @@ async fn put_settings(
 
 /// (No `Debug`: it may hold a login verifier.)
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
     response_type: Option<String>,
     client_id: Option<String>,

@@ -11,7 +11,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::query::{ListQuery, QueryError};
@@ -57,8 +57,14 @@ fn pointer(field: &str) -> String {
 
 impl Surface for CommerceLayerSurface {
     const PREFIXES: &'static [&'static str] = &["/api/"];
+    type Envelope = JsonApiErrors;
+    const MEDIA_TYPE: &'static str = MEDIA_TYPE;
+    const MEDIA_TYPE_ERRORS: &'static [StatusCode] = &[
+        StatusCode::NOT_ACCEPTABLE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    ];
 
-    fn render(e: &ApiError) -> Value {
+    fn render(e: &ApiError) -> JsonApiErrors {
         let status = e.status.as_u16();
         let (code, title) = if e.code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
             (e.code, e.message.as_str())
@@ -86,17 +92,49 @@ impl Surface for CommerceLayerSurface {
             }
             _ => e.message.clone(),
         };
-        let mut error =
-            json!({ "title": title, "detail": detail, "code": code, "status": status.to_string() });
-        if let Some(field) = &e.field {
-            error["source"] = if QUERY_CODES.contains(&code) {
-                json!({ "parameter": field })
+        let source = e.field.as_ref().map(|field| {
+            if QUERY_CODES.contains(&code) {
+                ErrorSource::Parameter(field.clone())
             } else {
-                json!({ "pointer": pointer(field) })
-            };
+                ErrorSource::Pointer(pointer(field))
+            }
+        });
+        JsonApiErrors {
+            errors: vec![JsonApiError {
+                title: title.to_owned(),
+                detail,
+                code: code.to_owned(),
+                status: status.to_string(),
+                source,
+            }],
         }
-        json!({ "errors": [error] })
     }
+}
+
+/// The Provisioning API's error envelope.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JsonApiErrors {
+    errors: Vec<JsonApiError>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct JsonApiError {
+    title: String,
+    detail: String,
+    /// e.g. `VALIDATION_ERROR`, `RECORD_NOT_FOUND`, `INVALID_PAGE_VALUE`.
+    code: String,
+    /// The HTTP status, as a string.
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<ErrorSource>,
+}
+
+/// Where the error is: a JSON pointer into the request document, or a query parameter.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ErrorSource {
+    Pointer(String),
+    Parameter(String),
 }
 
 impl From<QueryError> for ApiError {

@@ -126,6 +126,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(authorize::routes().split_for_parts().1);
     doc.merge(provisioning::api_routes().split_for_parts().1);
     doc.merge(provisioning::native_routes().split_for_parts().1);
+    api::document_writes(&mut doc);
     doc
 }
 

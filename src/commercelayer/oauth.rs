@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -49,8 +49,9 @@ pub struct OAuthSurface;
 
 impl Surface for OAuthSurface {
     const PREFIXES: &'static [&'static str] = &["/oauth/"];
+    type Envelope = OAuthError;
 
-    fn render(e: &ApiError) -> Value {
+    fn render(e: &ApiError) -> OAuthError {
         let status = e.status.as_u16();
         let error = if e.code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
             && OAUTH_ERRORS.contains(&e.code)
@@ -73,12 +74,37 @@ impl Surface for OAuthSurface {
             s if s >= 500 => "INTERNAL_SERVER_ERROR",
             _ => "BAD_REQUEST",
         };
-        json!({
-            "errors": [{ "code": code, "title": error, "detail": e.message, "status": status }],
-            "error": error,
-            "error_description": e.message,
-        })
+        OAuthError {
+            errors: vec![OAuthErrorItem {
+                code,
+                title: error,
+                detail: e.message.clone(),
+                status,
+            }],
+            error,
+            error_description: e.message.clone(),
+        }
     }
+}
+
+/// The Auth API's error envelope: Commerce Layer's `errors`, and RFC 6749's `error` and
+/// `error_description`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OAuthError {
+    errors: Vec<OAuthErrorItem>,
+    /// RFC 6749's error code, e.g. `invalid_client`, `invalid_grant`.
+    error: &'static str,
+    error_description: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct OAuthErrorItem {
+    code: &'static str,
+    /// The RFC 6749 error code.
+    title: &'static str,
+    detail: String,
+    /// The HTTP status, as a number.
+    status: u16,
 }
 
 const OAUTH_ERRORS: &[&str] = &[
@@ -115,6 +141,52 @@ fn invalid_client() -> ApiError {
         "invalid_client",
         "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
     )
+}
+
+// --- the documented shape of the parameters (the endpoints read any body as `Params`) -------
+
+/// The parameters of `POST /oauth/token`. Clients authenticate with `client_id` and
+/// `client_secret` here or with HTTP Basic; unknown parameters (strings) are ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(max_properties = 32)]
+#[allow(dead_code)] // documentation only
+struct OAuthTokenRequest {
+    grant_type: GrantType,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    /// authorization_code: the code, the redirect URI it was issued for, the PKCE verifier.
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    /// refresh_token: the refresh token.
+    refresh_token: Option<String>,
+    #[serde(flatten)]
+    other: HashMap<String, Option<String>>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+enum GrantType {
+    ClientCredentials,
+    AuthorizationCode,
+    RefreshToken,
+}
+
+/// The parameters of `POST /oauth/introspect` and `POST /oauth/revoke`: the token, and the
+/// client's credentials here or with HTTP Basic (a management token may introspect too).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(max_properties = 32)]
+#[allow(dead_code)] // documentation only
+struct OAuthTokenParam {
+    #[schema(min_length = 1)]
+    token: String,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    #[serde(flatten)]
+    other: HashMap<String, Option<String>>,
 }
 
 /// The parameters of a token or revocation request, from a JSON or a form body.
@@ -462,7 +534,9 @@ impl CommerceLayer {
 /// The token endpoint: `client_credentials`, `authorization_code` (with PKCE) and
 /// `refresh_token` (rotated on every use).
 #[utoipa::path(post, path = "/oauth/token", tag = "commercelayer",
-    request_body(content = Object, description = "grant_type, client_id, client_secret?, scope?, code?, redirect_uri?, code_verifier?, refresh_token? (JSON or form)"),
+    request_body(content(
+        (OAuthTokenRequest = "application/json"),
+        (OAuthTokenRequest = "application/x-www-form-urlencoded"))),
     responses((status = 200, body = TokenResponse), (status = 400), (status = 401)))]
 async fn token(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
     let Some(grant) = params.get("grant_type") else {
@@ -619,7 +693,9 @@ impl CommerceLayer {
 /// Introspects a token (RFC 7662): an access token or a refresh token. Ask with a
 /// management token (`Authorization: Bearer lk_…`) or as a confidential client.
 #[utoipa::path(post, path = "/oauth/introspect", tag = "commercelayer",
-    request_body(content = Object, description = "token, token_type_hint? (JSON or form)"),
+    request_body(content(
+        (OAuthTokenParam = "application/json"),
+        (OAuthTokenParam = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "{active, …}"), (status = 401)))]
 async fn introspect(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
     Ok(s.introspect(&params).await?)
@@ -628,7 +704,9 @@ async fn introspect(State(s): State<CommerceLayer>, params: Params) -> Result<Re
 /// Revokes an access token (RFC 7009; Commerce Layer's body `{client_id, client_secret?,
 /// token}`).
 #[utoipa::path(post, path = "/oauth/revoke", tag = "commercelayer",
-    request_body(content = Object, description = "client_id, client_secret, token (JSON or form)"),
+    request_body(content(
+        (OAuthTokenParam = "application/json"),
+        (OAuthTokenParam = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "{}"), (status = 401), (status = 403)))]
 async fn revoke(State(s): State<CommerceLayer>, params: Params) -> Result<Response> {
     Ok(s.revoke(&params).await?)

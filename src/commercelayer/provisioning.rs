@@ -153,10 +153,18 @@ async fn user(
 
 // --- provisioning clients (native) -----------------------------------------------------------
 
+const PROVISIONING_ROLES: &[&str] = &["admin", "editor", "viewer"];
+
+fn provisioning_role_schema() -> utoipa::openapi::Object {
+    crate::kernel::types::string_enum_schema(PROVISIONING_ROLES, false)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewProvisioningClient {
+    #[schema(schema_with = crate::kernel::types::name_schema)]
     name: String,
     /// What its tokens may do on the Provisioning API: `admin`, `editor` or `viewer`.
+    #[schema(schema_with = provisioning_role_schema)]
     role: String,
 }
 
@@ -199,7 +207,7 @@ async fn create_client(
 ) -> NativeResult<Response> {
     let org = organization(&ctx, Access::Admin)?;
     let name = Name::parse(&input.name)?;
-    if !matches!(input.role.as_str(), "admin" | "editor" | "viewer") {
+    if !PROVISIONING_ROLES.contains(&input.role.as_str()) {
         return Err(CoreError::invalid("role", "role must be admin, editor or viewer").into());
     }
     let secret = SecretString::from(random_base62(43)?);

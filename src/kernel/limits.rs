@@ -7,12 +7,13 @@ use std::num::NonZeroU32;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
-/// Failed authentications allowed per client (or key id) in a burst; one more is allowed
-/// every 60 s / this.
+/// Failed authentications allowed per client (or key id) in a burst by default; one more is
+/// allowed every 60 s / this (`LATCHKEY_AUTH_FAILURE_LIMIT`).
 pub const MAX_FAILURES: u32 = 30;
 
 pub(crate) struct FailureLimiter {
-    limiter: DefaultKeyedRateLimiter<String>,
+    /// None: failures are not limited (the operator turned it off).
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Failures refused over the limit, per key, since they were last recorded: they are
     /// audited as one summary per key (so a flood cannot fill the log, nor hide in it).
     suppressed: std::sync::Mutex<std::collections::HashMap<String, u64>>,
@@ -25,33 +26,38 @@ pub(crate) const OTHER_KEYS: &str = "other";
 
 impl Default for FailureLimiter {
     fn default() -> Self {
-        let burst = NonZeroU32::new(MAX_FAILURES).unwrap_or(NonZeroU32::MIN);
-        Self {
-            limiter: RateLimiter::keyed(Quota::per_minute(burst)),
-            suppressed: std::sync::Mutex::default(),
-        }
+        Self::new(NonZeroU32::new(MAX_FAILURES))
     }
 }
 
 impl FailureLimiter {
+    /// `per_minute` failures allowed per key in a burst; None: no limit.
+    pub(crate) fn new(per_minute: Option<NonZeroU32>) -> Self {
+        Self {
+            limiter: per_minute.map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            suppressed: std::sync::Mutex::default(),
+        }
+    }
+
     /// Counts a failure by `key`; `Err(seconds)` once it is over the limit, with the wait
     /// until the next one would be allowed.
     pub(crate) fn count(&self, key: &str) -> Result<(), u64> {
-        self.limiter
-            .check_key(&key.to_owned())
-            .map_err(|not_until| {
-                if let Ok(mut suppressed) = self.suppressed.lock() {
-                    let slot =
-                        if suppressed.len() < MAX_SUPPRESSED_KEYS || suppressed.contains_key(key) {
-                            key
-                        } else {
-                            OTHER_KEYS
-                        };
-                    *suppressed.entry(slot.to_owned()).or_default() += 1;
-                }
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                wait.as_secs().max(1)
-            })
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&key.to_owned()).map_err(|not_until| {
+            if let Ok(mut suppressed) = self.suppressed.lock() {
+                let slot = if suppressed.len() < MAX_SUPPRESSED_KEYS || suppressed.contains_key(key)
+                {
+                    key
+                } else {
+                    OTHER_KEYS
+                };
+                *suppressed.entry(slot.to_owned()).or_default() += 1;
+            }
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            wait.as_secs().max(1)
+        })
     }
 
     /// The failures refused over the limit since the last call, per key.
@@ -64,8 +70,10 @@ impl FailureLimiter {
 
     /// Forgets keys whose allowance is full again (run periodically).
     pub(crate) fn prune(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 
@@ -87,5 +95,14 @@ mod tests {
             limiter.count("ip:1").is_err(),
             "pruning keeps keys still limited"
         );
+    }
+
+    #[test]
+    fn a_limit_of_none_refuses_nothing() {
+        let limiter = FailureLimiter::new(None);
+        for _ in 0..=MAX_FAILURES * 2 {
+            limiter.count("ip:1").unwrap();
+        }
+        assert!(limiter.take_suppressed().is_empty());
     }
 }

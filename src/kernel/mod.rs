@@ -75,7 +75,13 @@ const AUDIT_KEY: &str = "audit_chain_key";
 impl Kernel {
     /// Migrates the store, then unwraps the data keys with `master` (creating the first data
     /// key and the token pepper on an empty database).
-    pub async fn open(store: Store, master: &MasterKey) -> Result<Self, OpenError> {
+    /// `failure_limit`: failed authentications allowed per client or key per minute (None:
+    /// no limit).
+    pub async fn open(
+        store: Store,
+        master: &MasterKey,
+        failure_limit: Option<std::num::NonZeroU32>,
+    ) -> Result<Self, OpenError> {
         store.migrate().await?;
         let mut tx = store.write().await?;
         let rows = tx.data_keys().await?;
@@ -135,7 +141,7 @@ impl Kernel {
                 org_hooks: std::sync::RwLock::default(),
                 issuer: issuer::Issuer::default(),
                 tokens: tokens::TokenCache::default(),
-                failures: limits::FailureLimiter::default(),
+                failures: limits::FailureLimiter::new(failure_limit),
             }),
         })
     }

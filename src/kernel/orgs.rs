@@ -24,6 +24,7 @@ pub type OrganizationHook = std::sync::Arc<
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewOrganization {
+    #[schema(schema_with = crate::kernel::types::name_schema)]
     pub name: String,
 }
 

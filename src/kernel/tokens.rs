@@ -36,13 +36,22 @@ impl Default for TokenCache {
     }
 }
 
+fn token_role_schema() -> utoipa::openapi::Object {
+    let roles = [Role::Admin, Role::Editor, Role::Viewer, Role::Runner].map(Role::as_str);
+    crate::kernel::types::string_enum_schema(&roles, false)
+}
+
 /// Input of `POST /v1/tokens`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewToken {
     /// Required for organization tokens; a server admin names the organization.
     pub organization_id: Option<String>,
+    #[schema(schema_with = crate::kernel::types::name_schema)]
     pub name: String,
+    /// `server_admin` tokens are made with `latchkey token create --admin` only.
+    #[schema(schema_with = token_role_schema)]
     pub role: Role,
+    #[serde(default, deserialize_with = "crate::kernel::types::json_integer")]
     pub team_id: Option<i64>,
 }
 

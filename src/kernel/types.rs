@@ -105,36 +105,129 @@ pub(crate) use wire_enum;
 
 const MAX_NAME_CHARS: usize = 255;
 
-/// Unicode's format characters (general category Cf): invisible, and the bidi overrides
-/// among them can make a name read differently from what it is.
-fn is_format_char(c: char) -> bool {
-    matches!(
-        u32::from(c),
-        0x00AD
-            | 0x0600..=0x0605
-            | 0x061C
-            | 0x06DD
-            | 0x070F
-            | 0x0890..=0x0891
-            | 0x08E2
-            | 0x180E
-            | 0x200B..=0x200F
-            | 0x202A..=0x202E
-            | 0x2060..=0x2064
-            | 0x2066..=0x206F
-            | 0xFEFF
-            | 0xFFF9..=0xFFFB
-            | 0x110BD
-            | 0x110CD
-            | 0x13430..=0x1343F
-            | 0x1BCA0..=0x1BCA3
-            | 0x1D173..=0x1D17A
-            | 0xE0001
-            | 0xE0020..=0xE007F
-    )
+/// Unicode's format characters (general category Cf), as inclusive ranges: invisible, and the
+/// bidi overrides among them can make a name read differently from what it is.
+const FORMAT_CHARS: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Control characters (general category Cc).
+const CONTROL_CHARS: &[(u32, u32)] = &[(0x00, 0x1F), (0x7F, 0x9F)];
+
+fn in_ranges(c: char, ranges: &[(u32, u32)]) -> bool {
+    let c = u32::from(c);
+    ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
-/// A credential's display name: trimmed, 1..=255 characters, no control
+/// The rule every display name follows, whatever its length: not blank, no control
+/// characters, no invisible formatting characters. `Err` holds the message.
+pub fn check_visible_text(
+    field: &'static str,
+    s: &str,
+    max_chars: usize,
+) -> Result<(), DomainError> {
+    let fail = |message: String| Err(DomainError::new(field, message));
+    if s.trim().is_empty() {
+        return fail(format!("{field} must not be empty"));
+    }
+    if s.chars().count() > max_chars {
+        return fail(format!("{field} must be at most {max_chars} characters"));
+    }
+    if s.chars().any(|c| in_ranges(c, CONTROL_CHARS)) {
+        return fail(format!("{field} must not contain control characters"));
+    }
+    if s.chars().any(|c| in_ranges(c, FORMAT_CHARS)) {
+        return fail(format!(
+            "{field} must not contain invisible formatting characters (bidi overrides, zero-width characters)"
+        ));
+    }
+    Ok(())
+}
+
+/// The OpenAPI schema of text that passes [`check_visible_text`]: a string of 1 to
+/// `max_chars` characters with a visible one, and none of the control or format characters
+/// (or null, where `nullable`: an update that leaves the field as it is).
+pub fn visible_text_schema(max_chars: usize, nullable: bool) -> utoipa::openapi::Object {
+    let mut excluded = String::new();
+    for &(lo, hi) in CONTROL_CHARS.iter().chain(FORMAT_CHARS) {
+        for c in [lo, hi] {
+            // BMP characters as \u escapes; others literally (ECMA-262 has no escape for
+            // them outside the u flag).
+            match char::from_u32(c) {
+                Some(ch) if c > 0xFFFF => excluded.push(ch),
+                _ => excluded.push_str(&format!("\\u{c:04X}")),
+            }
+            if lo == hi {
+                break;
+            }
+            if c == lo {
+                excluded.push('-');
+            }
+        }
+    }
+    use utoipa::openapi::{Type, schema::SchemaType};
+    let kind = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(kind)
+        .min_length(Some(1))
+        .max_length(Some(max_chars))
+        .pattern(Some(format!(
+            "^[^{excluded}]*[^\\s{excluded}][^{excluded}]*$"
+        )))
+        .build()
+}
+
+/// The OpenAPI schema of a string that is one of `values` (or null, where `nullable`).
+pub fn string_enum_schema(values: &[&str], nullable: bool) -> utoipa::openapi::Object {
+    use utoipa::openapi::{Type, schema::SchemaType};
+    let (kind, null) = if nullable {
+        (
+            SchemaType::from_iter([Type::String, Type::Null]),
+            Some(serde_json::Value::Null),
+        )
+    } else {
+        (SchemaType::Type(Type::String), None)
+    };
+    let values = values
+        .iter()
+        .map(|v| serde_json::Value::from(*v))
+        .chain(null);
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(kind)
+        .enum_values(Some(values))
+        .build()
+}
+
+/// The schema of a [`Name`].
+pub fn name_schema() -> utoipa::openapi::Object {
+    visible_text_schema(MAX_NAME_CHARS, false)
+}
+
+/// A credential's display name: trimmed, 1..=255 characters, no control or format
 /// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Name(String);
@@ -143,27 +236,7 @@ impl Name {
     /// Trims surrounding whitespace and checks length and characters.
     pub fn parse(s: &str) -> Result<Name, DomainError> {
         let trimmed = s.trim();
-        if trimmed.is_empty() {
-            return Err(DomainError::new("name", "name must not be empty"));
-        }
-        if trimmed.chars().count() > MAX_NAME_CHARS {
-            return Err(DomainError::new(
-                "name",
-                format!("name must be at most {MAX_NAME_CHARS} characters"),
-            ));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(DomainError::new(
-                "name",
-                "name must not contain control characters",
-            ));
-        }
-        if trimmed.chars().any(is_format_char) {
-            return Err(DomainError::new(
-                "name",
-                "name must not contain invisible formatting characters (bidi overrides, zero-width characters)",
-            ));
-        }
+        check_visible_text("name", trimmed, MAX_NAME_CHARS)?;
         Ok(Name(trimmed.to_owned()))
     }
 
@@ -295,6 +368,72 @@ mod tests {
             if let Ok(name) = Name::parse(&s) {
                 prop_assert_eq!(Name::parse(name.as_str()).unwrap(), name);
             }
+        }
+    }
+}
+
+/// Deserializes an optional integer that JSON may spell `7` or `7.0` (one number in JSON and
+/// in JSON Schema, which OpenAPI 3.1 follows); a fraction or a value beyond `i64` is refused.
+pub fn json_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct Integer;
+    impl serde::de::Visitor<'_> for Integer {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // 2^63 is exactly representable; everything in [-2^63, 2^63) fits.
+            if v.fract() == 0.0
+                && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v)
+            {
+                #[allow(clippy::cast_possible_truncation)]
+                Ok(Some(v as i64))
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Integer)
+}
+
+#[cfg(test)]
+mod json_integer_tests {
+    #[derive(serde::Deserialize)]
+    struct T {
+        #[serde(default, deserialize_with = "super::json_integer")]
+        n: Option<i64>,
+    }
+
+    fn n(json: &str) -> Result<Option<i64>, serde_json::Error> {
+        serde_json::from_str::<T>(json).map(|t| t.n)
+    }
+
+    #[test]
+    fn an_integer_may_be_spelled_as_a_float_without_a_fraction() {
+        assert_eq!(n(r#"{"n": 7}"#).unwrap(), Some(7));
+        assert_eq!(n(r#"{"n": -7.0}"#).unwrap(), Some(-7));
+        assert_eq!(n(r#"{"n": 7e2}"#).unwrap(), Some(700));
+        assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
+        assert_eq!(n("{}").unwrap(), None);
+        for refused in [
+            r#"{"n": 7.5}"#,
+            r#"{"n": 1e19}"#,
+            r#"{"n": 18446744073709551615}"#,
+            r#"{"n": "7"}"#,
+            r#"{"n": true}"#,
+        ] {
+            assert!(n(refused).is_err(), "{refused}");
         }
     }
 }

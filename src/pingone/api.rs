@@ -11,7 +11,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -33,8 +33,9 @@ pub struct PingOneSurface;
 
 impl Surface for PingOneSurface {
     const PREFIXES: &'static [&'static str] = &["/v1/environments", "/environments"];
+    type Envelope = PingOneError;
 
-    fn render(e: &ApiError) -> Value {
+    fn render(e: &ApiError) -> PingOneError {
         let code = match (e.status.as_u16(), e.code) {
             (_, "limit_exceeded" | "invalid" | "conflict") => "INVALID_DATA",
             (400, _) if e.field.is_some() => "INVALID_DATA",
@@ -44,18 +45,25 @@ impl Surface for PingOneSurface {
             (429, _) => "REQUEST_LIMITED",
             _ => "UNEXPECTED_ERROR",
         };
-        let mut body =
-            json!({ "id": uuid::Uuid::new_v4().to_string(), "code": code, "message": e.message });
-        if let Some(target) = &e.field {
-            let detail = match e.code {
+        let details = e.field.as_ref().map(|target| {
+            let code = match e.code {
                 "limit_exceeded" => "LIMIT_EXCEEDED",
                 "conflict" => "UNIQUENESS_VIOLATION",
                 _ if e.message.ends_with("is required") => "REQUIRED_VALUE",
                 _ => "INVALID_VALUE",
             };
-            body["details"] = json!([{ "code": detail, "target": target, "message": e.message }]);
+            vec![PingOneErrorDetail {
+                code,
+                target: target.clone(),
+                message: e.message.clone(),
+            }]
+        });
+        PingOneError {
+            id: uuid::Uuid::new_v4().to_string(),
+            code,
+            message: e.message.clone(),
+            details,
         }
-        body
     }
 
     /// PingOne answers invalid data and uniqueness violations with 400 (never 422 or 409).
@@ -65,6 +73,25 @@ impl Surface for PingOneSurface {
             other => other,
         }
     }
+}
+
+/// PingOne's error envelope.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PingOneError {
+    id: String,
+    /// e.g. `INVALID_DATA`, `ACCESS_FAILED`, `NOT_FOUND`, `REQUEST_LIMITED`.
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Vec<PingOneErrorDetail>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct PingOneErrorDetail {
+    /// e.g. `INVALID_VALUE`, `REQUIRED_VALUE`, `UNIQUENESS_VIOLATION`.
+    code: &'static str,
+    target: String,
+    message: String,
 }
 
 type Result<T> = std::result::Result<T, Error<PingOneSurface>>;
@@ -325,11 +352,25 @@ async fn environment_jwks(State(s): State<PingOne>, Path(env): Path<String>) -> 
     }
 }
 
-#[derive(Deserialize, Default)]
+/// A token exchange request (RFC 8693): a gateway credential for an access token.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(as = GatewayTokenRequest)]
 struct TokenRequest {
+    #[schema(schema_with = token_exchange_grant, required = true)]
     grant_type: Option<String>,
+    /// The gateway credential.
+    #[schema(required = true, nullable = false)]
     subject_token: Option<String>,
+    #[schema(schema_with = gateway_credential_token_type, required = true)]
     subject_token_type: Option<String>,
+}
+
+fn token_exchange_grant() -> utoipa::openapi::Object {
+    crate::kernel::types::string_enum_schema(&[super::model::TOKEN_EXCHANGE_GRANT], false)
+}
+
+fn gateway_credential_token_type() -> utoipa::openapi::Object {
+    crate::kernel::types::string_enum_schema(&[super::model::SUBJECT_TOKEN_TYPE], false)
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -352,8 +393,9 @@ fn oauth_error(code: &'static str) -> Response {
 /// Exchange a gateway credential for a five-minute access token (RFC 8693 token exchange,
 /// form-encoded; JSON is accepted too).
 #[utoipa::path(post, path = "/{envID}/as/token", tag = "pingone", params(("envID" = String, Path)),
-    request_body(content_type = "application/x-www-form-urlencoded", content = String,
-        description = "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=…&subject_token_type=pingone_gateway_credential"),
+    request_body(content(
+        (TokenRequest = "application/x-www-form-urlencoded"),
+        (TokenRequest = "application/json"))),
     responses((status = 200, description = "{access_token, token_type, expires_in}"), (status = 400, description = "{error}")))]
 async fn token(
     State(s): State<PingOne>,

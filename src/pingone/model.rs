@@ -16,6 +16,14 @@ pub const GATEWAY_TYPES: &[&str] = &[
     "RADIUS",
 ];
 pub const REGIONS: &[&str] = &["NA", "EU", "AP", "CA", "AU"];
+
+fn region_schema() -> utoipa::openapi::Object {
+    crate::kernel::types::string_enum_schema(REGIONS, true)
+}
+
+fn gateway_type_schema() -> utoipa::openapi::Object {
+    crate::kernel::types::string_enum_schema(GATEWAY_TYPES, false)
+}
 /// Lifetime of an access token obtained by exchanging a gateway credential.
 pub const ACCESS_TOKEN_SECONDS: i64 = 300;
 pub const SUBJECT_TOKEN_TYPE: &str = "pingone_gateway_credential";
@@ -25,9 +33,11 @@ pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-e
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct EnvironmentInput {
+    #[schema(schema_with = crate::kernel::types::name_schema, required = true)]
     pub name: Option<String>,
     pub description: Option<String>,
     /// NA (default), EU, AP, CA or AU.
+    #[schema(schema_with = region_schema)]
     pub region: Option<String>,
 }
 
@@ -57,10 +67,13 @@ impl From<EnvironmentRow> for EnvironmentView {
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct GatewayInput {
+    #[schema(schema_with = crate::kernel::types::name_schema, required = true)]
     pub name: Option<String>,
     /// LDAP, PING_FEDERATE, PING_INTELLIGENCE, API_GATEWAY_INTEGRATION or RADIUS.
     #[serde(rename = "type")]
+    #[schema(schema_with = gateway_type_schema, required = true)]
     pub kind: Option<String>,
+    #[schema(required = true, nullable = false)]
     pub enabled: Option<bool>,
     pub description: Option<String>,
 }

@@ -38,8 +38,11 @@ use crate::{
     tines::{self, Tines, TinesSurface},
 };
 
+mod openapi;
 pub mod ops;
 pub mod throttle;
+
+pub use openapi::openapi;
 
 /// Every family, built on one kernel.
 #[derive(Clone)]
@@ -88,7 +91,7 @@ impl Families {
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )
 )]
-struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 struct BearerAuth;
 
@@ -112,33 +115,45 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document of every surface (for `/openapi.json`, the snapshot test and the
-/// route check).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(native::routes().split_for_parts().1);
-    doc.merge(pingone::api::routes().split_for_parts().1);
-    doc.merge(sunshine::api::routes().split_for_parts().1);
-    doc.merge(tines::api::routes().split_for_parts().1);
-    doc.merge(commercelayer::openapi());
-    doc.merge(ops::routes().split_for_parts().1);
-    doc
+/// What the server knows of a surface: the path prefixes it owns, its envelope for errors
+/// the router itself answers (unknown paths, limits), and the errors its operations document.
+pub(crate) struct Owner {
+    prefixes: &'static [&'static str],
+    render: fn(ApiError) -> Response,
+    document: fn(
+        &utoipa::openapi::HttpMethod,
+        &mut utoipa::openapi::path::Operation,
+        &mut utoipa::openapi::Components,
+    ),
 }
 
-/// Which envelope an unknown path gets: the surface that owns its prefix (first match).
-type Render = fn(ApiError) -> Response;
-const FALLBACKS: &[(&[&str], Render)] = &[
-    (PingOneSurface::PREFIXES, render::<PingOneSurface>),
-    (SunshineSurface::PREFIXES, render::<SunshineSurface>),
-    (TinesSurface::PREFIXES, render::<TinesSurface>),
+const fn owner<S: Surface>() -> Owner {
+    Owner {
+        prefixes: S::PREFIXES,
+        render: render::<S>,
+        document: openapi::document_errors::<S>,
+    }
+}
+
+/// Who owns a path: the first whose prefix matches.
+const OWNERS: &[Owner] = &[
+    owner::<PingOneSurface>(),
+    owner::<SunshineSurface>(),
+    owner::<TinesSurface>(),
     // After Tines: `/api/v1/…` is Tines', the rest of `/api/…` Commerce Layer's.
-    (
-        CommerceLayerSurface::PREFIXES,
-        render::<CommerceLayerSurface>,
-    ),
-    (OAuthSurface::PREFIXES, render::<OAuthSurface>),
-    (Native::PREFIXES, render::<Native>),
+    owner::<CommerceLayerSurface>(),
+    owner::<OAuthSurface>(),
+    owner::<Native>(),
 ];
+
+/// The surface that owns `path` (Latchkey's own when no prefix matches).
+fn owner_of(path: &str) -> &'static Owner {
+    const NATIVE: Owner = owner::<Native>();
+    OWNERS
+        .iter()
+        .find(|o| o.prefixes.iter().any(|p| path.starts_with(p)))
+        .unwrap_or(&NATIVE)
+}
 
 /// The whole application: every surface's routes, the documentation UI and the middleware
 /// stack.
@@ -210,11 +225,7 @@ async fn no_route(
 
 /// `error` in the envelope of the surface that owns `path`.
 pub(crate) fn render_for(path: &str, error: ApiError) -> Response {
-    let render = FALLBACKS
-        .iter()
-        .find(|(prefixes, _)| prefixes.iter().any(|p| path.starts_with(p)))
-        .map_or(render::<Native> as Render, |(_, render)| *render);
-    render(error)
+    (owner_of(path).render)(error)
 }
 
 /// Longest client-chosen `X-Request-Id` kept (it goes into every audit event, which are

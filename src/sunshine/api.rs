@@ -17,7 +17,8 @@ use super::{
     Sunshine,
     authz::Caller,
     model::{
-        AppInput, AppView, CreatedKey, IntegrationView, KeyEnvelope, KeyInput, KeyView, Owner,
+        AppInput, AppView, CreatedKey, IntegrationView, KeyEnvelope, KeyInput, KeyView, NewApp,
+        Owner,
     },
     pagination::{Page, PageRequest},
 };
@@ -32,8 +33,9 @@ pub struct SunshineSurface;
 
 impl Surface for SunshineSurface {
     const PREFIXES: &'static [&'static str] = &["/v2/"];
+    type Envelope = SunshineError;
 
-    fn render(e: &ApiError) -> Value {
+    fn render(e: &ApiError) -> SunshineError {
         let code = match e.status.as_u16() {
             400 | 422 => "bad_request".to_owned(),
             401 => "unauthorized".to_owned(),
@@ -47,7 +49,12 @@ impl Surface for SunshineSurface {
             429 => "too_many_requests".to_owned(),
             _ => "internal_error".to_owned(),
         };
-        json!({ "errors": [{ "code": code, "title": e.message }] })
+        SunshineError {
+            errors: vec![SunshineErrorItem {
+                code,
+                title: e.message.clone(),
+            }],
+        }
     }
 
     /// Sunshine answers every invalid request with 400.
@@ -57,6 +64,19 @@ impl Surface for SunshineSurface {
             other => other,
         }
     }
+}
+
+/// Sunshine's error envelope.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SunshineError {
+    errors: Vec<SunshineErrorItem>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct SunshineErrorItem {
+    /// e.g. `bad_request`, `unauthorized`, `app_not_found`.
+    code: String,
+    title: String,
 }
 
 type Result<T> = std::result::Result<T, Error<SunshineSurface>>;
@@ -197,14 +217,14 @@ fn deleted() -> axum::Json<Value> {
 // --- apps ------------------------------------------------------------------------------------
 
 /// Create an app (account scope).
-#[utoipa::path(post, path = "/v2/apps", tag = "sunshine", request_body = AppInput,
+#[utoipa::path(post, path = "/v2/apps", tag = "sunshine", request_body = NewApp,
     responses((status = 201, description = "{app}")), security(("basic" = []), ("bearer" = [])))]
 async fn create_app(
     State(s): State<Sunshine>,
     KeyAuth(ctx): KeyAuth,
-    Json(input, ..): Json<SunshineSurface, AppInput>,
+    Json(input, ..): Json<SunshineSurface, NewApp>,
 ) -> Result<impl IntoResponse> {
-    Ok(created("app", s.create_app(&ctx, input).await?))
+    Ok(created("app", s.create_app(&ctx, input.into()).await?))
 }
 
 /// List apps (account scope), cursor-paginated.

@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::store::{AppRow, IntegrationRow, KeyRow};
-use crate::kernel::types::{DomainError, string_serde, wire_enum};
+use crate::kernel::types::{
+    DomainError, check_visible_text, string_serde, visible_text_schema, wire_enum,
+};
 
-/// A Sunshine display name (apps and keys): 1..=100 characters, not blank, no control
-/// characters. Kept as given (Sunshine echoes it back unchanged).
+/// A Sunshine display name (apps and keys): 1..=100 characters, not blank, no control or
+/// format characters. Kept as given (Sunshine echoes it back unchanged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -17,23 +19,18 @@ impl DisplayName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(s: &str) -> Result<DisplayName, DomainError> {
-        const FIELD: &str = "displayName";
-        if s.trim().is_empty() {
-            return Err(DomainError::new(FIELD, "displayName must not be empty"));
-        }
-        if s.chars().count() > Self::MAX_CHARS {
-            return Err(DomainError::new(
-                FIELD,
-                format!("displayName must be at most {} characters", Self::MAX_CHARS),
-            ));
-        }
-        if s.chars().any(char::is_control) {
-            return Err(DomainError::new(
-                FIELD,
-                "displayName must not contain control characters",
-            ));
-        }
+        check_visible_text("displayName", s, Self::MAX_CHARS)?;
         Ok(DisplayName(s.to_owned()))
+    }
+
+    /// Its OpenAPI schema.
+    pub fn schema() -> utoipa::openapi::Object {
+        visible_text_schema(Self::MAX_CHARS, false)
+    }
+
+    /// Its OpenAPI schema in an update, where null leaves it as it is.
+    pub fn update_schema() -> utoipa::openapi::Object {
+        visible_text_schema(Self::MAX_CHARS, true)
     }
 
     pub fn as_str(&self) -> &str {
@@ -80,14 +77,54 @@ impl KeyScope {
 #[serde(rename_all = "camelCase")]
 pub struct AppInput {
     /// 1–100 characters; required on create.
+    #[schema(schema_with = DisplayName::update_schema)]
     pub display_name: Option<String>,
     /// Merged into the app's settings.
     #[schema(value_type = Option<Object>)]
     pub settings: Option<Value>,
     /// A flat object of at most 4 KiB, or null (which clears it on update).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = metadata_schema)]
     pub metadata: Option<Value>,
+}
+
+/// The body of `POST /v2/apps`: an app's fields, `displayName` required.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewApp {
+    #[schema(schema_with = DisplayName::schema, required = true)]
+    pub display_name: Option<String>,
+    /// Merged into the default settings.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Value>,
+    /// A flat object of at most 4 KiB.
+    #[schema(schema_with = metadata_schema)]
+    pub metadata: Option<Value>,
+}
+
+impl From<NewApp> for AppInput {
+    fn from(app: NewApp) -> Self {
+        Self {
+            display_name: app.display_name,
+            settings: app.settings,
+            metadata: app.metadata,
+        }
+    }
+}
+
+/// A flat object (string, number, boolean or null values), or null.
+fn metadata_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type, schema::SchemaType};
+    let value = ObjectBuilder::new().schema_type(SchemaType::from_iter([
+        Type::String,
+        Type::Number,
+        Type::Boolean,
+        Type::Null,
+    ]));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(value))
+        .build()
 }
 
 /// `Some` for any value that is present, `null` included (so an update can clear a field).
@@ -121,6 +158,7 @@ impl From<AppRow> for AppView {
 #[serde(rename_all = "camelCase")]
 pub struct KeyInput {
     /// 1–100 characters.
+    #[schema(schema_with = DisplayName::schema, required = true)]
     pub display_name: Option<String>,
 }
 

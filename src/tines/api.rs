@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -26,14 +26,30 @@ pub struct TinesSurface;
 
 impl Surface for TinesSurface {
     const PREFIXES: &'static [&'static str] = &["/api/v1/"];
+    type Envelope = TinesError;
 
-    fn render(e: &ApiError) -> Value {
-        let mut error = json!({ "message": e.message });
-        if let Some(field) = &e.field {
-            error["field"] = json!(field);
+    fn render(e: &ApiError) -> TinesError {
+        TinesError {
+            errors: vec![TinesErrorItem {
+                message: e.message.clone(),
+                field: e.field.clone(),
+            }],
         }
-        json!({ "errors": [error] })
     }
+}
+
+/// The Tines surface's error envelope.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TinesError {
+    errors: Vec<TinesErrorItem>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct TinesErrorItem {
+    message: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
 }
 
 type Result<T> = std::result::Result<T, Error<TinesSurface>>;
@@ -87,25 +103,57 @@ fn optional_id(raw: &Option<String>, field: &str) -> Result<Option<i64>> {
     }
 }
 
+/// The query of the team list.
 #[derive(Deserialize, utoipa::IntoParams)]
-struct ListParams {
-    team_id: Option<String>,
-    folder_id: Option<String>,
+#[into_params(parameter_in = Query)]
+struct TeamListParams {
     /// Page number, from 1.
+    #[param(value_type = Option<i64>, minimum = 1)]
     page: Option<String>,
-    /// 1..=500, default 20.
+    /// Default 20; above 500 reads as 500.
+    #[param(value_type = Option<i64>, minimum = 1)]
     per_page: Option<String>,
-    /// user_credentials only: RESTRICTED, UNRESTRICTED or UNUSED_IN_ACTIONS (never used).
-    filter: Option<String>,
 }
 
-impl ListParams {
-    fn page(&self) -> Result<PageRequest> {
-        Ok(PageRequest::parse(
-            self.page.as_deref(),
-            self.per_page.as_deref(),
-        )?)
-    }
+/// The query of the folder list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FolderListParams {
+    #[param(value_type = Option<i64>)]
+    team_id: Option<String>,
+    /// Page number, from 1.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    page: Option<String>,
+    /// Default 20; above 500 reads as 500.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    per_page: Option<String>,
+}
+
+/// The query of the user credential list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CredentialListParams {
+    #[param(value_type = Option<i64>)]
+    team_id: Option<String>,
+    #[param(value_type = Option<i64>)]
+    folder_id: Option<String>,
+    /// RESTRICTED, UNRESTRICTED or UNUSED_IN_ACTIONS (never used).
+    #[param(schema_with = credential_filter_schema)]
+    filter: Option<String>,
+    /// Page number, from 1.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    page: Option<String>,
+    /// Default 20; above 500 reads as 500.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    per_page: Option<String>,
+}
+
+fn credential_filter_schema() -> utoipa::openapi::Object {
+    crate::kernel::types::string_enum_schema(&super::service::CREDENTIAL_FILTERS, false)
+}
+
+fn page(page: &Option<String>, per_page: &Option<String>) -> Result<PageRequest> {
+    Ok(PageRequest::parse(page.as_deref(), per_page.as_deref())?)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -145,7 +193,7 @@ fn meta<T>(
     };
     let pages = p.pages();
     let current = p.page.page;
-    let next = (current < pages).then_some(current + 1);
+    let next = (current < pages).then(|| current + 1);
     Meta {
         current_page: link(current),
         previous_page: (current > 1).then(|| link((current - 1).min(pages.max(1)))),
@@ -180,15 +228,15 @@ async fn create_team(
 }
 
 /// List teams.
-#[utoipa::path(get, path = "/api/v1/teams", tag = "tines", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/teams", tag = "tines", params(TeamListParams),
     responses((status = 200, body = Teams)), security(("bearer" = [])))]
 async fn list_teams(
     State(s): State<Tines>,
     Auth(ctx, ..): Caller,
     headers: HeaderMap,
-    Query(q, ..): Query<TinesSurface, ListParams>,
+    Query(q, ..): Query<TinesSurface, TeamListParams>,
 ) -> Result<axum::Json<Teams>> {
-    let paged = s.list_teams(&ctx, q.page()?).await?;
+    let paged = s.list_teams(&ctx, page(&q.page, &q.per_page)?).await?;
     let meta = meta(&s, &headers, "/api/v1/teams", &[], &paged, None);
     Ok(axum::Json(Teams {
         teams: paged.items,
@@ -242,16 +290,18 @@ async fn create_folder(
 }
 
 /// List folders.
-#[utoipa::path(get, path = "/api/v1/folders", tag = "tines", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/folders", tag = "tines", params(FolderListParams),
     responses((status = 200, body = Folders)), security(("bearer" = [])))]
 async fn list_folders(
     State(s): State<Tines>,
     Auth(ctx, ..): Caller,
     headers: HeaderMap,
-    Query(q, ..): Query<TinesSurface, ListParams>,
+    Query(q, ..): Query<TinesSurface, FolderListParams>,
 ) -> Result<axum::Json<Folders>> {
     let team_id = optional_id(&q.team_id, "team_id")?;
-    let paged = s.list_folders(&ctx, team_id, q.page()?).await?;
+    let paged = s
+        .list_folders(&ctx, team_id, page(&q.page, &q.per_page)?)
+        .await?;
     let meta = meta(
         &s,
         &headers,
@@ -312,18 +362,24 @@ async fn create_credential(
 }
 
 /// List user credentials.
-#[utoipa::path(get, path = "/api/v1/user_credentials", tag = "tines", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/user_credentials", tag = "tines", params(CredentialListParams),
     responses((status = 200, body = Credentials)), security(("bearer" = [])))]
 async fn list_credentials(
     State(s): State<Tines>,
     Auth(ctx, ..): Caller,
     headers: HeaderMap,
-    Query(q, ..): Query<TinesSurface, ListParams>,
+    Query(q, ..): Query<TinesSurface, CredentialListParams>,
 ) -> Result<axum::Json<Credentials>> {
     let team_id = optional_id(&q.team_id, "team_id")?;
     let folder_id = optional_id(&q.folder_id, "folder_id")?;
     let paged = s
-        .list_credentials(&ctx, team_id, folder_id, q.filter.as_deref(), q.page()?)
+        .list_credentials(
+            &ctx,
+            team_id,
+            folder_id,
+            q.filter.as_deref(),
+            page(&q.page, &q.per_page)?,
+        )
         .await?;
     let filters = [("team_id", team_id), ("folder_id", folder_id)];
     let meta = meta(

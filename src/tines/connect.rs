@@ -77,6 +77,7 @@ fn tokens_aad(id: &str) -> Aad<'_> {
 
 /// `GET /oauth2/callback`'s query, as the provider sends it (RFC 6749 §4.1.2).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     code: Option<String>,
     state: Option<String>,

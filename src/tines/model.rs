@@ -178,6 +178,7 @@ pub fn check_jwt_signing_key(alg: JwtAlgorithm, key: &str) -> Result<(), DomainE
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct NewTeam {
+    #[schema(schema_with = crate::kernel::types::name_schema, required = true)]
     pub name: Option<String>,
 }
 
@@ -204,11 +205,19 @@ impl From<TeamRow> for TeamView {
 
 pub const FOLDER_CONTENT_TYPES: &[&str] = &["CREDENTIAL", "RESOURCE", "STORY"];
 
+fn folder_content_type_schema() -> utoipa::openapi::Object {
+    crate::kernel::types::string_enum_schema(FOLDER_CONTENT_TYPES, true)
+}
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct NewFolder {
+    #[schema(schema_with = crate::kernel::types::name_schema, required = true)]
     pub name: Option<String>,
     /// `CREDENTIAL`, `RESOURCE` or `STORY`; only `CREDENTIAL` folders hold credentials.
+    #[schema(schema_with = folder_content_type_schema)]
     pub content_type: Option<String>,
+    #[schema(required = true, nullable = false)]
+    #[serde(default, deserialize_with = "crate::kernel::types::json_integer")]
     pub team_id: Option<i64>,
 }
 
@@ -251,10 +260,13 @@ pub struct CredentialRequestInput {
 /// that a missing one gets a message naming it; which are required depends on `mode`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct CredentialInput {
+    #[schema(schema_with = crate::kernel::types::name_schema, required = true)]
     pub name: Option<String>,
     /// TEXT, JWT, OAUTH, AWS, MTLS, HTTP_REQUEST_AGENT or MULTI_REQUEST.
     pub mode: Option<String>,
+    #[serde(default, deserialize_with = "crate::kernel::types::json_integer")]
     pub team_id: Option<i64>,
+    #[serde(default, deserialize_with = "crate::kernel::types::json_integer")]
     pub folder_id: Option<i64>,
     /// TEAM (default), GLOBAL or SPECIFIC_TEAMS.
     pub read_access: Option<String>,
@@ -262,6 +274,7 @@ pub struct CredentialInput {
     pub description: Option<String>,
     pub metadata: Option<Map<String, Value>>,
     pub allowed_hosts: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::kernel::types::json_integer")]
     pub live_credential_id: Option<i64>,
     /// TEXT: the value (write-only).
     #[schema(value_type = Option<String>)]
@@ -306,6 +319,7 @@ pub struct CredentialInput {
     #[schema(value_type = Option<String>)]
     pub http_request_secret: Option<SecretString>,
     /// Seconds, 1..=120; omitted on PUT means none.
+    #[serde(default, deserialize_with = "crate::kernel::types::json_integer")]
     pub http_request_ttl: Option<i64>,
     pub content_type: Option<String>,
     /// MULTI_REQUEST: exactly two requests.

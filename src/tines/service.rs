@@ -48,6 +48,9 @@ struct Existing<'a> {
     secrets: Secrets,
 }
 
+/// The `filter` values of the credential list.
+pub const CREDENTIAL_FILTERS: [&str; 3] = ["RESTRICTED", "UNRESTRICTED", "UNUSED_IN_ACTIONS"];
+
 impl Tines {
     fn seal_secrets(&self, id: i64, secrets: &Secrets) -> Result<Vec<u8>> {
         let plain = Zeroizing::new(
@@ -400,11 +403,11 @@ impl Tines {
         page: PageRequest,
     ) -> Result<Paged<CredentialView>> {
         if let Some(f) = filter
-            && !matches!(f, "RESTRICTED" | "UNRESTRICTED" | "UNUSED_IN_ACTIONS")
+            && !CREDENTIAL_FILTERS.contains(&f)
         {
             return Err(CoreError::malformed(
                 "filter",
-                "filter must be one of: RESTRICTED, UNRESTRICTED, UNUSED_IN_ACTIONS",
+                format!("filter must be one of: {}", CREDENTIAL_FILTERS.join(", ")),
             ));
         }
         let mut tx = self.kernel.store().read().await?;

@@ -75,7 +75,8 @@ pub struct HttpRequestInput {
     pub mutual_tls: Option<String>,
     /// The team whose credentials are used (organization-wide tokens; a team-bound token
     /// uses its own team).
-    #[serde(default)]
+    #[schema(required = true, nullable = false)]
+    #[serde(default, deserialize_with = "crate::kernel::types::json_integer")]
     pub team_id: Option<i64>,
     /// Use test credentials where they exist.
     #[serde(default)]
@@ -100,7 +101,7 @@ pub struct ResolveInput {
     #[serde(default)]
     pub test: Option<bool>,
     /// The team using the credential (organization-wide tokens; default: its own team).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::kernel::types::json_integer")]
     pub team_id: Option<i64>,
 }
 

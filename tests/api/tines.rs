@@ -805,6 +805,12 @@ async fn pagination_edges(app: TestApp) {
     let (_, beyond) = tines.get("/user_credentials?per_page=2&page=9").await;
     assert_eq!(beyond["user_credentials"], json!([]));
     assert_eq!(beyond["meta"]["count"], 5);
+    // The last page number there can be: no overflow (schemathesis found it).
+    let (status, farthest) = tines
+        .get(&format!("/user_credentials?per_page=1&page={}", i64::MAX))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{farthest}");
+    assert_eq!(farthest["meta"]["next_page"], Value::Null);
 
     let (_, capped) = tines.get("/user_credentials?per_page=100000").await;
     assert_eq!(capped["meta"]["per_page"], 500);

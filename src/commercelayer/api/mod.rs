@@ -21,9 +21,11 @@ use super::{
     store::{ApiCredentialRow, RoleRow},
 };
 
+mod documents;
 mod permissions;
 mod resources;
 
+pub(super) use documents::document_writes;
 use resources::*;
 
 impl CommerceLayer {
@@ -105,7 +107,6 @@ pub fn routes() -> OpenApiRouter<CommerceLayer> {
 
 /// Create an api credential (seed 003). The client secret is in this response only.
 #[utoipa::path(post, path = "/api/api_credentials", tag = "commercelayer",
-    request_body(content = Object, content_type = "application/vnd.api+json"),
     responses((status = 201, description = "The api credential, with its client_secret")),
     security(("bearer" = [])))]
 async fn create_credential(
@@ -188,7 +189,6 @@ async fn get_credential(
 
 /// Update an api credential (`kind`, `mode`, `custom` and `organization` cannot change).
 #[utoipa::path(patch, path = "/api/api_credentials/{id}", tag = "commercelayer",
-    request_body(content = Object, content_type = "application/vnd.api+json"),
     responses((status = 200), (status = 400), (status = 404), (status = 422)), security(("bearer" = [])))]
 async fn update_credential(
     State(s): State<CommerceLayer>,
@@ -274,7 +274,6 @@ async fn credential_role(
 
 /// Create a custom role (organization admins).
 #[utoipa::path(post, path = "/api/roles", tag = "commercelayer",
-    request_body(content = Object, content_type = "application/vnd.api+json"),
     responses((status = 201)), security(("bearer" = [])))]
 async fn create_role(
     State(s): State<CommerceLayer>,
@@ -356,7 +355,6 @@ async fn get_role(
 
 /// Update a role's name, reference or metadata (organization admins).
 #[utoipa::path(patch, path = "/api/roles/{id}", tag = "commercelayer",
-    request_body(content = Object, content_type = "application/vnd.api+json"),
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn update_role(
     State(s): State<CommerceLayer>,
@@ -490,7 +488,6 @@ async fn organization_roles(
 
 /// Create an organization (server admins), with its `admin` and `read_only` roles.
 #[utoipa::path(post, path = "/api/organizations", tag = "commercelayer",
-    request_body(content = Object, content_type = "application/vnd.api+json"),
     responses((status = 201), (status = 403), (status = 422)), security(("bearer" = [])))]
 async fn create_organization(
     State(s): State<CommerceLayer>,
@@ -507,7 +504,6 @@ async fn create_organization(
 
 /// Update an organization (its admins, or a server admin); `region` cannot change.
 #[utoipa::path(patch, path = "/api/organizations/{id}", tag = "commercelayer",
-    request_body(content = Object, content_type = "application/vnd.api+json"),
     responses((status = 200), (status = 404), (status = 422)), security(("bearer" = [])))]
 async fn update_organization(
     State(s): State<CommerceLayer>,

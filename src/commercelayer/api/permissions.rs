@@ -64,7 +64,6 @@ async fn single_permission(
 
 /// Add a permission to a custom role (organization admins).
 #[utoipa::path(post, path = "/api/permissions", tag = "commercelayer",
-    request_body(content = Object, content_type = "application/vnd.api+json"),
     responses((status = 201), (status = 422)), security(("bearer" = [])))]
 async fn create_permission(
     State(s): State<CommerceLayer>,
@@ -108,7 +107,6 @@ async fn get_permission(
 
 /// Update a permission's rights (organization admins; `subject` and `role` cannot change).
 #[utoipa::path(patch, path = "/api/permissions/{id}", tag = "commercelayer",
-    request_body(content = Object, content_type = "application/vnd.api+json"),
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
 async fn update_permission(
     State(s): State<CommerceLayer>,

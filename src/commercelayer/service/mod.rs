@@ -33,6 +33,8 @@ mod organizations;
 mod permissions;
 
 use history::record_version;
+pub(crate) use organizations::organization_attributes;
+pub(crate) use permissions::{PERMISSION_CREATE, PERMISSION_UPDATE};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
@@ -48,7 +50,7 @@ const ID_LEN: usize = 10;
 const CLIENT_ID_LEN: usize = 43;
 const SECRET_LEN: usize = 43;
 
-const CREDENTIAL_CREATE: &[&str] = &[
+pub(crate) const CREDENTIAL_CREATE: &[&str] = &[
     "name",
     "kind",
     "redirect_uri",
@@ -59,7 +61,7 @@ const CREDENTIAL_CREATE: &[&str] = &[
     "reference_origin",
     "metadata",
 ];
-const CREDENTIAL_UPDATE: &[&str] = &[
+pub(crate) const CREDENTIAL_UPDATE: &[&str] = &[
     "name",
     "redirect_uri",
     "expires_in",
@@ -67,7 +69,7 @@ const CREDENTIAL_UPDATE: &[&str] = &[
     "reference_origin",
     "metadata",
 ];
-const ROLE_ATTRIBUTES: &[&str] = &["name", "reference", "reference_origin", "metadata"];
+pub(crate) const ROLE_ATTRIBUTES: &[&str] = &["name", "reference", "reference_origin", "metadata"];
 
 /// What a call needs of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

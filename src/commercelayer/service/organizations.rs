@@ -45,7 +45,7 @@ fn check_organization_text(name: &str, value: &str) -> Result<()> {
     }
 }
 
-fn organization_attributes(region_allowed: bool) -> Vec<&'static str> {
+pub(crate) fn organization_attributes(region_allowed: bool) -> Vec<&'static str> {
     let mut names = vec![
         "name",
         "config",

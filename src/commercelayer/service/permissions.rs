@@ -3,7 +3,7 @@
 use super::*;
 
 const PERMISSION_FLAGS: &[&str] = &["can_create", "can_read", "can_update", "can_destroy"];
-const PERMISSION_CREATE: &[&str] = &[
+pub(crate) const PERMISSION_CREATE: &[&str] = &[
     "can_create",
     "can_read",
     "can_update",
@@ -13,7 +13,7 @@ const PERMISSION_CREATE: &[&str] = &[
     "reference_origin",
     "metadata",
 ];
-const PERMISSION_UPDATE: &[&str] = &[
+pub(crate) const PERMISSION_UPDATE: &[&str] = &[
     "can_create",
     "can_read",
     "can_update",

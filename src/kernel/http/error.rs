@@ -135,7 +135,17 @@ pub trait Surface: Send + Sync + 'static {
     /// 405) in this surface's envelope.
     const PREFIXES: &'static [&'static str];
 
-    fn render(error: &ApiError) -> serde_json::Value;
+    /// The error body: rendered here and documented in OpenAPI for every status the surface
+    /// answers with (`server::document_errors`).
+    type Envelope: serde::Serialize + utoipa::ToSchema;
+
+    /// The media type of the envelope (as documented; a surface's middleware may set it).
+    const MEDIA_TYPE: &'static str = "application/json";
+
+    /// Statuses the surface's media-type rules answer with (406, 415), if it has any.
+    const MEDIA_TYPE_ERRORS: &'static [StatusCode] = &[];
+
+    fn render(error: &ApiError) -> Self::Envelope;
 
     /// The status this surface answers with (some products use 400 where others use 422).
     fn status(error: &ApiError) -> StatusCode {

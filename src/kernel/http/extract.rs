@@ -151,6 +151,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     } else {
         bytes
     };
+    // serde reads a struct from an array too (`["x"]` as `{"name":"x"}`); a body is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body must be a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let mut path = e.path().to_string();
@@ -215,9 +223,11 @@ mod tests {
             parse_json::<T>(b"{").unwrap_err().message,
             "the body is not valid JSON"
         );
-        assert_eq!(
-            parse_json::<T>(b"[]").unwrap_err().message,
-            "the body must be a JSON object"
-        );
+        for array in [&b"[]"[..], b" [null]", b"[1]"] {
+            assert_eq!(
+                parse_json::<T>(array).unwrap_err().message,
+                "the body must be a JSON object"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -41,14 +41,45 @@ pub struct Native;
 
 impl Surface for Native {
     const PREFIXES: &'static [&'static str] = &["/"];
+    type Envelope = NativeError;
 
-    fn render(e: &ApiError) -> serde_json::Value {
-        let details = match &e.field {
-            Some(field) => json!([{ "field": field, "message": e.message }]),
-            None => json!([]),
-        };
-        json!({ "error": { "code": e.code, "message": e.message, "details": details } })
+    fn render(e: &ApiError) -> NativeError {
+        NativeError {
+            error: NativeErrorBody {
+                code: e.code,
+                message: e.message.clone(),
+                details: e
+                    .field
+                    .iter()
+                    .map(|field| FieldError {
+                        field: field.clone(),
+                        message: e.message.clone(),
+                    })
+                    .collect(),
+            },
+        }
     }
+}
+
+/// Latchkey's error envelope.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NativeError {
+    error: NativeErrorBody,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct NativeErrorBody {
+    /// A stable machine-readable code in snake_case.
+    code: &'static str,
+    message: String,
+    /// The request field at fault, when there is one.
+    details: Vec<FieldError>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct FieldError {
+    field: String,
+    message: String,
 }
 
 type Result<T> = std::result::Result<T, Error<Native>>;
@@ -118,6 +149,7 @@ struct Tokens {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TokenQuery {
     /// For a server admin: whose tokens to list (omit for the server-admin tokens).
     organization_id: Option<String>,
@@ -168,6 +200,7 @@ async fn delete_token(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditParams {
     /// Required for a server admin; an organization admin sees its own organization.
     organization_id: Option<String>,
@@ -177,6 +210,7 @@ struct AuditParams {
     /// The `next_cursor` of the previous page.
     after: Option<String>,
     /// 1..=200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -241,6 +275,7 @@ pub fn jwks_response(keys: &crate::crypto::jwt::JwkSet) -> Response {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JwksQuery {
     /// An organization id: that organization's keys. Without it, the server's own keys
     /// (those of Commerce Layer access tokens).
