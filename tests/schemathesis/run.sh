@@ -46,7 +46,7 @@ run() {
   "$venv/bin/schemathesis" --config-file "$root/tests/schemathesis/schemathesis.toml" \
     run "$url/openapi.json" \
     --header "Authorization: Bearer $bearer" \
-    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-5}" --seed "${SCHEMATHESIS_SEED:-1}" \
+    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" --seed "${SCHEMATHESIS_SEED:-1}" \
     "$@" || { tail -50 serve.log >&2; exit 1; }
 }
 run "organization admin" "$token" "$@"
