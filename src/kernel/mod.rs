@@ -167,6 +167,22 @@ impl Kernel {
             .map_err(|retry_after| CoreError::RateLimited { retry_after })
     }
 
+    /// A failed authentication: counted against each of `limits` (`ip:…`, `key:…`, in
+    /// order), then audited as `event`. Over a limit it is not audited one by one (it joins
+    /// that key's summary, see [`Self::record_suppressed_failures`]) and the answer is
+    /// `RateLimited`.
+    pub async fn failed_authentication(
+        &self,
+        limits: &[String],
+        event: audit::Event<'_>,
+    ) -> Result<()> {
+        for key in limits {
+            self.count_failure(key)?;
+        }
+        self.write(async |tx| Ok(audit::append(tx, event.clone()).await?))
+            .await
+    }
+
     /// How a high-entropy secret that is only ever verified (an OAuth client secret, a
     /// management token) is stored: HMAC-SHA256 under the server pepper.
     pub fn hash_secret(&self, secret: &str) -> [u8; 32] {

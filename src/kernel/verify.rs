@@ -53,6 +53,17 @@ impl std::fmt::Debug for Presented<'_> {
     }
 }
 
+impl Presented<'_> {
+    /// The key id a Basic credential or a key-signed JWT names (not checked).
+    fn key_id(&self) -> Option<&str> {
+        match self {
+            Self::Basic { id, .. } => Some(id),
+            Self::Jwt { header, .. } => header.kid.as_deref(),
+            Self::Issued(_) | Self::Opaque(_) => None,
+        }
+    }
+}
+
 /// The first parse of an `Authorization` value: Basic, or a token (bearer or bare).
 pub enum Authorization<'a> {
     Basic { id: String, secret: SecretString },
@@ -148,6 +159,10 @@ pub struct Verification {
     /// `wrong_organization`, `bad_secret`, `scope_mismatch`, `unsupported_algorithm`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
+    /// For an invalid credential that names one of ours (a wrong secret for a real key, an
+    /// expired token): the organization it belongs to. Never sent.
+    #[serde(skip)]
+    pub owner: Option<String>,
 }
 
 impl Verification {
@@ -156,6 +171,7 @@ impl Verification {
             valid: true,
             principal: Some(principal),
             code: None,
+            owner: None,
         }
     }
 
@@ -164,7 +180,14 @@ impl Verification {
             valid: false,
             principal: None,
             code: Some(code),
+            owner: None,
         }
+    }
+
+    /// This invalid verdict is about a credential of `organization_id`.
+    pub fn of(mut self, organization_id: &str) -> Self {
+        self.owner = Some(organization_id.to_owned());
+        self
     }
 }
 
@@ -195,7 +218,11 @@ impl Registry {
         }
     }
 
-    /// Checks a credential on behalf of the caller's organization.
+    /// Checks a credential on behalf of the caller's organization. An invalid one is a failed
+    /// authentication: audited in the caller's organization, up to the failure limit per
+    /// caller (and per key, when it names one of the organization's keys); beyond, it joins
+    /// the summary. The verdict itself is never changed by the limit: the platform needs to
+    /// know why.
     pub async fn verify(
         &self,
         kernel: &Kernel,
@@ -203,13 +230,16 @@ impl Registry {
         authorization: &str,
     ) -> Result<Verification> {
         let org = ctx.principal.org()?;
-        let (verdict, verifier) = match Self::presented(kernel, authorization).await? {
-            Ok(presented) => self.dispatch(&presented).await?,
-            Err(verdict) => (verdict, None),
+        let presented = Self::presented(kernel, authorization).await?;
+        let (verdict, verifier) = match &presented {
+            Ok(presented) => self.dispatch(presented).await?,
+            Err(verdict) => (verdict.clone(), None),
         };
-        // A credential of another organization is not valid for the caller's.
-        let verdict = match &verdict.principal {
-            Some(p) if p.organization_id != org => Verification::invalid("wrong_organization"),
+        let verdict = match (&verdict.principal, verdict.owner.as_deref()) {
+            // A credential of another organization is not valid for the caller's.
+            (Some(p), _) if p.organization_id != org => Verification::invalid("wrong_organization"),
+            // Nor does the caller learn that another organization's key exists.
+            (None, Some(owner)) if owner != org => Verification::invalid("unknown_key"),
             _ => verdict,
         };
         // A use counts only once the credential is valid for the caller's organization.
@@ -221,7 +251,46 @@ impl Registry {
             (None, code) => code.unwrap_or("invalid"),
         };
         metrics::counter!("latchkey_verifications_total", "result" => result).increment(1);
+        if !verdict.valid {
+            let key_id = presented.as_ref().ok().and_then(Presented::key_id);
+            // Boxed: the audit write's future would otherwise swell every verification's.
+            Box::pin(Self::failed(kernel, ctx, org, &verdict, key_id)).await?;
+        }
         Ok(verdict)
+    }
+
+    /// Audits an invalid verdict, within the limits.
+    async fn failed(
+        kernel: &Kernel,
+        ctx: &Ctx,
+        org: &str,
+        verdict: &Verification,
+        key_id: Option<&str>,
+    ) -> Result<()> {
+        // The key's id is recorded (and limited) only when it is one of the organization's
+        // keys: anything else is the presenter's text.
+        let key_id = key_id.filter(|_| verdict.owner.as_deref() == Some(org));
+        let mut limits = vec![format!("verify:{}", ctx.principal.id)];
+        limits.extend(key_id.map(|id| format!("key:{id}")));
+        let event = super::audit::Event {
+            organization_id: Some(org),
+            actor: ctx.principal.actor(),
+            action: "auth.failed",
+            target_type: "credential",
+            target_id: key_id.map(str::to_owned),
+            outcome: super::audit::Outcome::Failure,
+            request_id: ctx.request_id.as_deref(),
+            ip: ctx.ip.as_deref(),
+            external_id: ctx.external_id.as_deref(),
+            detail: Some(serde_json::json!({
+                "via": "authenticate",
+                "reason": verdict.code.unwrap_or("invalid"),
+            })),
+        };
+        match kernel.failed_authentication(&limits, event).await {
+            Err(super::CoreError::RateLimited { .. }) => Ok(()),
+            other => other,
+        }
     }
 
     /// Parses `authorization`; a verdict when it is already clear it is not valid.

@@ -22,9 +22,10 @@ use super::{
         GatewayInput, GatewayView,
     },
 };
+use crate::kernel::CoreError;
 use crate::kernel::http::{
     error::{ApiError, Error, Surface},
-    extract::{Auth, Json},
+    extract::{Auth, Json, Meta},
     native::jwks_response,
 };
 
@@ -396,10 +397,13 @@ fn oauth_error(code: &'static str) -> Response {
     request_body(content(
         (TokenRequest = "application/x-www-form-urlencoded"),
         (TokenRequest = "application/json"))),
-    responses((status = 200, description = "{access_token, token_type, expires_in}"), (status = 400, description = "{error}")))]
+    responses((status = 200, description = "{access_token, token_type, expires_in}"),
+        (status = 400, description = "{error}: invalid_request, unsupported_grant_type, invalid_grant"),
+        (status = 429, description = "{error: temporarily_unavailable}, with Retry-After: too many refused subject tokens from this address")))]
 async fn token(
     State(s): State<PingOne>,
     Path(env): Path<String>,
+    meta: Meta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -418,6 +422,7 @@ async fn token(
     let exchanged = s
         .exchange_gateway_credential(
             &env,
+            &meta.0,
             request.grant_type.as_deref(),
             request.subject_token.as_deref(),
             request.subject_token_type.as_deref(),
@@ -437,6 +442,14 @@ async fn token(
         )
             .into_response(),
         Ok(Err(e)) => oauth_error(e.code()),
+        Err(CoreError::RateLimited { retry_after }) => {
+            let mut response = oauth_error("temporarily_unavailable");
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.into());
+            response
+        }
         Err(e) => {
             tracing::error!(error = %e, "token exchange failed");
             let mut response = oauth_error("server_error");

@@ -16,7 +16,8 @@ use super::{
 use crate::{
     crypto::jwt::decode_header,
     kernel::{
-        Result,
+        RequestMeta, Result,
+        audit::{Event, Outcome},
         issuer::Issued,
         now_ms,
         verify::{BoxFuture, CredentialPrincipal, Presented, Verification, Verifier},
@@ -104,7 +105,7 @@ impl PingOne {
             return Ok(Verification::invalid("revoked"));
         };
         if !live.gateway_enabled {
-            return Ok(Verification::invalid("disabled"));
+            return Ok(Verification::invalid("disabled").of(&live.organization_id));
         }
         if live.organization_id != issued.organization_id
             || live.organization_id != claims.organization_id
@@ -123,9 +124,13 @@ impl PingOne {
 
     /// `POST /{envID}/as/token` with the token-exchange grant: a gateway credential for a
     /// five-minute access token.
+    ///
+    /// A subject token that is not a live gateway credential of this environment is a failed
+    /// authentication: limited per client address (`RateLimited` beyond) and audited.
     pub async fn exchange_gateway_credential(
         &self,
         env_id: &str,
+        meta: &RequestMeta,
         grant_type: Option<&str>,
         subject_token: Option<&str>,
         subject_token_type: Option<&str>,
@@ -139,16 +144,30 @@ impl PingOne {
             return Ok(Err(ExchangeError::InvalidRequest));
         };
         let Some(kid) = decode_header(token).and_then(|h| h.kid) else {
-            return Ok(Err(ExchangeError::InvalidGrant));
+            return self.exchange_failed(meta, None, "malformed").await;
         };
-        let Ok(issued) = self.kernel.verify_issued(token, &kid).await? else {
-            return Ok(Err(ExchangeError::InvalidGrant));
+        let issued = match self.kernel.verify_issued(token, &kid).await? {
+            Ok(issued) => issued,
+            Err(e) => return self.exchange_failed(meta, None, e.code()).await,
         };
-        let principal = match self.verify_issued(&issued).await?.principal {
+        let verdict = self.verify_issued(&issued).await?;
+        let principal = match verdict.principal {
             Some(p) if p.kind == "gateway_credential" && p.id("environment_id") == Some(env_id) => {
                 p
             }
-            _ => return Ok(Err(ExchangeError::InvalidGrant)),
+            Some(p) => {
+                let reason = if p.kind == "gateway_credential" {
+                    "wrong_environment"
+                } else {
+                    "not_a_gateway_credential"
+                };
+                return self.exchange_failed(meta, Some(&p), reason).await;
+            }
+            None => {
+                let reason = verdict.code.unwrap_or("invalid");
+                let org = CredentialPrincipal::new("gateway_credential", issued.organization_id);
+                return self.exchange_failed(meta, Some(&org), reason).await;
+            }
         };
         let credential_id = principal.id("credential_id").unwrap_or_default().to_owned();
         let gateway_id = principal.id("gateway_id").unwrap_or_default().to_owned();
@@ -174,6 +193,33 @@ impl PingOne {
             access_token,
             expires_in: ACCESS_TOKEN_SECONDS,
         }))
+    }
+
+    /// A refused subject token: counted against the client's address, and audited in the
+    /// organization whose key signed it (when one of ours did).
+    async fn exchange_failed(
+        &self,
+        meta: &RequestMeta,
+        signed_for: Option<&CredentialPrincipal>,
+        reason: &'static str,
+    ) -> Result<Result<AccessToken, ExchangeError>> {
+        let event = Event {
+            organization_id: signed_for.map(|p| p.organization_id.as_str()),
+            actor: "anonymous".to_owned(),
+            action: "auth.failed",
+            target_type: "gateway_credential",
+            target_id: signed_for
+                .and_then(|p| p.id("credential_id"))
+                .map(str::to_owned),
+            outcome: Outcome::Failure,
+            request_id: meta.request_id.as_deref(),
+            ip: meta.ip.as_deref(),
+            external_id: meta.external_id.as_deref(),
+            detail: Some(serde_json::json!({ "reason": reason, "via": "token_exchange" })),
+        };
+        let limits = [format!("ip:{}", meta.ip.as_deref().unwrap_or("unknown"))];
+        self.kernel.failed_authentication(&limits, event).await?;
+        Ok(Err(ExchangeError::InvalidGrant))
     }
 
     /// The public JWK Set of the organization that owns `env_id` (None if no such

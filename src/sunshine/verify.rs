@@ -22,7 +22,7 @@ use crate::{
     },
     kernel::{
         CoreError, Ctx, Principal, PrincipalKind, RequestMeta, Result, Role,
-        audit::{self, Event, Outcome},
+        audit::{Event, Outcome},
         verify::{
             Authorization, BoxFuture, CredentialPrincipal, Presented, Verification, Verifier,
         },
@@ -114,7 +114,7 @@ impl Sunshine {
         };
         let presented = secret.expose_secret().as_bytes();
         if !secrets_equal(presented, key.secret.expose_secret().as_bytes()) {
-            return Ok(Verification::invalid("bad_secret"));
+            return Ok(Verification::invalid("bad_secret").of(&key.organization_id));
         }
         Ok(Verification::valid(Self::key_principal(id, &key)))
     }
@@ -134,14 +134,17 @@ impl Sunshine {
             return Ok(Verification::invalid("unknown_key"));
         };
         let secret = key.secret.expose_secret().as_bytes();
+        let org = key.organization_id.as_str();
         let claims = match KEY_JWT.verify::<KeyClaims>(token, secret) {
             Ok(claims) => claims,
-            Err(VerifyError::Expired) => return Ok(Verification::invalid("expired")),
-            Err(VerifyError::BadSignature) => return Ok(Verification::invalid("bad_signature")),
-            Err(VerifyError::Malformed) => return Ok(Verification::invalid("malformed")),
+            Err(VerifyError::Expired) => return Ok(Verification::invalid("expired").of(org)),
+            Err(VerifyError::BadSignature) => {
+                return Ok(Verification::invalid("bad_signature").of(org));
+            }
+            Err(VerifyError::Malformed) => return Ok(Verification::invalid("malformed").of(org)),
         };
         if claims.scope.as_deref() != Some(key.scope.as_str()) {
-            return Ok(Verification::invalid("scope_mismatch"));
+            return Ok(Verification::invalid("scope_mismatch").of(org));
         }
         Ok(Verification::valid(Self::key_principal(kid, &key)))
     }
@@ -213,6 +216,7 @@ impl Sunshine {
     }
 
     async fn key_auth_failed(&self, key_id: Option<&str>, meta: &RequestMeta) -> Result<Caller> {
+        // Counted before the key is looked up, so a flood costs no store reads.
         self.kernel
             .count_failure(&format!("ip:{}", meta.ip.as_deref().unwrap_or("unknown")))?;
         // A key id that exists: its own organization hears of the failure, and the key's
@@ -221,9 +225,7 @@ impl Sunshine {
             Some(id) => self.live_key(id).await?.map(|k| (id, k)),
             None => None,
         };
-        if let Some((id, _)) = &known {
-            self.kernel.count_failure(&format!("key:{id}"))?;
-        }
+        let limits: Vec<String> = known.iter().map(|(id, _)| format!("key:{id}")).collect();
         let org = known.as_ref().map(|(_, k)| k.organization_id.clone());
         let event = Event {
             organization_id: org.as_deref(),
@@ -239,9 +241,7 @@ impl Sunshine {
             external_id: meta.external_id.as_deref(),
             detail: None,
         };
-        self.kernel
-            .write(async |tx| Ok(audit::append(tx, event.clone()).await?))
-            .await?;
+        self.kernel.failed_authentication(&limits, event).await?;
         Err(CoreError::Unauthenticated)
     }
 }

@@ -840,6 +840,51 @@ both_engines!(
     environments_and_gateways,
 );
 
+/// A refused subject token is a failed authentication: audited in the organization whose
+/// credential it is (never with the token), and limited per client address (429 with
+/// `Retry-After` beyond, in the OAuth error shape).
+async fn failed_token_exchanges_are_audited_and_limited(app: TestApp) {
+    let (token, env, gw, _) = gateway(&app).await;
+    let (_, created) = seed_post(&app, &token, &env, &gw).await;
+    let jwt = created["credential"].as_str().unwrap();
+    let elsewhere = uuid::Uuid::new_v4().to_string();
+    let (status, _) = exchange(&app, jwt, &elsewhere).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, events) = app.get("/v1/audit_events?action=auth.failed", &token).await;
+    let event = &events["audit_events"][0];
+    assert_eq!(event["target_type"], "gateway_credential");
+    assert_eq!(event["target_id"], created["id"]);
+    assert_eq!(event["detail"]["reason"], "wrong_environment");
+    assert_absent(&events.to_string(), jwt, "audit events");
+
+    let mut limited = None;
+    for _ in 0..40 {
+        let res = app
+            .raw(Method::POST, &format!("/{env}/as/token"))
+            .form(&[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", "a.b.c"),
+                ("subject_token_type", "pingone_gateway_credential"),
+            ])
+            .send()
+            .await;
+        if res.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(res);
+            break;
+        }
+        assert_eq!(res.body, json!({"error": "invalid_grant"}));
+    }
+    let res = limited.expect("429 after repeated failures");
+    assert!(res.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(res.body["error"], "temporarily_unavailable");
+    // Only failures are limited: a valid credential is still exchanged.
+    let (status, _) = exchange(&app, jwt, &env).await;
+    assert_eq!(status, StatusCode::OK, "valid credentials are not refused");
+}
+
 /// Access tokens live no longer than the credential they were exchanged for, and a disabled
 /// gateway's credentials and tokens verify nothing (here at once, on another node within a
 /// second) until it is enabled again.
@@ -906,4 +951,7 @@ async fn access_tokens_follow_their_credential_and_gateway(app: TestApp) {
     within_a_second(&access, "revoked").await;
 }
 
-both_engines!(access_tokens_follow_their_credential_and_gateway);
+both_engines!(
+    access_tokens_follow_their_credential_and_gateway,
+    failed_token_exchanges_are_audited_and_limited
+);

@@ -761,6 +761,53 @@ async fn failed_key_logins_are_rate_limited(app: TestApp) {
     assert_eq!(res.body["errors"][0]["code"], "too_many_requests");
 }
 
+/// Failed `/v1/authenticate` checks are failed authentications: audited in the caller's
+/// organization (naming the key only when it is one of the organization's), up to the limit
+/// per caller; beyond, the verdicts stay truthful but the events are summarized. Another
+/// organization's key is `unknown_key`, whatever the secret.
+async fn failed_verifications_are_audited_within_the_limit(app: TestApp) {
+    let (token, account, ..) = setup(&app).await;
+    let wrong = Key {
+        id: account.id.clone(),
+        secret: "wrong".into(),
+    };
+    let failures = |events: &Value| {
+        events["audit_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["detail"]["via"] == "authenticate")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..40 {
+        let verdict = app.verify(&token, &wrong.basic()).await;
+        assert_eq!(verdict, json!({"valid": false, "code": "bad_secret"}));
+    }
+    let (_, events) = app
+        .get("/v1/audit_events?action=auth.failed&limit=200", &token)
+        .await;
+    let audited = failures(&events);
+    assert_eq!(audited.len(), 30, "the failure limit bounds the events");
+    assert_eq!(audited[0]["target_id"], account.id);
+    assert_eq!(audited[0]["detail"]["reason"], "bad_secret");
+    assert_absent(&format!("{audited:?}"), "wrong", "audit events");
+    // A valid key is unaffected by the limit.
+    assert_eq!(app.verify(&token, &account.basic()).await["valid"], true);
+
+    // Another organization learns nothing about this key.
+    let (stranger_token, ..) = setup(&app).await;
+    let verdict = app.verify(&stranger_token, &wrong.basic()).await;
+    assert_eq!(verdict, json!({"valid": false, "code": "unknown_key"}));
+    let (_, events) = app
+        .get("/v1/audit_events?action=auth.failed", &stranger_token)
+        .await;
+    let audited = failures(&events);
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0]["target_id"], Value::Null, "not its key");
+    assert_eq!(audited[0]["detail"]["reason"], "unknown_key");
+}
+
 async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
     let (token, account, app_id, _) = setup(&app).await;
     let sunshine = account.api(&app);
@@ -842,5 +889,6 @@ both_engines!(
     apps_integrations_and_pagination,
     other_organizations_see_nothing,
     failed_key_logins_are_rate_limited,
+    failed_verifications_are_audited_within_the_limit,
     key_revocation_reaches_every_node_within_a_second,
 );

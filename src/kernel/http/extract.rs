@@ -13,6 +13,18 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, Error, Surface};
 use crate::kernel::{Ctx, Kernel, RequestMeta};
 
+/// The request's id, client address and external id, for handlers that authenticate the
+/// caller themselves.
+pub struct Meta(pub RequestMeta);
+
+impl<St: Send + Sync> FromRequestParts<St> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        Ok(Self(request_meta(parts)))
+    }
+}
+
 pub fn request_meta(parts: &Parts) -> RequestMeta {
     RequestMeta {
         request_id: parts
