@@ -213,14 +213,14 @@ async fn create_client(
     let secret = SecretString::from(random_base62(43)?);
     let now = now_ms();
     let row = ApiCredentialRow {
-        id: random_base62(10)?,
+        id: random_base62(super::service::ID_LEN)?,
         organization_id: org.to_owned(),
         role_id: None,
         name: name.as_str().to_owned(),
         kind: USER_KIND.to_owned(),
         confidential: true,
         redirect_uri: None,
-        client_id: random_base62(43)?,
+        client_id: random_base62(super::service::CLIENT_ID_LEN)?,
         secret_hash: Some(s.kernel.hash_secret(secret.expose_secret()).to_vec()),
         scopes: PROVISIONING_SCOPE.to_owned(),
         expires_in: default_expires_in(USER_KIND),
@@ -278,6 +278,9 @@ async fn delete_client(
     Path(id): Path<String>,
 ) -> NativeResult<StatusCode> {
     let org = organization(&ctx, Access::Admin)?;
+    if !crate::kernel::types::ids::base62(&id, super::service::ID_LEN) {
+        return Err(CoreError::not_found("provisioning client").into());
+    }
     s.kernel
         .write(async |tx| {
             let Some(client_id) = tx.delete_cl_provisioning_client(org, &id).await? else {

@@ -160,7 +160,8 @@ pub struct AccessClaims {
 impl CommerceLayer {
     /// The live client with this client id (`None`: unknown or deleted).
     pub(super) async fn live_client(&self, client_id: &str) -> Result<Option<Arc<LiveClient>>> {
-        if client_id.is_empty() || client_id.len() > 128 {
+        // Client ids are 43 base62 characters: nothing else is looked up or cached.
+        if !crate::kernel::types::ids::base62(client_id, super::service::CLIENT_ID_LEN) {
             return Ok(None);
         }
         self.clients

@@ -19,7 +19,8 @@ fn parse(inner: &str) -> Option<Reference<'_>> {
         return Some(Reference::Secret);
     }
     if let Some(slug) = inner.strip_prefix("CREDENTIAL.") {
-        let valid = !slug.is_empty()
+        // No slug is longer than a name (255): a longer one names nothing and is not looked up.
+        let valid = (1..=255).contains(&slug.len())
             && slug
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');

@@ -100,7 +100,7 @@ impl Kernel {
             ));
         }
         let row = OrganizationRow {
-            id: random_base62(10)?,
+            id: random_base62(ORGANIZATION_ID_LEN)?,
             name: name.as_str().to_owned(),
             slug,
             created_at: now_ms(),
@@ -153,17 +153,29 @@ impl Kernel {
 
     /// Whether an organization exists (for public routes such as JWK Sets).
     pub async fn organization_exists(&self, id: &str) -> Result<bool> {
+        if !is_organization_id(id) {
+            return Ok(false);
+        }
         Ok(self.store().read().await?.organization(id).await?.is_some())
     }
 
     pub async fn organization(&self, ctx: &Ctx, id: &str) -> Result<OrganizationView> {
-        if !ctx.principal.is_server_admin() && ctx.principal.org()? != id {
+        if !ctx.principal.is_server_admin() && ctx.principal.org()? != id || !is_organization_id(id)
+        {
             return Err(CoreError::not_found("organization"));
         }
         let row = self.store().read().await?.organization(id).await?;
         row.map(Into::into)
             .ok_or(CoreError::not_found("organization"))
     }
+}
+
+/// Organization ids: 10 base62 characters.
+const ORGANIZATION_ID_LEN: usize = 10;
+
+/// Whether `id` has the shape of an organization id (checked before any lookup).
+pub fn is_organization_id(id: &str) -> bool {
+    super::types::ids::base62(id, ORGANIZATION_ID_LEN)
 }
 
 #[cfg(test)]

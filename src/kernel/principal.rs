@@ -146,6 +146,9 @@ impl Principal {
     /// The organization whose audit log this caller may read.
     pub(crate) fn audit_scope(&self, requested: Option<&str>) -> Result<String> {
         match (self.is_server_admin(), requested) {
+            (true, Some(org)) if !super::orgs::is_organization_id(org) => {
+                Err(CoreError::not_found("organization"))
+            }
             (true, Some(org)) => Ok(org.to_owned()),
             (true, None) => Err(CoreError::malformed(
                 "organization_id",

@@ -179,7 +179,7 @@ impl Kernel {
         };
         ctx.principal.require_admin_of(&org)?;
         self.write(async |tx| {
-            if tx.organization(&org).await?.is_none() {
+            if !super::orgs::is_organization_id(&org) || tx.organization(&org).await?.is_none() {
                 return Err(CoreError::NotFound {
                     what: "organization",
                     field: Some("organization_id"),
@@ -273,6 +273,9 @@ impl Kernel {
         };
         if let Some(org) = org {
             ctx.principal.require_admin_of(org)?;
+            if !super::orgs::is_organization_id(org) {
+                return Err(CoreError::not_found("organization"));
+            }
         }
         let rows = self.store().conn().await?.tokens(org).await?;
         rows.into_iter().map(TokenView::from_row).collect()
@@ -280,6 +283,9 @@ impl Kernel {
 
     /// Deletes a token; it fails authentication from the next request on.
     pub async fn delete_token(&self, ctx: &Ctx, id: &str) -> Result<()> {
+        if !super::types::ids::uuid(id) {
+            return Err(CoreError::not_found("token"));
+        }
         self.write(async |tx| {
             let row = tx.token(id).await?.ok_or(CoreError::not_found("token"))?;
             match &row.organization_id {

@@ -437,3 +437,37 @@ mod json_integer_tests {
         }
     }
 }
+
+/// The shapes ids are made in. Each family checks an id against its shape before any lookup,
+/// so a made-up id (of any length) costs no store read and no cache entry.
+pub mod ids {
+    /// A hyphenated UUID (PingOne resources, management tokens).
+    pub fn uuid(s: &str) -> bool {
+        s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
+    }
+
+    /// `len` ASCII letters and digits (organizations, Commerce Layer resources).
+    pub fn base62(s: &str, len: usize) -> bool {
+        s.len() == len && s.bytes().all(|b| b.is_ascii_alphanumeric())
+    }
+
+    /// `len` lowercase hex digits (Sunshine apps and integrations).
+    pub fn lower_hex(s: &str, len: usize) -> bool {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn shapes() {
+            assert!(super::uuid("0194c4a8-3b9e-7cc1-9d0e-5f3a2b1c0d9e"));
+            assert!(!super::uuid("0194c4a83b9e7cc19d0e5f3a2b1c0d9e"));
+            assert!(!super::uuid(&"a".repeat(65_000)));
+            assert!(super::base62("ZnJdJ4TNfE", 10));
+            assert!(!super::base62("ZnJdJ4TNf-", 10));
+            assert!(!super::base62("ZnJdJ4TNfEx", 10));
+            assert!(super::lower_hex("6566ad4e0123456789abcdef", 24));
+            assert!(!super::lower_hex("6566AD4E0123456789abcdef", 24));
+        }
+    }
+}

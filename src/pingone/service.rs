@@ -13,7 +13,7 @@ use crate::{
         CoreError, Ctx, Result,
         audit::{self, Event},
         iso8601, now_ms,
-        types::Name,
+        types::{Name, ids},
     },
     store::Tx,
 };
@@ -57,6 +57,9 @@ fn conflict_on_name(e: crate::store::StoreError, what: &str) -> CoreError {
 impl PingOne {
     async fn environment_of(&self, tx: &mut Tx, ctx: &Ctx, id: &str) -> Result<EnvironmentRow> {
         let org = organization(ctx, Access::Read)?;
+        if !ids::uuid(id) {
+            return Err(CoreError::not_found("environment"));
+        }
         tx.environment(org, id)
             .await?
             .ok_or(CoreError::not_found("environment"))
@@ -64,6 +67,9 @@ impl PingOne {
 
     async fn gateway_of(&self, tx: &mut Tx, ctx: &Ctx, env: &str, id: &str) -> Result<GatewayRow> {
         let env = self.environment_of(tx, ctx, env).await?;
+        if !ids::uuid(id) {
+            return Err(CoreError::not_found("gateway"));
+        }
         tx.gateway(&env.organization_id, &env.id, id)
             .await?
             .ok_or(CoreError::not_found("gateway"))
@@ -428,7 +434,7 @@ impl PingOne {
         self.kernel
             .write(async |tx| {
                 let gateway = self.gateway_of(tx, ctx, env_id, gateway_id).await?;
-                if !tx.delete_gateway_credential(org, &gateway.id, id).await? {
+                if !ids::uuid(id) || !tx.delete_gateway_credential(org, &gateway.id, id).await? {
                     return Err(CoreError::not_found("credential"));
                 }
                 tx.revoke(&self.credentials, [id.to_owned()]);

@@ -229,6 +229,9 @@ impl PingOne {
         &self,
         env_id: &str,
     ) -> Result<Option<crate::crypto::jwt::JwkSet>> {
+        if !crate::kernel::types::ids::uuid(env_id) {
+            return Ok(None);
+        }
         let env = self
             .kernel
             .store()

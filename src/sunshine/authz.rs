@@ -69,6 +69,18 @@ pub(super) enum Op<'a> {
 /// Account keys: everything in their organization. App keys: their own app, its
 /// integrations and integration keys, but not app keys, other apps or deleting the app.
 /// Integration keys: read their own app and integration, nothing else.
+/// The caller's organization, before any lookup: a team-bound management token is refused
+/// here (Sunshine resources belong to the organization), so whether an id exists never
+/// decides its answer.
+pub(super) fn organization(caller: &Caller) -> Result<&str> {
+    if caller.grant.is_none() && caller.ctx.principal.team_id.is_some() {
+        return Err(CoreError::forbidden(
+            "a team-bound token cannot manage Sunshine apps",
+        ));
+    }
+    caller.ctx.principal.org()
+}
+
 pub(super) fn authorize<'p>(caller: &'p Caller, op: Op<'_>) -> Result<&'p str> {
     let principal = &caller.ctx.principal;
     let org = principal.org()?;

@@ -1,8 +1,8 @@
 //! Sunshine's cursor pagination: `page[after]`, `page[before]`, `page[size]`, answered with
 //! `meta{hasMore, afterCursor, beforeCursor}` (the surface builds `links`).
 
-use super::store::Cursor;
-use crate::kernel::{CoreError, Result};
+use super::{service::OBJECT_ID_LEN, store::Cursor};
+use crate::kernel::{CoreError, Result, types::ids};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 25;
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -42,6 +42,13 @@ impl PageRequest {
                 return Err(CoreError::malformed(
                     "page",
                     "page[after] and page[before] cannot be used together",
+                ));
+            }
+            // A cursor is an app or integration id: one of another shape names no row.
+            (Some(c), _) | (_, Some(c)) if !c.is_empty() && !ids::lower_hex(c, OBJECT_ID_LEN) => {
+                return Err(CoreError::malformed(
+                    "page",
+                    "page[after] and page[before] take an id from a previous page",
                 ));
             }
             (Some(after), None) => Cursor::After(after),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Sunshine,
-    authz::{Caller, Op, authorize},
+    authz::{Caller, Op, authorize, organization},
     model::*,
     pagination::{Page, PageRequest},
     store::{AppRow, IntegrationRow, KeyRow},
@@ -24,6 +24,7 @@ use crate::{
         CoreError, Result,
         audit::{self, Event},
         now_ms,
+        types::ids,
     },
     store::Tx,
 };
@@ -247,6 +248,9 @@ fn is_public_setting(kind: &str, name: &str, value: &Value) -> bool {
         )
 }
 
+/// Length of app and integration ids.
+pub(super) const OBJECT_ID_LEN: usize = 24;
+
 /// A 24-hex-digit id whose first 8 digits are the creation time in seconds, so ids sort in
 /// creation order (like Sunshine's own ids).
 fn object_id() -> Result<String> {
@@ -274,6 +278,9 @@ impl Sunshine {
     // --- lookups within the caller's organization --------------------------------------------
 
     async fn app_row(&self, tx: &mut Tx, org: &str, id: &str) -> Result<AppRow> {
+        if !ids::lower_hex(id, OBJECT_ID_LEN) {
+            return Err(CoreError::not_found("app"));
+        }
         tx.app(org, id).await?.ok_or(CoreError::not_found("app"))
     }
 
@@ -285,6 +292,9 @@ impl Sunshine {
         id: &str,
     ) -> Result<IntegrationRow> {
         self.app_row(tx, org, app).await?;
+        if !ids::lower_hex(id, OBJECT_ID_LEN) {
+            return Err(CoreError::not_found("integration"));
+        }
         tx.integration(org, app, id)
             .await?
             .ok_or(CoreError::not_found("integration"))
@@ -334,7 +344,7 @@ impl Sunshine {
 
     pub async fn app(&self, ctx: &Caller, id: &str) -> Result<AppView> {
         let mut tx = self.kernel.store().read().await?;
-        let org = ctx.principal.org()?;
+        let org = organization(ctx)?;
         let row = self.app_row(&mut tx, org, id).await?;
         authorize(
             ctx,
@@ -351,7 +361,7 @@ impl Sunshine {
     pub async fn update_app(&self, ctx: &Caller, id: &str, input: AppInput) -> Result<AppView> {
         self.kernel
             .write(async |tx| {
-                let mut row = self.app_row(tx, ctx.principal.org()?, id).await?;
+                let mut row = self.app_row(tx, organization(ctx)?, id).await?;
                 let org = authorize(
                     ctx,
                     Op::App {
@@ -384,7 +394,7 @@ impl Sunshine {
     pub async fn delete_app(&self, ctx: &Caller, id: &str) -> Result<()> {
         self.kernel
             .write(async |tx| {
-                self.app_row(tx, ctx.principal.org()?, id).await?;
+                self.app_row(tx, organization(ctx)?, id).await?;
                 let org = authorize(
                     ctx,
                     Op::App {
@@ -467,7 +477,7 @@ impl Sunshine {
         }
         self.kernel
             .write(async |tx| {
-                self.app_row(tx, ctx.principal.org()?, app).await?;
+                self.app_row(tx, organization(ctx)?, app).await?;
                 let org = authorize(
                     ctx,
                     Op::Integrations {
@@ -520,7 +530,7 @@ impl Sunshine {
     ) -> Result<Page<IntegrationView>> {
         let (cursor, size) = page.cursor()?;
         let mut tx = self.kernel.store().read().await?;
-        let org = ctx.principal.org()?;
+        let org = organization(ctx)?;
         self.app_row(&mut tx, org, app).await?;
         authorize(
             ctx,
@@ -539,7 +549,7 @@ impl Sunshine {
     pub async fn integration(&self, ctx: &Caller, app: &str, id: &str) -> Result<IntegrationView> {
         let mut tx = self.kernel.store().read().await?;
         let row = self
-            .integration_row(&mut tx, ctx.principal.org()?, app, id)
+            .integration_row(&mut tx, organization(ctx)?, app, id)
             .await?;
         authorize(
             ctx,
@@ -556,7 +566,7 @@ impl Sunshine {
     pub async fn delete_integration(&self, ctx: &Caller, app: &str, id: &str) -> Result<()> {
         self.kernel
             .write(async |tx| {
-                self.integration_row(tx, ctx.principal.org()?, app, id)
+                self.integration_row(tx, organization(ctx)?, app, id)
                     .await?;
                 let org = authorize(
                     ctx,
@@ -590,7 +600,7 @@ impl Sunshine {
         ctx: &'c Caller,
         owner: Owner<'_>,
     ) -> Result<&'c str> {
-        let org = ctx.principal.org()?;
+        let org = organization(ctx)?;
         match owner {
             Owner::Account => {
                 ctx.principal.require_admin_of(org)?;
@@ -682,6 +692,10 @@ impl Sunshine {
     }
 
     pub async fn key(&self, ctx: &Caller, owner: Owner<'_>, id: &str) -> Result<KeyView> {
+        if KeyScope::of_key_id(id) != Some(owner.parts().0) {
+            organization(ctx)?;
+            return Err(CoreError::not_found("key"));
+        }
         let mut tx = self.kernel.store().read().await?;
         let org = self.key_owner_for_read(&mut tx, ctx, owner).await?;
         let (scope, app, integration) = owner.parts();
@@ -700,7 +714,7 @@ impl Sunshine {
         ctx: &'c Caller,
         owner: Owner<'_>,
     ) -> Result<&'c str> {
-        let org = ctx.principal.org()?;
+        let org = organization(ctx)?;
         match owner {
             Owner::Account => ctx.principal.require_admin_of(org)?,
             Owner::App(app) => {
@@ -718,6 +732,10 @@ impl Sunshine {
     /// Deletes a key: it fails verification from the next call on (on other nodes within a
     /// second).
     pub async fn delete_key(&self, ctx: &Caller, owner: Owner<'_>, id: &str) -> Result<()> {
+        if KeyScope::of_key_id(id) != Some(owner.parts().0) {
+            organization(ctx)?;
+            return Err(CoreError::not_found("key"));
+        }
         self.kernel
             .write(async |tx| {
                 let org = self.key_owner(tx, ctx, owner).await?;

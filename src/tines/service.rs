@@ -155,16 +155,15 @@ impl Tines {
         let folder_id = match input.folder_id {
             None => None,
             Some(id) => {
-                let folder = tx.folder(org, id).await?.ok_or(CoreError::NotFound {
-                    what: "folder",
-                    field: Some("folder_id"),
-                })?;
-                if folder.team_id != team.id {
-                    return Err(CoreError::invalid(
-                        "folder_id",
-                        format!("folder {id} belongs to another team"),
-                    ));
-                }
+                // Another team's folder is not found, as a missing one is.
+                let folder = tx
+                    .folder(org, id)
+                    .await?
+                    .filter(|f| f.team_id == team.id)
+                    .ok_or(CoreError::NotFound {
+                        what: "folder",
+                        field: Some("folder_id"),
+                    })?;
                 if folder.content_type != "CREDENTIAL" {
                     return Err(CoreError::invalid(
                         "folder_id",
@@ -195,16 +194,11 @@ impl Tines {
                 let live = tx
                     .credential(org, live_id)
                     .await?
+                    .filter(|c| c.team_id == team.id)
                     .ok_or(CoreError::NotFound {
                         what: "live credential",
                         field: Some("live_credential_id"),
                     })?;
-                if live.team_id != team.id {
-                    return Err(CoreError::invalid(
-                        field,
-                        format!("credential {live_id} belongs to another team"),
-                    ));
-                }
                 if live.mode != mode.as_str() {
                     return Err(CoreError::invalid(
                         field,
@@ -429,6 +423,8 @@ impl Tines {
         id: i64,
         input: CredentialInput,
     ) -> Result<CredentialView> {
+        // Refused before the lookup, so a viewer cannot tell which ids exist.
+        ctx.principal.org_for_write()?;
         self.kernel
             .write(async |tx| {
                 let row = self.visible_credential(tx, ctx, id).await?;
@@ -487,10 +483,11 @@ impl Tines {
 
     /// Deletes a credential (and its test credential, if any).
     pub async fn delete_credential(&self, ctx: &Ctx, id: i64) -> Result<()> {
+        // Refused before the lookup, so a viewer cannot tell which ids exist.
+        let org = ctx.principal.org_for_write()?;
         self.kernel
             .write(async |tx| {
                 let row = self.visible_credential(tx, ctx, id).await?;
-                let org = ctx.principal.org_for_write()?;
                 tx.delete_credential(org, row.id).await?;
                 audit::append(
                     tx,

@@ -465,6 +465,13 @@ impl Tines {
         input: ResolveInput,
     ) -> Result<(&'static str, SecretString)> {
         ctx.principal.org_for_use()?;
+        // The team is settled before the credential is looked up (when the caller names it or
+        // is bound to one), so the answer never depends on whether another team's id exists.
+        let named = input.team_id.or(ctx.principal.team_id);
+        let using = match named {
+            Some(team) => Some(self.using_team(ctx, Some(team)).await?),
+            None => None,
+        };
         let org = ctx.principal.organization_id.as_deref().unwrap_or_default();
         let row = {
             let mut conn = self.kernel.store().conn().await?;
@@ -472,11 +479,10 @@ impl Tines {
                 .await?
                 .ok_or(CoreError::not_found("credential"))?
         };
-        let team_id = input
-            .team_id
-            .or(ctx.principal.team_id)
-            .unwrap_or(row.team_id);
-        let (org, team) = self.using_team(ctx, Some(team_id)).await?;
+        let (org, team) = match using {
+            Some(using) => using,
+            None => self.using_team(ctx, Some(row.team_id)).await?,
+        };
         if row.live_credential_id.is_some() || !shared_with(&row, &team) {
             return Err(CoreError::not_found("credential"));
         }

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{helpers::TestApp, one_engine};
+use crate::{both_engines, helpers::TestApp, one_engine};
 
 async fn get(app: &TestApp, path: &str, token: &str, forwarded: Option<&str>) -> reqwest::Response {
     let mut request = app
@@ -136,3 +136,82 @@ async fn per_token_limit(_: TestApp) {
 }
 
 one_engine!(per_address_limit, trusted_proxies, per_token_limit);
+
+/// Ids of a shape no surface makes (a made-up word, 20 KB of letters) answer 404 (or 400 for a
+/// cursor) in the surface's envelope; they are refused before any lookup. A team-bound token
+/// gets the same 403 from Sunshine whether the app exists or not.
+async fn made_up_ids_are_not_found(app: TestApp) {
+    let (org, token) = app.org_with("admin").await;
+    let long = "a".repeat(20_000);
+    let uuid = uuid::Uuid::new_v4().to_string();
+    for made_up in ["x", long.as_str()] {
+        for (path, want) in [
+            (format!("/v1/environments/{made_up}"), StatusCode::NOT_FOUND),
+            (
+                format!("/v1/environments/{uuid}/gateways/{made_up}"),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                format!("/v1/environments/{made_up}/jwks"),
+                StatusCode::NOT_FOUND,
+            ),
+            (format!("/v2/apps/{made_up}"), StatusCode::NOT_FOUND),
+            (
+                format!("/v2/apps?page[after]={made_up}"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                format!("/api/api_credentials/{made_up}"),
+                StatusCode::NOT_FOUND,
+            ),
+            (format!("/api/roles/{made_up}"), StatusCode::NOT_FOUND),
+            (format!("/api/permissions/{made_up}"), StatusCode::NOT_FOUND),
+            (format!("/api/versions/{made_up}"), StatusCode::NOT_FOUND),
+            (
+                format!("/api/organizations/{made_up}"),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                format!("/v1/organizations/{made_up}"),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                format!("/.well-known/jwks.json?organization={made_up}"),
+                StatusCode::NOT_FOUND,
+            ),
+        ] {
+            let (status, body) = app.get(&path, &token).await;
+            assert_eq!(status, want, "{}: {body}", &path[..path.len().min(80)]);
+            assert!(body.is_object(), "an envelope: {body}");
+        }
+        for path in [
+            format!("/v1/tokens/{made_up}"),
+            format!("/v1/provisioning_clients/{made_up}"),
+            format!("/v1/environments/{uuid}/gateways/{uuid}/credentials/{made_up}"),
+        ] {
+            let (status, _) = app
+                .request(reqwest::Method::DELETE, &path, Some(&token), None)
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{}",
+                &path[..path.len().min(80)]
+            );
+        }
+    }
+
+    let (status, created) = app
+        .post("/v2/apps", &token, json!({"displayName": "real"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let real = created["app"]["id"].as_str().unwrap().to_owned();
+    let team = app.team(&token, "Ops").await;
+    let bound = app.token(&org, "editor", Some(team)).await;
+    let (status_real, body_real) = app.get(&format!("/v2/apps/{real}"), &bound).await;
+    let (status_none, body_none) = app.get("/v2/apps/0123456789abcdef01234567", &bound).await;
+    assert_eq!(status_real, StatusCode::FORBIDDEN);
+    assert_eq!((status_real, body_real), (status_none, body_none));
+}
+
+both_engines!(made_up_ids_are_not_found);

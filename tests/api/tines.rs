@@ -550,7 +550,8 @@ async fn validation_errors(app: TestApp) {
                 json!({"url": "https://x.example.com"}),
                 json!({"folder_id": other_folder["id"]}),
             ),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            // Another team's folder is not found, exactly as a missing one.
+            StatusCode::NOT_FOUND,
             "folder_id",
         ),
         (
@@ -734,11 +735,12 @@ async fn test_twins(app: TestApp) {
         StatusCode::UNPROCESSABLE_ENTITY,
         Some("live_credential_id"),
     );
+    // Another team's credential is not found, exactly as a missing one.
     let (status, e) = tines.post("/user_credentials", json!({"name": "x", "mode": "TEXT", "team_id": other, "value": "v", "live_credential_id": live_id})).await;
     assert_error(
         status,
         &e,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::NOT_FOUND,
         Some("live_credential_id"),
     );
     let (status, e) = tines.post("/user_credentials", json!({"name": "y", "mode": "TEXT", "team_id": team, "value": "v", "live_credential_id": twin["id"]})).await;
@@ -929,6 +931,37 @@ async fn tenant_and_team_isolation(app: TestApp) {
     assert_error(status, &e, StatusCode::NOT_FOUND, Some("folder_id"));
     let (status, _) = bound.post("/teams", json!({"name": "new"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Ids of the other team, in a body, answer exactly as ids that do not exist.
+    for (field, other_team, missing) in [
+        ("folder_id", folder_a["id"].clone(), json!(999_999)),
+        ("live_credential_id", cred_a["id"].clone(), json!(999_998)),
+    ] {
+        let body = |id: &Value| json!({"name": "c", "mode": "TEXT", "team_id": team_a2, "value": "v", field: id});
+        let (status_other, e_other) = bound.post("/user_credentials", body(&other_team)).await;
+        let (status_missing, e_missing) = bound.post("/user_credentials", body(&missing)).await;
+        assert_error(status_other, &e_other, StatusCode::NOT_FOUND, Some(field));
+        assert_eq!(
+            (status_other, &e_other),
+            (status_missing, &e_missing),
+            "{field}"
+        );
+    }
+    // resolve with another team named: the same answer whether the credential exists or not.
+    let runner = app.tines(&app.token(&org_a, "runner", Some(team_a2)).await);
+    let (status_real, real) = runner
+        .post(
+            &format!("/user_credentials/{}/resolve", cred_a["id"]),
+            json!({"team_id": team_a}),
+        )
+        .await;
+    let (status_none, none) = runner
+        .post(
+            "/user_credentials/999999/resolve",
+            json!({"team_id": team_a}),
+        )
+        .await;
+    assert_eq!((status_real, &real), (status_none, &none));
+    assert_eq!(status_real, StatusCode::NOT_FOUND);
 
     // A server-admin token holds no organization.
     let (status, e) = app.tines(&app.admin).get("/user_credentials").await;
@@ -960,6 +993,15 @@ async fn viewers_read_but_cannot_change(app: TestApp) {
         .put(&path, json!({"name": "a", "mode": "TEXT", "value": "w"}))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Refused before any lookup: a viewer cannot probe which ids exist.
+    for missing in ["/user_credentials/999999"] {
+        let (status, _) = viewer
+            .put(missing, json!({"name": "a", "mode": "TEXT", "value": "w"}))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = viewer.delete(missing).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
     let (status, _) = viewer.delete(&path).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = viewer.post("/teams", json!({"name": "x"})).await;

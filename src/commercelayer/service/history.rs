@@ -67,6 +67,7 @@ impl CommerceLayer {
 
     pub async fn version(&self, ctx: &Ctx, id: &str) -> Result<VersionRow> {
         let org = organization(ctx, Access::Read)?;
+        check_id(id)?;
         let mut conn = self.kernel.store().conn().await?;
         conn.cl_version(org, id).await?.ok_or_else(not_found)
     }

@@ -46,8 +46,8 @@ const MAX_URI_CHARS: usize = 2000;
 
 /// Length of generated ids, client ids and client secrets (base62: 10 ≈ 59 bits of id;
 /// 43 ≈ 256 bits of secret).
-const ID_LEN: usize = 10;
-const CLIENT_ID_LEN: usize = 43;
+pub(crate) const ID_LEN: usize = 10;
+pub(crate) const CLIENT_ID_LEN: usize = 43;
 const SECRET_LEN: usize = 43;
 
 pub(crate) const CREDENTIAL_CREATE: &[&str] = &[
@@ -105,6 +105,15 @@ fn named_organization<'a>(ctx: &'a Ctx, input: &ResourceInput, access: Access) -
         Some(Some(id)) if id == org => Ok(org),
         Some(Some(_)) => Err(not_found().with_field("organization")),
         _ => Err(invalid("organization", "can't be blank")),
+    }
+}
+
+/// Not found, before any lookup, unless `id` has the shape of the ids this surface makes.
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    if crate::kernel::types::ids::base62(id, ID_LEN) {
+        Ok(())
+    } else {
+        Err(not_found())
     }
 }
 
@@ -235,6 +244,7 @@ impl CommerceLayer {
 
     /// A role of `org`, for a relationship (404 naming the relationship otherwise).
     async fn role_of(&self, org: &str, id: &str, field: &'static str) -> Result<RoleRow> {
+        check_id(id).map_err(|e| e.with_field(field))?;
         self.ensure_base_roles(org).await?;
         let mut conn = self.kernel.store().conn().await?;
         conn.cl_role(org, id)
@@ -341,6 +351,7 @@ impl CommerceLayer {
         input.expect("api_credentials", Some(id))?;
         input.allow_only(CREDENTIAL_UPDATE, &["role"])?;
         let org = organization(ctx, Access::WriteCredentials)?;
+        check_id(id)?;
         let role = input.relationship("role", "roles")?;
         let role = match role {
             Some(Some(role_id)) => Some(Some(self.role_of(org, &role_id, "role").await?.id)),
@@ -411,6 +422,7 @@ impl CommerceLayer {
 
     pub async fn delete_credential(&self, ctx: &Ctx, id: &str) -> Result<()> {
         let org = organization(ctx, Access::WriteCredentials)?;
+        check_id(id)?;
         self.kernel
             .write(async |tx| {
                 let Some(row) = tx.cl_credential(org, id).await? else {
@@ -438,6 +450,7 @@ impl CommerceLayer {
 
     pub async fn credential(&self, ctx: &Ctx, id: &str) -> Result<ApiCredentialRow> {
         let org = organization(ctx, Access::Read)?;
+        check_id(id)?;
         let mut conn = self.kernel.store().conn().await?;
         conn.cl_credential(org, id).await?.ok_or_else(not_found)
     }
@@ -491,6 +504,7 @@ impl CommerceLayer {
         input.expect("roles", Some(id))?;
         input.allow_only(ROLE_ATTRIBUTES, &[])?;
         let org = organization(ctx, Access::Admin)?;
+        check_id(id)?;
         self.ensure_base_roles(org).await?;
         let name = match input.attribute::<String>("name", "a string")? {
             None => None,
@@ -525,6 +539,7 @@ impl CommerceLayer {
 
     pub async fn role(&self, ctx: &Ctx, id: &str) -> Result<RoleRow> {
         let org = organization(ctx, Access::Read)?;
+        check_id(id)?;
         self.ensure_base_roles(org).await?;
         let mut conn = self.kernel.store().conn().await?;
         conn.cl_role(org, id).await?.ok_or_else(not_found)
@@ -541,7 +556,7 @@ impl CommerceLayer {
     pub async fn roles_by_id(&self, org: &str, ids: &[&str]) -> Result<Vec<RoleRow>> {
         let mut conn = self.kernel.store().conn().await?;
         let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
+        for id in ids.iter().filter(|id| check_id(id).is_ok()) {
             rows.extend(conn.cl_role(org, id).await?);
         }
         Ok(rows)
@@ -578,6 +593,7 @@ impl CommerceLayer {
         if Self::organization_scope(ctx)?.is_some_and(|own| own != id) {
             return Err(not_found());
         }
+        check_id(id)?;
         self.organization_row(id).await?.ok_or_else(not_found)
     }
 }

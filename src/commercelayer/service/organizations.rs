@@ -191,6 +191,7 @@ impl CommerceLayer {
             }
             organization(ctx, Access::Admin)?;
         }
+        check_id(id)?;
         let name = match input.attribute::<String>("name", "a string")? {
             None => None,
             Some(None) => return Err(invalid("name", "can't be blank")),

@@ -123,6 +123,7 @@ impl CommerceLayer {
         input.expect("permissions", Some(id))?;
         input.allow_only(PERMISSION_UPDATE, &[])?;
         let org = organization(ctx, Access::Admin)?;
+        check_id(id)?;
         let flags: Vec<Option<bool>> = PERMISSION_FLAGS
             .iter()
             .map(|name| flag(input, name))
@@ -162,6 +163,7 @@ impl CommerceLayer {
 
     pub async fn permission(&self, ctx: &Ctx, id: &str) -> Result<PermissionRow> {
         let org = organization(ctx, Access::Read)?;
+        check_id(id)?;
         let mut conn = self.kernel.store().conn().await?;
         conn.cl_permission(org, id).await?.ok_or_else(not_found)
     }
