@@ -305,6 +305,15 @@ impl ResourceInput {
             )
             .with_field("data.type"));
         }
+        // JSON:API: an update names the resource it changes.
+        if url_id.is_some() && self.id.is_none() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "PARAM_MISSING",
+                "The required parameter, data.id, is missing",
+            )
+            .with_field("data.id"));
+        }
         if let Some(url_id) = url_id
             && self.id.as_deref().is_some_and(|id| id != url_id)
         {

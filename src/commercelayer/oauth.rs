@@ -26,6 +26,7 @@ use super::{
     model::{PROVISIONING_SCOPE, Scope, USER_KIND},
     verify::{AccessClaims, ApplicationClaim, LiveClient, OrganizationClaim, UserClaim},
 };
+use crate::kernel::limits::client_key;
 use crate::{
     crypto::{
         jwt::decode_header,
@@ -411,8 +412,9 @@ impl CommerceLayer {
             _ => {
                 self.kernel
                     .count_failure(&format!("cl_client:{}", short(&client_id)))?;
-                if let Some(ip) = &params.meta.ip {
-                    self.kernel.count_failure(&format!("ip:{ip}"))?;
+                if params.meta.ip.is_some() {
+                    self.kernel
+                        .count_failure(&client_key(params.meta.ip.as_deref()))?;
                 }
                 Err(invalid_client())
             }

@@ -20,6 +20,7 @@ use super::{
     service::{Access, organization},
     store::ApiCredentialRow,
 };
+use crate::kernel::limits::client_key;
 use crate::{
     crypto::{jwt::decode_header, secret::random_base62},
     kernel::{
@@ -97,8 +98,8 @@ impl FromRequestParts<CommerceLayer> for Caller {
             Some(t) if t.contains('.') => match s.provisioning_principal(t).await {
                 Ok(principal) => principal,
                 Err(e) => {
-                    if let Some(ip) = &meta.ip {
-                        s.kernel.count_failure(&format!("ip:{ip}"))?;
+                    if meta.ip.is_some() {
+                        s.kernel.count_failure(&client_key(meta.ip.as_deref()))?;
                     }
                     return Err(e.into());
                 }

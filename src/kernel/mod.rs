@@ -161,9 +161,13 @@ impl Kernel {
     /// Counts a failed authentication against `key` (`ip:…`, `key:…`); `RateLimited` once
     /// it is over the limit.
     pub fn count_failure(&self, key: &str) -> Result<()> {
+        self.count_failure_against(key, None)
+    }
+
+    fn count_failure_against(&self, key: &str, org: Option<&str>) -> Result<()> {
         self.inner
             .failures
-            .count(key)
+            .count(key, org)
             .map_err(|retry_after| CoreError::RateLimited { retry_after })
     }
 
@@ -177,7 +181,7 @@ impl Kernel {
         event: audit::Event<'_>,
     ) -> Result<()> {
         for key in limits {
-            self.count_failure(key)?;
+            self.count_failure_against(key, event.organization_id)?;
         }
         self.write(async |tx| Ok(audit::append(tx, event.clone()).await?))
             .await
@@ -203,9 +207,9 @@ impl Kernel {
             return Ok(());
         }
         self.write(async |tx| {
-            for (key, count) in &suppressed {
+            for ((key, org), count) in &suppressed {
                 let event = audit::Event {
-                    organization_id: None,
+                    organization_id: org.as_deref(),
                     actor: key.clone(),
                     action: "auth.rate_limited",
                     target_type: "failed_authentications",

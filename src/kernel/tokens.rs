@@ -135,7 +135,7 @@ impl Kernel {
             None => None,
         };
         let Some((hash, row)) = found else {
-            self.count_failure(&format!("ip:{}", meta.ip.as_deref().unwrap_or("unknown")))?;
+            self.count_failure(&super::limits::client_key(meta.ip.as_deref()))?;
             self.write(async |tx| {
                 audit::append(tx, Event::failed_auth(meta, None, "anonymous".to_owned())).await?;
                 Ok(())

@@ -116,7 +116,10 @@ const FORMAT_CHARS: &[(u32, u32)] = &[
     (0x0890, 0x0891),
     (0x08E2, 0x08E2),
     (0x180E, 0x180E),
-    (0x200B, 0x200F),
+    // Zero-width space and the direction marks; not U+200C/U+200D (zero-width non-joiner and
+    // joiner), which Persian and Indic text and emoji sequences need.
+    (0x200B, 0x200B),
+    (0x200E, 0x200F),
     (0x202A, 0x202E),
     (0x2060, 0x2064),
     (0x2066, 0x206F),
@@ -393,10 +396,10 @@ pub fn json_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64
                 .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
         }
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            // 2^63 is exactly representable; everything in [-2^63, 2^63) fits.
-            if v.fract() == 0.0
-                && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v)
-            {
+            // Only where a float holds every integer exactly (±2^53): beyond, `7.0` may be
+            // the rounding of a neighbour.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            if v.fract() == 0.0 && (-EXACT..=EXACT).contains(&v) {
                 #[allow(clippy::cast_possible_truncation)]
                 Ok(Some(v as i64))
             } else {
@@ -426,7 +429,10 @@ mod json_integer_tests {
         assert_eq!(n(r#"{"n": 7e2}"#).unwrap(), Some(700));
         assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
         assert_eq!(n("{}").unwrap(), None);
+        assert_eq!(n(r#"{"n": 9007199254740992.0}"#).unwrap(), Some(1 << 53));
         for refused in [
+            r#"{"n": 9007199254740994.0}"#,
+            r#"{"n": -9223372036854775809}"#,
             r#"{"n": 7.5}"#,
             r#"{"n": 1e19}"#,
             r#"{"n": 18446744073709551615}"#,

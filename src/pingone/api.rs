@@ -412,7 +412,7 @@ async fn token(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let request: Option<TokenRequest> = if is_json {
-        serde_json::from_slice(&body).ok()
+        crate::kernel::http::extract::parse_json(&body).ok()
     } else {
         serde_urlencoded::from_bytes(&body).ok()
     };

@@ -19,6 +19,7 @@ use crate::{
         RequestMeta, Result,
         audit::{Event, Outcome},
         issuer::Issued,
+        limits::client_key,
         now_ms,
         verify::{BoxFuture, CredentialPrincipal, Presented, Verification, Verifier},
     },
@@ -87,7 +88,7 @@ impl PingOne {
                         && live.gateway_id == access.gateway_id
                         && live.environment_id == access.environment_id => {}
                 Some(live) if !live.gateway_enabled => {
-                    return Ok(Verification::invalid("disabled"));
+                    return Ok(Verification::invalid("disabled").of(&live.organization_id));
                 }
                 _ => return Ok(Verification::invalid("revoked")),
             }
@@ -163,10 +164,17 @@ impl PingOne {
                 };
                 return self.exchange_failed(meta, Some(&p), reason).await;
             }
+            // Signed by one of this organization's keys, but revoked, disabled or forged.
             None => {
                 let reason = verdict.code.unwrap_or("invalid");
-                let org = CredentialPrincipal::new("gateway_credential", issued.organization_id);
-                return self.exchange_failed(meta, Some(&org), reason).await;
+                let signed_for =
+                    (issued.organization_id != crate::kernel::issuer::SERVER).then(|| {
+                        CredentialPrincipal::new("gateway_credential", issued.organization_id)
+                            .with("credential_id", issued.claims["jti"].as_str())
+                    });
+                return self
+                    .exchange_failed(meta, signed_for.as_ref(), reason)
+                    .await;
             }
         };
         let credential_id = principal.id("credential_id").unwrap_or_default().to_owned();
@@ -195,8 +203,9 @@ impl PingOne {
         }))
     }
 
-    /// A refused subject token: counted against the client's address, and audited in the
-    /// organization whose key signed it (when one of ours did).
+    /// A refused subject token: counted against the client's address and, when it names one
+    /// of our credentials, against that credential (so no one fills its organization's log
+    /// from many addresses), and audited in the organization whose key signed it.
     async fn exchange_failed(
         &self,
         meta: &RequestMeta,
@@ -217,7 +226,12 @@ impl PingOne {
             external_id: meta.external_id.as_deref(),
             detail: Some(serde_json::json!({ "reason": reason, "via": "token_exchange" })),
         };
-        let limits = [format!("ip:{}", meta.ip.as_deref().unwrap_or("unknown"))];
+        let mut limits = vec![client_key(meta.ip.as_deref())];
+        limits.extend(
+            signed_for
+                .and_then(|p| p.id("credential_id"))
+                .map(|id| format!("key:{id}")),
+        );
         self.kernel.failed_authentication(&limits, event).await?;
         Ok(Err(ExchangeError::InvalidGrant))
     }

@@ -14,6 +14,7 @@ use super::{
     model::KeyScope,
     service::key_aad,
 };
+use crate::kernel::limits::client_key;
 use crate::{
     crypto::{
         jwt::{Hs256Verifier, JwtAlgorithm, VerifyError, decode_header},
@@ -217,8 +218,7 @@ impl Sunshine {
 
     async fn key_auth_failed(&self, key_id: Option<&str>, meta: &RequestMeta) -> Result<Caller> {
         // Counted before the key is looked up, so a flood costs no store reads.
-        self.kernel
-            .count_failure(&format!("ip:{}", meta.ip.as_deref().unwrap_or("unknown")))?;
+        self.kernel.count_failure(&client_key(meta.ip.as_deref()))?;
         // A key id that exists: its own organization hears of the failure, and the key's
         // failures are limited wherever they come from.
         let known = match key_id.filter(|id| KeyScope::of_key_id(id).is_some()) {

@@ -656,6 +656,15 @@ async fn updates_keep_immutable_fields(app: TestApp) {
         "KEY_NOT_INCLUDED_IN_URL",
         None,
     );
+    // An update names the resource it changes (schemathesis found this one accepted).
+    let (status, e) = cl
+        .patch(
+            &path,
+            json!({ "data": { "type": "api_credentials", "attributes": { "name": "y" } } }),
+        )
+        .await;
+    assert_error(status, &e, StatusCode::BAD_REQUEST, "PARAM_MISSING", None);
+    assert_eq!(e["errors"][0]["source"]["pointer"], "/data/id");
     let (status, e) = cl
         .patch(&path, json!({ "data": { "type": "api_credentials", "id": id, "relationships": { "role": { "data": null } } } }))
         .await;

@@ -880,6 +880,21 @@ async fn failed_token_exchanges_are_audited_and_limited(app: TestApp) {
     let res = limited.expect("429 after repeated failures");
     assert!(res.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(res.body["error"], "temporarily_unavailable");
+    // The request body is an object: an array of the right values is refused.
+    let res = app
+        .raw(Method::POST, &format!("/{env}/as/token"))
+        .header("content-type", "application/json")
+        .body(
+            json!([
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                jwt,
+                "pingone_gateway_credential"
+            ])
+            .to_string(),
+        )
+        .send()
+        .await;
+    assert_eq!(res.body, json!({"error": "invalid_request"}));
     // Only failures are limited: a valid credential is still exchanged.
     let (status, _) = exchange(&app, jwt, &env).await;
     assert_eq!(status, StatusCode::OK, "valid credentials are not refused");
