@@ -13,43 +13,19 @@ for tool in node npm; do
 done
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
   || { echo "Node.js $(node --version) is too old; the Commerce Layer libraries need Node.js >= 20." >&2; exit 1; }
-cargo build --locked --quiet --manifest-path "$root/Cargo.toml" --bin latchkey
-bin="$root/target/debug/latchkey"
-
+source "$root/tests/lib.sh"
 venv="$root/target/clients-venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/clients/requirements.txt"
-
+make_venv "$venv" "$root/tests/clients/requirements.txt"
 aws_venv="$root/target/clients-venv-aws"
-[ -x "$aws_venv/bin/python" ] || python3 -m venv "$aws_venv"
-"$aws_venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/clients/requirements-aws.txt"
+make_venv "$aws_venv" "$root/tests/clients/requirements-aws.txt"
 
-work=$(mktemp -d)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # js-auth's jwtVerify and revoke follow a token's iss only when it is https://auth.<domain>;
 # sdk.mjs sends that origin (and https://provisioning.<domain>) to this server.
 cl_domain=latchkey.test
 # The SigV4 check's upstream is on loopback.
-export LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_LOG_LEVEL=warn LATCHKEY_PUBLIC_URL="https://auth.$cl_domain" \
-  LATCHKEY_EGRESS_ALLOW_NETWORKS=127.0.0.0/8
-admin=$("$bin" token create --admin --name clients 2>/dev/null)
-"$bin" serve >serve.log 2>&1 &
-pid=$!
-url="http://127.0.0.1:$port"
-for _ in $(seq 100); do
-  curl -fsS "$url/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+export LATCHKEY_PUBLIC_URL="https://auth.$cl_domain" LATCHKEY_EGRESS_ALLOW_NETWORKS=127.0.0.0/8
+start_latchkey clients
 
-json() { "$venv/bin/python" -c "import json, sys; print(json.load(sys.stdin)$1)"; }
-post() { curl -fsS -X POST "$url$1" -H "Authorization: Bearer $2" -H 'content-type: application/json' -d "$3"; }
 org=$(post /v1/organizations "$admin" '{"name":"SDK check"}' | json '["id"]')
 token=$(post /v1/tokens "$admin" "{\"organization_id\":\"$org\",\"name\":\"sdk\",\"role\":\"admin\"}" | json '["token"]')
 key=$(post /v1/account_keys "$token" '{"displayName":"sdk"}')
