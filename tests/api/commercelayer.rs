@@ -1704,6 +1704,16 @@ async fn authorize_refuses_what_it_must(app: TestApp) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "http only on loopback: {e}"
     );
+    // A replace names the settings: no body is refused, not read as "all defaults".
+    let (status, e) = app
+        .request(
+            reqwest::Method::PUT,
+            "/v1/oauth/settings",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
     let editor = app.token(&org, "editor", None).await;
     let (status, _) = app
         .put(
