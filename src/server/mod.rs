@@ -5,7 +5,8 @@
 //!
 //! Adding a family is a folder plus one line in each of [`Families::new`] (its service),
 //! [`Families::verifiers`] (its part of `/v1/authenticate`, if it issues credentials),
-//! [`openapi`] and [`router`] (its routes and its error envelope for unknown paths).
+//! [`router`] and [`openapi`] (its routes), and `OWNERS` (its surface: the envelope of errors
+//! the router answers on its paths, and the errors its operations document).
 
 use std::{sync::Arc, time::Instant};
 
