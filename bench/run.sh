@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# The /v1/authenticate benchmark: one command, see bench/README.md.
+# The /v1/authenticate benchmark against its floor: one command, see bench/README.md.
 #
 #   bench/run.sh
 #
-# Builds the release binary, starts it on SQLite in a temp dir, seeds 100,000 Sunshine API
-# keys (bench/seed.py), then drives GET /healthz and POST /v1/authenticate (random keys, half
-# Basic, half HS256 JWT) with wrk for the same duration and prints req/s, p50, p99 and the
-# ratio authenticate/healthz, and whether the targets were met.
+# Builds the release binary and the bare baseline server (bench/bare.rs), starts Latchkey on
+# SQLite in a temp dir pinned to core 0, seeds 100,000 Sunshine API keys (bench/seed.py), then
+# drives, with wrk pinned to core 1 and the same requests for every target, in alternating
+# rounds: the bare axum server answering POST /v1/authenticate with the same response body
+# (also on core 0), Latchkey's /healthz, and Latchkey's /v1/authenticate with Basic keys only
+# and with HS256 JWTs only. It prints req/s, p50/p90/p99 and CPU per request of each, the
+# ratios Basic/bare and JWT/bare (medians of the rounds' ratios), and whether the targets
+# were met.
 #
 # Environment (all optional):
-#   BENCH_DURATION=20      seconds per route, split into alternating rounds
-#   BENCH_ROUNDS=4         healthz/authenticate rounds (1 with BENCH_PERF=1)
-#   BENCH_CONNECTIONS=32   wrk connections        BENCH_THREADS=2   wrk threads
+#   BENCH_ROUND=8          seconds per target per round
+#   BENCH_ROUNDS=4         rounds (each: bare, healthz, basic, jwt)
+#   BENCH_CONNECTIONS=32   wrk connections        BENCH_THREADS=1   wrk threads
 #   BENCH_WARMUP=5         seconds of an untimed wrk pass on /v1/authenticate first (0: none)
 #   BENCH_APPS=5000        apps to seed (x 10 app keys + 1 integration x 10 keys)
 #   BENCH_SEED_WORKERS=8   seeder threads
 #   BENCH_LOG_LEVEL=warn   the server's LATCHKEY_LOG_LEVEL (info logs a line per request)
-#   BENCH_SPLIT=1          also run Basic-only and JWT-only passes (same duration)
-#   BENCH_PERF=1           record `perf` of the server during the authenticate run
-#   BENCH_SKIP_BUILD=1     use target/release/latchkey as it is
+#   BENCH_PERF=1           record `perf` of the server during the first JWT round
+#   BENCH_SKIP_BUILD=1     use target/release/latchkey and target/release/examples/bare as they are
 #   BENCH_KEEP=1           keep the temp dir (server log, seeded values, wrk output)
 #   BENCH_STRICT=1         exit 3 when a target is missed
 # Exit: 0 done (targets met or not), 1 a broken run (non-200, "valid":false, socket errors
@@ -28,15 +31,18 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
-DURATION=${BENCH_DURATION:-20}
+ROUND=${BENCH_ROUND:-8}
+ROUNDS=${BENCH_ROUNDS:-4}
 CONNS=${BENCH_CONNECTIONS:-32}
-THREADS=${BENCH_THREADS:-2}
+THREADS=${BENCH_THREADS:-1}
 WARMUP=${BENCH_WARMUP:-5}
 APPS=${BENCH_APPS:-5000}
 SEED_WORKERS=${BENCH_SEED_WORKERS:-8}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
 TARGET_RATIO=0.8
-TARGET_P99_US=2000
+TARGET_P99_US=1000
+SERVER_CORE=0
+LOAD_CORE=1
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
@@ -50,21 +56,27 @@ if ! command -v wrk >/dev/null; then
         exit 1
     fi
 fi
-command -v python3 >/dev/null || { echo "python3 is needed (bench/seed.py)" >&2; exit 1; }
+for tool in python3 taskset curl; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
+done
+[ "$(nproc --all)" -ge 2 ] || { echo "two cores are needed: the server on one, wrk on the other" >&2; exit 1; }
 
 # --- build -----------------------------------------------------------------------------------
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    say "building the release binary"
-    (cd "$ROOT" && cargo build --release --locked --bin latchkey)
+    say "building the release binary and the bare baseline"
+    (cd "$ROOT" && cargo build --release --locked --bin latchkey --example bare)
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench.XXXXXX")
 SERVER_PID=
+BARE_PID=
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    for pid in $SERVER_PID $BARE_PID; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "kept $TMP" >&2
     else
@@ -78,12 +90,24 @@ trap 'exit 130' INT TERM
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git -C "$ROOT" status --porcelain -- src migrations Cargo.toml Cargo.lock 2>/dev/null)" ] && REV="$REV+dirty"
 BUILT=$(date -u -r "$ROOT/target/release/latchkey" '+%Y-%m-%d %H:%M UTC')
-# A copy, so a concurrent rebuild cannot swap the binary under the run.
+# Copies, so a concurrent rebuild cannot swap a binary under the run.
 BIN=$TMP/latchkey
+BARE=$TMP/bare
 cp "$ROOT/target/release/latchkey" "$BIN"
+cp "$ROOT/target/release/examples/bare" "$BARE"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { # URL PID LOG
+    for _ in $(seq 1 100); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "no answer from $1" >&2; exit 1
+}
 
 # --- server ----------------------------------------------------------------------------------
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 export LATCHKEY_LISTEN=127.0.0.1:$PORT
 export LATCHKEY_DATA_DIR=$TMP/latchkey-data
@@ -99,15 +123,10 @@ cd "$TMP"
 ADMIN=$("$BIN" token create --admin --name bench | grep -o 'lk_[A-Za-z0-9]*' | tail -1)
 [ -n "$ADMIN" ] || { echo "token create printed no token" >&2; exit 1; }
 
-say "starting latchkey on $URL (SQLite in $LATCHKEY_DATA_DIR, log level $LOG_LEVEL)"
-"$BIN" serve >"$TMP/server.log" 2>&1 &
+say "starting latchkey on $URL, pinned to core $SERVER_CORE (SQLite in $LATCHKEY_DATA_DIR, log level $LOG_LEVEL)"
+taskset -c "$SERVER_CORE" "$BIN" serve >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 100); do
-    curl -fsS "$URL/healthz" >/dev/null 2>&1 && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/server.log" >&2; exit 1; }
-    sleep 0.1
-done
-curl -fsS "$URL/healthz" >/dev/null || { echo "server did not answer /healthz" >&2; exit 1; }
+wait_up "$URL/healthz" "$SERVER_PID" "$TMP/server.log"
 
 # --- seed ------------------------------------------------------------------------------------
 say "seeding"
@@ -116,13 +135,31 @@ python3 "$BENCH_DIR/seed.py" --url "$URL" --admin-token "$ADMIN" --out-dir "$TMP
 SEED_S=$(sed -n 's/^SEED keys=[0-9]* seconds=\([0-9.]*\)/\1/p' "$TMP/seed.txt")
 KEYS=$(sed -n 's/^SEED keys=\([0-9]*\).*/\1/p' "$TMP/seed.txt")
 ORG_TOKEN=$(cat "$TMP/org_token")
-AUTHS=$TMP/authorizations
+grep '^Basic ' "$TMP/authorizations" >"$TMP/auth-basic"
+grep '^Bearer ' "$TMP/authorizations" >"$TMP/auth-jwt"
+
+# --- the floor: a bare server answering the same request with Latchkey's own answer ------------
+python3 - "$URL" "$ORG_TOKEN" "$(head -1 "$TMP/auth-basic")" "$TMP/answer.json" <<'PY'
+import json, sys, urllib.request
+url, token, value, out = sys.argv[1:]
+req = urllib.request.Request(f"{url}/v1/authenticate", json.dumps({"authorization": value}).encode(),
+                             {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+open(out, "wb").write(urllib.request.urlopen(req).read())
+PY
+BARE_PORT=$(free_port)
+BARE_URL=http://127.0.0.1:$BARE_PORT
+taskset -c "$SERVER_CORE" "$BARE" "127.0.0.1:$BARE_PORT" "$TMP/answer.json" >"$TMP/bare.log" 2>&1 &
+BARE_PID=$!
+for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null -X POST -d '{}' "$BARE_URL/v1/authenticate" 2>/dev/null && break
+    sleep 0.1
+done
+say "bare baseline on $BARE_URL, pinned to core $SERVER_CORE, answering $(wc -c <"$TMP/answer.json") bytes: $(cat "$TMP/answer.json")"
 
 # --- load ------------------------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
-server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+pid_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 machine_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat; } # total idle
-
 children_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; } # wrk, once reaped
 
 # Busy % of the whole machine over one second (a build in another session shows here).
@@ -147,18 +184,18 @@ wait_quiet() {
     done
 }
 
-# run_wrk NAME PATH DURATION [script args...]: prints wrk's output, leaves $TMP/wrk-NAME.txt
-# with the BENCH line and a CPU line: server, wrk, everything else, in % of one core.
+# run_wrk NAME PID URL DURATION [script args...]: prints wrk's output, leaves $TMP/wrk-NAME.txt
+# with the BENCH line and a CPU line: the target (PID), wrk, everything else, in % of one core.
 run_wrk() {
-    local name=$1 path=$2 dur=$3
-    shift 3
+    local name=$1 pid=$2 url=$3 dur=$4
+    shift 4
     wait_quiet
     local s0 c0 m0 m1 t0 t1
-    s0=$(server_ticks); c0=$(children_ticks); m0=$(machine_ticks); t0=$(date +%s.%N)
-    wrk -t "$THREADS" -c "$CONNS" -d "${dur}s" --latency -s "$BENCH_DIR/authenticate.lua" \
-        "$URL$path" -- "$@" >"$TMP/wrk-$name.txt" 2>&1 || true
+    s0=$(pid_ticks "$pid"); c0=$(children_ticks); m0=$(machine_ticks); t0=$(date +%s.%N)
+    taskset -c "$LOAD_CORE" wrk -t "$THREADS" -c "$CONNS" -d "${dur}s" --latency \
+        -s "$BENCH_DIR/authenticate.lua" "$url" -- "$@" >"$TMP/wrk-$name.txt" 2>&1 || true
     t1=$(date +%s.%N); m1=$(machine_ticks)
-    awk -v s0="$s0" -v s1="$(server_ticks)" -v c0="$c0" -v c1="$(children_ticks)" \
+    awk -v s0="$s0" -v s1="$(pid_ticks "$pid")" -v c0="$c0" -v c1="$(children_ticks)" \
         -v m0="$m0" -v m1="$m1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" -v n="$(nproc)" 'BEGIN {
             split(m0, a, " "); split(m1, b, " ");
             machine = n * 100 * (1 - (b[2] - a[2]) / (b[1] - a[1]));
@@ -185,37 +222,48 @@ check() {
     fi
 }
 
+# One target: NAME, the pid whose CPU it costs, and wrk's URL and script arguments.
+target() {
+    local name=$1
+    case $name in
+        bare) echo "$BARE_PID $BARE_URL/v1/authenticate auth $TMP/authorizations $ORG_TOKEN" ;;
+        healthz) echo "$SERVER_PID $URL/healthz healthz" ;;
+        basic) echo "$SERVER_PID $URL/v1/authenticate auth $TMP/auth-basic $ORG_TOKEN" ;;
+        jwt) echo "$SERVER_PID $URL/v1/authenticate auth $TMP/auth-jwt $ORG_TOKEN" ;;
+    esac
+}
+TARGETS=(bare healthz basic jwt)
+
 if [ "$WARMUP" != 0 ]; then
     say "warm-up: ${WARMUP}s on /v1/authenticate (untimed)"
-    run_wrk warmup /v1/authenticate "$WARMUP" auth "$AUTHS" "$ORG_TOKEN"
+    # shellcheck disable=SC2046
+    run_wrk warmup $(target basic | cut -d' ' -f1-2) "$WARMUP" auth "$TMP/authorizations" "$ORG_TOKEN"
     check warmup
 fi
 
-# The timed passes alternate in short rounds (healthz, authenticate, healthz, …), so drift in
-# this shared machine's speed hits both alike; the ratio is the median of the rounds' ratios.
-ROUNDS=${BENCH_ROUNDS:-4}
-[ "${BENCH_PERF:-0}" = 1 ] && ROUNDS=1
-SLICE=$(( DURATION / ROUNDS )); [ "$SLICE" -ge 1 ] || SLICE=1
+# The timed passes alternate in short rounds (bare, healthz, basic, jwt, bare, …), so drift in
+# this shared machine's speed hits every target alike; each ratio is the median of the rounds'.
 PERF_PID=
 for i in $(seq 1 "$ROUNDS"); do
-    say "round $i/$ROUNDS, healthz: ${SLICE}s, $CONNS connections, $THREADS threads"
-    run_wrk "healthz-$i" /healthz "$SLICE" healthz
-    check "healthz-$i"
-    if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-        perf record -F 999 -p "$SERVER_PID" -o "$TMP/perf.data" -- sleep "$SLICE" \
-            >"$TMP/perf.log" 2>&1 &
-        PERF_PID=$!
-    fi
-    say "round $i/$ROUNDS, authenticate: ${SLICE}s, $KEYS keys (half Basic, half JWT)"
-    run_wrk "authenticate-$i" /v1/authenticate "$SLICE" auth "$AUTHS" "$ORG_TOKEN"
-    check "authenticate-$i"
+    for t in "${TARGETS[@]}"; do
+        read -r pid url args <<<"$(target "$t")"
+        if [ "$t" = jwt ] && [ "$i" = 1 ] && [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+            perf record -F 999 -g -p "$SERVER_PID" -o "$TMP/perf.data" -- sleep "$ROUND" \
+                >"$TMP/perf.log" 2>&1 &
+            PERF_PID=$!
+        fi
+        say "round $i/$ROUNDS, $t: ${ROUND}s, $CONNS connections, $THREADS wrk thread(s)"
+        # shellcheck disable=SC2086
+        run_wrk "$t-$i" "$pid" "$url" "$ROUND" $args
+        check "$t-$i"
+    done
 done
 if [ -n "$PERF_PID" ]; then
     wait "$PERF_PID" || true
-    perf report -i "$TMP/perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null |
-        grep -v '^$' | head -60 >"$TMP/perf-top.txt" || true
+    perf report -i "$TMP/perf.data" --no-children --percent-limit 1 --stdio 2>/dev/null |
+        grep -v '^$' | grep '%' | head -60 >"$TMP/perf-top.txt" || true
     say "perf (server, self time): $TMP/perf-top.txt"
-    sed 's/^/    /' "$TMP/perf-top.txt" | grep '%' | head -25 >&2 || true
+    sed 's/^/    /' "$TMP/perf-top.txt" | head -30 >&2 || true
 fi
 
 # aggregate NAME: one BENCH and CPU line over the rounds NAME-1..N: req/s = all requests over
@@ -236,48 +284,48 @@ aggregate() {
         printf '\nCPU server=%s wrk=%s other=%s\n' "$(pick CPU server)" "$(pick CPU wrk)" "$(pick CPU other)"
     } >"$TMP/wrk-$name.txt"
 }
-aggregate healthz
-aggregate authenticate
-ROUND_RATIOS=$(for i in $(seq 1 "$ROUNDS"); do
-    awk -v a="$(field "authenticate-$i" rps)" -v h="$(field "healthz-$i" rps)" 'BEGIN { printf "%.2f\n", (h > 0 ? a / h : 0) }'
-done)
-
-ROWS=(healthz authenticate)
-if [ "${BENCH_SPLIT:-0}" = 1 ]; then
-    grep '^Basic ' "$AUTHS" >"$TMP/auth-basic"
-    grep '^Bearer ' "$AUTHS" >"$TMP/auth-jwt"
-    say "authenticate, Basic only"
-    run_wrk basic /v1/authenticate "$DURATION" auth "$TMP/auth-basic" "$ORG_TOKEN"; check basic
-    say "authenticate, JWT only"
-    run_wrk jwt /v1/authenticate "$DURATION" auth "$TMP/auth-jwt" "$ORG_TOKEN"; check jwt
-    ROWS+=(basic jwt)
-fi
+for t in "${TARGETS[@]}"; do aggregate "$t"; done
+# ratio NAME: the median over the rounds of NAME's req/s over the bare server's.
+ratios() {
+    for i in $(seq 1 "$ROUNDS"); do
+        awk -v a="$(field "$1-$i" rps)" -v b="$(field "bare-$i" rps)" 'BEGIN { printf "%.2f\n", (b > 0 ? a / b : 0) }'
+    done
+}
 
 # --- report ----------------------------------------------------------------------------------
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
 echo
-echo "Latchkey /v1/authenticate benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "Latchkey /v1/authenticate against a bare axum server  $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "binary: target/release/latchkey built $BUILT; HEAD $REV when the run started"
-echo "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), wrk -t$THREADS -c$CONNS, ${DURATION}s per route in $ROUNDS alternating rounds, on the same machine"
+echo "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)); servers on core $SERVER_CORE, wrk -t$THREADS -c$CONNS on core $LOAD_CORE; $ROUNDS alternating rounds of ${ROUND}s per target"
 WARM_NOTE=""; [ "$WARMUP" != 0 ] && WARM_NOTE=", then a ${WARMUP}s wrk warm-up"
 echo "SQLite, $KEYS keys seeded in ${SEED_S}s, log level $LOG_LEVEL, warm cache (every key verified once after seeding$WARM_NOTE)"
-echo "CPU columns: % of one core over the run (the machine has $(nproc)00%); other = processes outside this benchmark"
+echo "server_cpu: % of one core; us/req: the server's CPU per request; other: processes outside this benchmark"
 echo
-printf '%-14s %10s %8s %8s %8s %11s %8s %10s\n' run req/s p50_ms p90_ms p99_ms server_cpu wrk_cpu other_cpu
-for r in "${ROWS[@]}"; do
-    printf '%-14s %10s %8s %8s %8s %10s%% %7s%% %9s%%\n' "$r" "$(field "$r" rps)" \
+printf '%-10s %10s %8s %8s %8s %11s %8s %8s %10s\n' target req/s p50_ms p90_ms p99_ms server_cpu us/req wrk_cpu other_cpu
+for r in "${TARGETS[@]}"; do
+    printf '%-10s %10s %8s %8s %8s %10s%% %8s %7s%% %9s%%\n' "$r" "$(field "$r" rps)" \
         "$(ms "$(field "$r" p50_us)")" "$(ms "$(field "$r" p90_us)")" "$(ms "$(field "$r" p99_us)")" \
-        "$(cpu "$r" server)" "$(cpu "$r" wrk)" "$(cpu "$r" other)"
+        "$(cpu "$r" server)" "$(awk -v c="$(cpu "$r" server)" -v r="$(field "$r" rps)" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e4 / r : 0) }')" \
+        "$(cpu "$r" wrk)" "$(cpu "$r" other)"
 done
-RATIO=$(echo "$ROUND_RATIOS" | median)
-RATIO=$(awk -v r="$RATIO" 'BEGIN { printf "%.2f", r }')
-P99=$(field authenticate p99_us)
 echo
-echo "ratio authenticate/healthz req/s: $RATIO   (target >= $TARGET_RATIO; median of $ROUNDS alternating rounds: $(echo $ROUND_RATIOS))"
-echo "authenticate p99: $(ms "$P99") ms   (target <= $(ms $TARGET_P99_US) ms)"
 MET=1
-awk -v r="$RATIO" -v t="$TARGET_RATIO" 'BEGIN { exit !(r >= t) }' || MET=0
-[ "${P99:-999999}" -le "$TARGET_P99_US" ] || MET=0
+for r in healthz basic jwt; do
+    R=$(ratios "$r" | median)
+    R=$(awk -v r="$R" 'BEGIN { printf "%.2f", r }')
+    case $r in
+        healthz) echo "ratio healthz/bare req/s: $R   (information; rounds: $(ratios "$r" | tr '\n' ' '))" ;;
+        *)
+            P99=$(field "$r" p99_us)
+            echo "ratio $r/bare req/s: $R   (target >= $TARGET_RATIO; rounds: $(ratios "$r" | tr '\n' ' '))  p99 $(ms "$P99") ms (target <= $(ms $TARGET_P99_US) ms)"
+            awk -v r="$R" -v t="$TARGET_RATIO" 'BEGIN { exit !(r >= t) }' || MET=0
+            [ "${P99:-999999}" -le "$TARGET_P99_US" ] || MET=0
+            ;;
+    esac
+done
+RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
+echo "latchkey RSS after the run: $((RSS / 1024)) MB with $KEYS keys"
 if [ "$BROKEN" = 1 ]; then
     echo "RESULT: BROKEN RUN (see the !! lines above): these numbers do not count"
     exit 1

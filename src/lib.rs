@@ -151,7 +151,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub struct Server {
     kernel: Kernel,
     families: server::Families,
-    router: axum::Router,
+    app: server::App,
 }
 
 impl Server {
@@ -164,7 +164,7 @@ impl Server {
             .commercelayer
             .with_token_rate_limit(config.token_rate_limit);
         Ok(Self {
-            router: server::router(
+            app: server::app(
                 &kernel,
                 &families,
                 metrics_handle(),
@@ -229,9 +229,9 @@ impl Server {
                 }
             }
         });
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(self.app);
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;

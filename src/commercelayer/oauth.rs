@@ -413,8 +413,7 @@ impl CommerceLayer {
                 self.kernel
                     .count_failure(&format!("cl_client:{}", short(&client_id)))?;
                 if params.meta.ip.is_some() {
-                    self.kernel
-                        .count_failure(&client_key(params.meta.ip.as_deref()))?;
+                    self.kernel.count_failure(&client_key(params.meta.ip))?;
                 }
                 Err(invalid_client())
             }
@@ -436,7 +435,7 @@ impl CommerceLayer {
         let key = if with_secret {
             client.id.clone()
         } else {
-            format!("{}@{}", client.id, params.meta.ip.as_deref().unwrap_or("?"))
+            format!("{}@{}", client.id, client_key(params.meta.ip))
         };
         limit.check_key(&key).map_err(|not_until| {
             use governor::clock::Clock as _;
@@ -605,7 +604,7 @@ impl CommerceLayer {
                 tx.revoke(&self.tokens, [claims.jti.clone()]);
                 let event = Event {
                     request_id: params.meta.request_id.as_deref(),
-                    ip: params.meta.ip.as_deref(),
+                    ip: params.meta.ip,
                     ..client_event(
                         &org,
                         &client.id,

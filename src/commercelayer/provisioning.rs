@@ -99,7 +99,7 @@ impl FromRequestParts<CommerceLayer> for Caller {
                 Ok(principal) => principal,
                 Err(e) => {
                     if meta.ip.is_some() {
-                        s.kernel.count_failure(&client_key(meta.ip.as_deref()))?;
+                        s.kernel.count_failure(&client_key(meta.ip))?;
                     }
                     return Err(e.into());
                 }

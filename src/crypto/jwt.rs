@@ -387,17 +387,20 @@ impl VerifyingKey {
 }
 
 /// Verifies HS256 JWTs signed with a shared secret (an API key's), honouring `exp` with some
-/// leeway for clock skew. The algorithm is pinned to HS256. Build it once: the rules
-/// allocate.
+/// leeway for clock skew. The algorithm is pinned to HS256: the header must name it.
+///
+/// This is the hot path of key-signed JWTs, so it does no more than the check needs: the
+/// compact form is split once, the header read for `alg` only, the signature checked by
+/// jsonwebtoken's HMAC (constant time), and the claims decoded once into `T` and once for
+/// `exp`. (`jsonwebtoken::decode` also deserializes its whole `Header` and boxes a verifier
+/// per call: more than the HMAC itself costs.)
 pub struct Hs256Verifier {
-    validation: Validation,
+    leeway_seconds: u64,
 }
 
 impl Hs256Verifier {
-    pub fn new(leeway_seconds: u64) -> Self {
-        Self {
-            validation: validation(Algorithm::HS256, leeway_seconds),
-        }
+    pub const fn new(leeway_seconds: u64) -> Self {
+        Self { leeway_seconds }
     }
 
     pub fn verify<T: DeserializeOwned>(
@@ -405,9 +408,61 @@ impl Hs256Verifier {
         token: &str,
         secret: &[u8],
     ) -> Result<T, VerifyError> {
-        jsonwebtoken::decode::<T>(token, &DecodingKey::from_secret(secret), &self.validation)
-            .map(|d| d.claims)
-            .map_err(|e| verify_error(&e))
+        let (message, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
+        let (header, claims) = message.split_once('.').ok_or(VerifyError::Malformed)?;
+        let header = RawHeader::decode(header).ok_or(VerifyError::Malformed)?;
+        if header.alg != "HS256" {
+            return Err(VerifyError::BadSignature);
+        }
+        let signed = jsonwebtoken::crypto::verify(
+            signature,
+            message.as_bytes(),
+            &DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+        )
+        .map_err(|_| VerifyError::Malformed)?;
+        if !signed {
+            return Err(VerifyError::BadSignature);
+        }
+        let claims = base64url(claims).ok_or(VerifyError::Malformed)?;
+        let Expiry { exp } = serde_json::from_slice(&claims).map_err(|_| VerifyError::Malformed)?;
+        if let Some(exp) = exp {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if exp < now.saturating_sub(self.leeway_seconds) {
+                return Err(VerifyError::Expired);
+            }
+        }
+        serde_json::from_slice(&claims).map_err(|_| VerifyError::Malformed)
+    }
+}
+
+/// `exp`, when a token has one: seconds since the epoch.
+#[derive(Deserialize)]
+struct Expiry {
+    exp: Option<u64>,
+}
+
+fn base64url(part: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()
+}
+
+/// What a JWT header says of its algorithm and key, read without building jsonwebtoken's
+/// whole `Header`.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+impl RawHeader {
+    /// The header of `encoded` (its first part, base64url), if it is a JSON object with `alg`.
+    fn decode(encoded: &str) -> Option<Self> {
+        serde_json::from_slice(&base64url(encoded)?).ok()
     }
 }
 
@@ -417,14 +472,20 @@ pub struct JwtHeader {
     pub kid: Option<String>,
 }
 
+/// The header of a compact JWT (three dot-separated parts), if its first part is a JSON
+/// object naming an algorithm jsonwebtoken knows.
 pub fn decode_header(token: &str) -> Option<JwtHeader> {
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    let algorithm = JwtAlgorithm::ALL
-        .iter()
-        .copied()
-        .find(|a| a.to_jsonwebtoken() == header.alg);
+    let (header, rest) = token.split_once('.')?;
+    if rest.bytes().filter(|b| *b == b'.').count() != 1 {
+        return None;
+    }
+    let header = RawHeader::decode(header)?;
+    let alg = header.alg.parse::<Algorithm>().ok()?;
     Some(JwtHeader {
-        algorithm,
+        algorithm: JwtAlgorithm::ALL
+            .iter()
+            .copied()
+            .find(|a| a.to_jsonwebtoken() == alg),
         kid: header.kid,
     })
 }
@@ -581,6 +642,81 @@ mod tests {
         )
         .unwrap();
         assert!(hs256.verify::<Value>(&hs384, b"s3cret").is_err());
+    }
+
+    /// Hand-built tokens: the header's `alg` is pinned, `exp` honoured with the leeway, and
+    /// every part must decode.
+    #[test]
+    fn hs256_refuses_what_it_must() {
+        use base64::Engine as _;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let sign = |header: &Value, claims: &Value| {
+            let message = format!("{}.{}", b64(header), b64(claims));
+            let mac = aws_lc_rs::hmac::sign(
+                &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"k"),
+                message.as_bytes(),
+            );
+            let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac);
+            format!("{message}.{signature}")
+        };
+        let hs256 = Hs256Verifier::new(30);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = json!({"alg": "HS256", "kid": "app_1"});
+        let good = sign(&header, &json!({"scope": "app", "exp": now + 60}));
+        assert!(hs256.verify::<Value>(&good, b"k").is_ok());
+        assert_eq!(decode_header(&good).unwrap().kid.as_deref(), Some("app_1"));
+        // Within the leeway, and past it.
+        let skewed = sign(&header, &json!({"exp": now - 10}));
+        assert!(hs256.verify::<Value>(&skewed, b"k").is_ok());
+        let expired = sign(&header, &json!({"exp": now - 60}));
+        assert_eq!(
+            hs256.verify::<Value>(&expired, b"k").unwrap_err(),
+            VerifyError::Expired
+        );
+        let bad_exp = sign(&header, &json!({"exp": "tomorrow"}));
+        assert_eq!(
+            hs256.verify::<Value>(&bad_exp, b"k").unwrap_err(),
+            VerifyError::Malformed
+        );
+        // The header chooses nothing: `none`, another HMAC, or no `alg` at all.
+        for header in [
+            json!({"alg": "none"}),
+            json!({"alg": "HS512"}),
+            json!({"alg": "hs256"}),
+        ] {
+            let token = sign(&header, &json!({}));
+            assert_eq!(
+                hs256.verify::<Value>(&token, b"k").unwrap_err(),
+                VerifyError::BadSignature
+            );
+        }
+        let no_alg = sign(&json!({"kid": "app_1"}), &json!({}));
+        assert_eq!(
+            hs256.verify::<Value>(&no_alg, b"k").unwrap_err(),
+            VerifyError::Malformed
+        );
+        assert!(decode_header(&no_alg).is_none());
+        // Tampered claims, a stripped signature, extra parts, non-JSON claims.
+        let (message, signature) = good.rsplit_once('.').unwrap();
+        let (head, _) = message.split_once('.').unwrap();
+        let tampered = format!("{head}.{}.{signature}", b64(&json!({"scope": "account"})));
+        assert_eq!(
+            hs256.verify::<Value>(&tampered, b"k").unwrap_err(),
+            VerifyError::BadSignature
+        );
+        assert!(hs256.verify::<Value>(&format!("{message}."), b"k").is_err());
+        assert!(hs256.verify::<Value>(&format!("{good}.x"), b"k").is_err());
+        assert!(decode_header(&format!("{good}.x")).is_none());
+        let not_json = sign(&header, &json!("a string"));
+        assert!(
+            hs256
+                .verify::<std::collections::HashMap<String, Value>>(&not_json, b"k")
+                .is_err()
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub struct Event<'a> {
     pub target_id: Option<String>,
     pub outcome: Outcome,
     pub request_id: Option<&'a str>,
-    pub ip: Option<&'a str>,
+    pub ip: Option<std::net::IpAddr>,
     pub external_id: Option<&'a str>,
     /// Extra facts as a JSON object; never a secret.
     pub detail: Option<serde_json::Value>,
@@ -60,7 +60,7 @@ impl<'a> Event<'a> {
             target_id: Some(target_id.to_string()),
             outcome: Outcome::Success,
             request_id: ctx.request_id.as_deref(),
-            ip: ctx.ip.as_deref(),
+            ip: ctx.ip,
             external_id: ctx.external_id.as_deref(),
             detail: None,
         }
@@ -75,7 +75,7 @@ impl<'a> Event<'a> {
             target_id: None,
             outcome: Outcome::Failure,
             request_id: meta.request_id.as_deref(),
-            ip: meta.ip.as_deref(),
+            ip: meta.ip,
             external_id: meta.external_id.as_deref(),
             detail: None,
         }
@@ -103,7 +103,7 @@ pub async fn append(tx: &mut WriteTx, event: Event<'_>) -> Result<(), StoreError
         }
         .to_owned(),
         request_id: event.request_id.map(str::to_owned),
-        ip: event.ip.map(str::to_owned),
+        ip: event.ip.map(|ip| ip.to_string()),
         external_id: event.external_id.map(str::to_owned),
         detail: event.detail.map(|d| d.to_string()),
         prev_hash,

@@ -178,7 +178,7 @@ impl Principal {
 pub struct Ctx {
     pub principal: Principal,
     pub request_id: Option<String>,
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     /// The client's own transaction id, recorded with audit events.
     pub external_id: Option<String>,
 }
@@ -198,6 +198,6 @@ impl Ctx {
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     pub request_id: Option<String>,
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     pub external_id: Option<String>,
 }

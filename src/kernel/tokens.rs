@@ -3,7 +3,11 @@
 //! A token is shown once, in the response that creates it; only its HMAC-SHA256 under the
 //! server pepper is stored, and a presented token is checked in constant time against it.
 
-use std::time::{Duration, Instant};
+use std::{
+    hash::BuildHasher,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -14,15 +18,29 @@ use super::{
     iso8601, now_ms,
 };
 use crate::{
-    crypto::secret::{generate_management_token, looks_like_management_token},
+    crypto::{
+        secret::{generate_management_token, looks_like_management_token},
+        secrets_equal,
+    },
     store::TokenRow,
 };
 
-/// Recently authenticated tokens (by hash). A delete on this node takes effect at once; on
-/// another node within [`TOKEN_TTL`].
+/// Recently authenticated tokens. A delete on this node takes effect at once; on another node
+/// within [`TOKEN_TTL`].
+///
+/// A hit costs no HMAC: the entry is found by a keyed SipHash of the presented token and
+/// holds the token itself (zeroized when dropped), compared in constant time. A SipHash
+/// collision is only a miss.
 pub(crate) struct TokenCache {
-    /// token hash → its principal, and when it was read from the store.
-    cache: quick_cache::sync::Cache<[u8; 32], (Principal, Instant)>,
+    cache: quick_cache::sync::Cache<u64, Arc<CachedToken>>,
+    index: std::hash::RandomState,
+}
+
+struct CachedToken {
+    token: SecretString,
+    principal: Principal,
+    /// When it was read from the store.
+    at: Instant,
 }
 
 /// How long a live token is trusted without asking the store again.
@@ -32,7 +50,32 @@ impl Default for TokenCache {
     fn default() -> Self {
         Self {
             cache: quick_cache::sync::Cache::new(100_000),
+            index: Default::default(),
         }
+    }
+}
+
+impl TokenCache {
+    /// The principal of `token`, if it was read from the store less than [`TOKEN_TTL`] ago.
+    fn get(&self, token: &str) -> Option<Principal> {
+        let cached = self.cache.get(&self.index.hash_one(token))?;
+        (cached.at.elapsed() < TOKEN_TTL
+            && secrets_equal(cached.token.expose_secret().as_bytes(), token.as_bytes()))
+        .then(|| cached.principal.clone())
+    }
+
+    fn insert(&self, token: &str, principal: Principal) {
+        let cached = CachedToken {
+            token: SecretString::from(token),
+            principal,
+            at: Instant::now(),
+        };
+        self.cache
+            .insert(self.index.hash_one(token), Arc::new(cached));
+    }
+
+    fn forget(&self, gone: impl Fn(&Principal) -> bool) {
+        self.cache.retain(|_, cached| !gone(&cached.principal));
     }
 }
 
@@ -106,14 +149,9 @@ impl Kernel {
         presented: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<Principal> {
-        let token = presented
-            .filter(|t| looks_like_management_token(t))
-            .map(|t| (t, self.inner.pepper.hash(t)));
+        let token = presented.filter(|t| looks_like_management_token(t));
         // The hot path: a recently seen token answers from memory.
-        if let Some((_, hash)) = &token
-            && let Some((principal, at)) = self.inner.tokens.cache.get(hash)
-            && at.elapsed() < TOKEN_TTL
-        {
+        if let Some(principal) = token.and_then(|t| self.inner.tokens.get(t)) {
             return Ok(principal);
         }
         // Boxed, so the store's futures do not weigh on every cached call.
@@ -122,20 +160,23 @@ impl Kernel {
 
     async fn authenticate_from_store(
         &self,
-        token: Option<(&str, [u8; 32])>,
+        token: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<Principal> {
         let found = match token {
-            Some((token, hash)) => match self.store().conn().await?.token_by_hash(&hash).await? {
-                Some((row, stored)) if self.inner.pepper.verify(token, &stored) => {
-                    Some((hash, row))
+            Some(token) => {
+                let hash = self.inner.pepper.hash(token);
+                match self.store().conn().await?.token_by_hash(&hash).await? {
+                    Some((row, stored)) if self.inner.pepper.verify(token, &stored) => {
+                        Some((token, row))
+                    }
+                    _ => None,
                 }
-                _ => None,
-            },
+            }
             None => None,
         };
-        let Some((hash, row)) = found else {
-            self.count_failure(&super::limits::client_key(meta.ip.as_deref()))?;
+        let Some((token, row)) = found else {
+            self.count_failure(&super::limits::client_key(meta.ip))?;
             self.write(async |tx| {
                 audit::append(tx, Event::failed_auth(meta, None, "anonymous".to_owned())).await?;
                 Ok(())
@@ -150,10 +191,7 @@ impl Kernel {
             organization_id: row.organization_id,
             team_id: row.team_id,
         };
-        self.inner
-            .tokens
-            .cache
-            .insert(hash, (principal.clone(), Instant::now()));
+        self.inner.tokens.insert(token, principal.clone());
         Ok(principal)
     }
 
@@ -319,15 +357,13 @@ impl Kernel {
     pub fn forget_token(&self, token_id: &str) {
         self.inner
             .tokens
-            .cache
-            .retain(|_, (principal, _)| principal.id != token_id);
+            .forget(|principal| principal.id == token_id);
     }
 
     /// Drops the tokens bound to `team` from this node's cache.
     pub fn forget_team_tokens(&self, team: i64) {
         self.inner
             .tokens
-            .cache
-            .retain(|_, (principal, _)| principal.team_id != Some(team));
+            .forget(|principal| principal.team_id == Some(team));
     }
 }

@@ -280,7 +280,7 @@ impl Registry {
             target_id: key_id.map(str::to_owned),
             outcome: super::audit::Outcome::Failure,
             request_id: ctx.request_id.as_deref(),
-            ip: ctx.ip.as_deref(),
+            ip: ctx.ip,
             external_id: ctx.external_id.as_deref(),
             detail: Some(serde_json::json!({
                 "via": "authenticate",

@@ -222,11 +222,11 @@ impl PingOne {
                 .map(str::to_owned),
             outcome: Outcome::Failure,
             request_id: meta.request_id.as_deref(),
-            ip: meta.ip.as_deref(),
+            ip: meta.ip,
             external_id: meta.external_id.as_deref(),
             detail: Some(serde_json::json!({ "reason": reason, "via": "token_exchange" })),
         };
-        let mut limits = vec![client_key(meta.ip.as_deref())];
+        let mut limits = vec![client_key(meta.ip)];
         limits.extend(
             signed_for
                 .and_then(|p| p.id("credential_id"))

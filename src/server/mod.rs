@@ -5,20 +5,21 @@
 //!
 //! Adding a family is a folder plus one line in each of [`Families::new`] (its service),
 //! [`Families::verifiers`] (its part of `/v1/authenticate`, if it issues credentials),
-//! [`router`] and [`openapi`] (its routes), and `OWNERS` (its surface: the envelope of errors
+//! [`app`] and [`openapi`] (its routes), and `OWNERS` (its surface: the envelope of errors
 //! the router answers on its paths, and the errors its operations document).
 
-use std::{sync::Arc, time::Instant};
+use std::{convert::Infallible, sync::Arc, time::Instant};
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{HeaderName, HeaderValue},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
 };
+use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_http::{
     catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
 };
 use utoipa::OpenApi;
@@ -156,15 +157,20 @@ fn owner_of(path: &str) -> &'static Owner {
         .unwrap_or(&NATIVE)
 }
 
-/// The whole application: every surface's routes, the documentation UI and the middleware
-/// stack.
-pub fn router(
+/// The application as served: every surface's routes and the documentation UI inside the
+/// middleware stack.
+pub type App = BoxCloneSyncService<Request, Response, Infallible>;
+
+/// The whole application. The stack wraps the router once, as one service: `Router::layer`
+/// would wrap every route in it and clone the whole stack for each request. Only the metrics
+/// layer sits inside, where the matched route is known.
+pub fn app(
     kernel: &Kernel,
     families: &Families,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     body_limit: usize,
     throttle: &throttle::ThrottleConfig,
-) -> Router {
+) -> App {
     let registry = Registry::new(families.verifiers());
     let native_state = NativeState {
         kernel: kernel.clone(),
@@ -174,7 +180,7 @@ pub fn router(
         kernel: kernel.clone(),
         metrics,
     };
-    Router::new()
+    let routes = Router::new()
         .merge(native::router(native_state))
         .merge(pingone::api::router(families.pingone.clone()))
         .merge(sunshine::api::router(families.sunshine.clone()))
@@ -184,12 +190,15 @@ pub fn router(
         .merge(ops::docs_router(Arc::new(openapi())))
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
-        .layer(middleware::from_fn(track_metrics))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(middleware::from_fn(track_metrics));
+    let stack = ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(CatchPanicLayer::custom(ops::panic_response))
+        .layer(middleware::from_fn(request_id))
+        .map_response(IntoResponse::into_response)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let id = req.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
             })
             // One access-log line per request at the default level (paths hold ids, never secrets).
@@ -199,9 +208,9 @@ pub fn router(
             Arc::new(throttle::Throttle::new(throttle)),
             throttle::limit,
         ))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::from_fn(drop_unusable_request_id))
-        .layer(CatchPanicLayer::custom(ops::panic_response))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(routes);
+    BoxCloneSyncService::new(stack)
 }
 
 /// A path or method no route serves: 404 or 405, in the envelope of the surface the path
@@ -233,29 +242,64 @@ pub(crate) fn render_for(path: &str, error: ApiError) -> Response {
 /// never pruned).
 const MAX_REQUEST_ID: usize = 128;
 
-/// Drops a client's `X-Request-Id` unless it is 1 to 128 visible ASCII characters, so one is
-/// generated instead.
-async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
-    let usable = |v: &axum::http::HeaderValue| {
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request an `X-Request-Id` and echoes it on the response: the client's own if
+/// it sent exactly one of 1 to 128 visible ASCII characters, else a new UUID.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let usable = |v: &HeaderValue| {
         let b = v.as_bytes();
         !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(u8::is_ascii_graphic)
     };
-    let headers = req.headers_mut();
-    if headers.get_all("x-request-id").iter().count() > 1
-        || headers.get("x-request-id").is_some_and(|v| !usable(v))
-    {
-        headers.remove("x-request-id");
-    }
-    next.run(req).await
+    let mut sent = req.headers().get_all(X_REQUEST_ID).iter();
+    let id = match (sent.next(), sent.next()) {
+        (Some(id), None) if usable(id) => id.clone(),
+        _ => {
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id =
+                HeaderValue::from_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text))
+                    .unwrap_or(HeaderValue::from_static("-"));
+            req.headers_mut().insert(X_REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let mut response = next.run(req).await;
+    response.headers_mut().entry(X_REQUEST_ID).or_insert(id);
+    response
 }
+
+/// One series of the request metrics: method, route template and status.
+#[derive(Hash, PartialEq, Eq)]
+struct Series {
+    method: &'static str,
+    route: Box<str>,
+    status: u16,
+}
+
+/// A series as a request sees it, to look one up without allocating.
+#[derive(Hash)]
+struct SeriesRef<'a> {
+    method: &'static str,
+    route: &'a str,
+    status: u16,
+}
+
+impl quick_cache::Equivalent<Series> for SeriesRef<'_> {
+    fn equivalent(&self, s: &Series) -> bool {
+        self.method == s.method && self.route == &*s.route && self.status == s.status
+    }
+}
+
+/// The registered handles of each series: the recorder's own lookup builds and hashes a
+/// labelled key (three strings) per request. Bounded: routes, methods and statuses are.
+static SERIES: std::sync::LazyLock<
+    quick_cache::sync::Cache<Series, (metrics::Counter, metrics::Histogram)>,
+> = std::sync::LazyLock::new(|| quick_cache::sync::Cache::new(4096));
 
 /// Counts and times requests, labelled by route template (never by id, token or query).
 async fn track_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     // A fixed set: a client must not be able to add series with made-up methods.
     let method: &'static str = match req.method().as_str() {
         "GET" => "GET",
@@ -268,13 +312,33 @@ async fn track_metrics(req: Request, next: Next) -> Response {
         _ => "OTHER",
     };
     let response = next.run(req).await;
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
-    metrics::counter!("latchkey_http_requests_total", &labels).increment(1);
-    metrics::histogram!("latchkey_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    let series = SeriesRef {
+        method,
+        route: route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        status: response.status().as_u16(),
+    };
+    let (requests, duration) = match SERIES.get(&series) {
+        Some(handles) => handles,
+        None => {
+            let labels = [
+                ("method", method.to_owned()),
+                ("route", series.route.to_owned()),
+                ("status", series.status.to_string()),
+            ];
+            let handles = (
+                metrics::counter!("latchkey_http_requests_total", &labels),
+                metrics::histogram!("latchkey_http_request_duration_seconds", &labels),
+            );
+            let key = Series {
+                method,
+                route: series.route.into(),
+                status: series.status,
+            };
+            SERIES.insert(key, handles.clone());
+            handles
+        }
+    };
+    requests.increment(1);
+    duration.record(start.elapsed().as_secs_f64());
     response
 }

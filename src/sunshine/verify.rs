@@ -3,7 +3,7 @@
 //! `scope` claim is the key's scope (or a management token). Keys answer from the cache;
 //! their secrets are opened once, compared in constant time.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// HS256 with 30 seconds of clock skew tolerated on a JWT's `exp`.
-static KEY_JWT: LazyLock<Hs256Verifier> = LazyLock::new(|| Hs256Verifier::new(30));
+static KEY_JWT: Hs256Verifier = Hs256Verifier::new(30);
 
 /// A live key, as the hot path needs it.
 pub struct LiveKey {
@@ -218,7 +218,7 @@ impl Sunshine {
 
     async fn key_auth_failed(&self, key_id: Option<&str>, meta: &RequestMeta) -> Result<Caller> {
         // Counted before the key is looked up, so a flood costs no store reads.
-        self.kernel.count_failure(&client_key(meta.ip.as_deref()))?;
+        self.kernel.count_failure(&client_key(meta.ip))?;
         // A key id that exists: its own organization hears of the failure, and the key's
         // failures are limited wherever they come from.
         let known = match key_id.filter(|id| KeyScope::of_key_id(id).is_some()) {
@@ -237,7 +237,7 @@ impl Sunshine {
             target_id: known.as_ref().map(|(id, _)| (*id).to_owned()),
             outcome: Outcome::Failure,
             request_id: meta.request_id.as_deref(),
-            ip: meta.ip.as_deref(),
+            ip: meta.ip,
             external_id: meta.external_id.as_deref(),
             detail: None,
         };

@@ -25,7 +25,7 @@ struct Record {
     org: String,
     actor: String,
     request_id: Option<String>,
-    ip: Option<String>,
+    ip: Option<std::net::IpAddr>,
     external_id: Option<String>,
     credential_id: i64,
     /// The fetch error kept on the credential, if any.
@@ -76,7 +76,7 @@ impl Recorder {
                     org: org.to_owned(),
                     actor: ctx.principal.actor(),
                     request_id: ctx.request_id.clone(),
-                    ip: ctx.ip.clone(),
+                    ip: ctx.ip,
                     external_id: ctx.external_id.clone(),
                     credential_id: u.credential.id,
                     error: u.failure.clone().filter(|_| u.fetch_failed),
@@ -152,7 +152,7 @@ async fn write(kernel: &Kernel, batch: &[Pending]) -> Result<()> {
                         Outcome::Success
                     },
                     request_id: r.request_id.as_deref(),
-                    ip: r.ip.as_deref(),
+                    ip: r.ip,
                     external_id: r.external_id.as_deref(),
                     detail: Some(r.detail.clone()),
                 };

@@ -41,8 +41,7 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
                     .extensions
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ci| ci.0.ip())
-            })
-            .map(|ip| ip.to_string()),
+            }),
         external_id: parts
             .headers
             .get("x-ping-external-transaction-id")
@@ -170,6 +169,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "bad_request",
             "the body must be a JSON object",
         ));
+    }
+    // The common case, without tracking the path; only a failure is read again to name it.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
