@@ -22,6 +22,7 @@
 #   BENCH_LOG_LEVEL=warn   the server's LATCHKEY_LOG_LEVEL (info logs a line per request)
 #   BENCH_PERF=1           record `perf` of the server during the first JWT round
 #   BENCH_SKIP_BUILD=1     use target/release/latchkey and target/release/examples/bare as they are
+#   BENCH_BIN=path         measure this latchkey binary instead (an older build, say; implies no build)
 #   BENCH_KEEP=1           keep the temp dir (server log, seeded values, wrk output)
 #   BENCH_STRICT=1         exit 3 when a target is missed
 # Exit: 0 done (targets met or not), 1 a broken run (non-200, "valid":false, socket errors
@@ -62,7 +63,7 @@ done
 [ "$(nproc --all)" -ge 2 ] || { echo "two cores are needed: the server on one, wrk on the other" >&2; exit 1; }
 
 # --- build -----------------------------------------------------------------------------------
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ] && [ -z "${BENCH_BIN:-}" ]; then
     say "building the release binary and the bare baseline"
     (cd "$ROOT" && cargo build --release --locked --bin latchkey --example bare)
 fi
@@ -89,11 +90,13 @@ trap 'exit 130' INT TERM
 # What is measured: the commit, "+dirty" if src/ or the manifests had uncommitted changes.
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git -C "$ROOT" status --porcelain -- src migrations Cargo.toml Cargo.lock 2>/dev/null)" ] && REV="$REV+dirty"
-BUILT=$(date -u -r "$ROOT/target/release/latchkey" '+%Y-%m-%d %H:%M UTC')
+SOURCE_BIN=${BENCH_BIN:-$ROOT/target/release/latchkey}
+[ -z "${BENCH_BIN:-}" ] || REV="$BENCH_BIN"
+BUILT=$(date -u -r "$SOURCE_BIN" '+%Y-%m-%d %H:%M UTC')
 # Copies, so a concurrent rebuild cannot swap a binary under the run.
 BIN=$TMP/latchkey
 BARE=$TMP/bare
-cp "$ROOT/target/release/latchkey" "$BIN"
+cp "$SOURCE_BIN" "$BIN"
 cp "$ROOT/target/release/examples/bare" "$BARE"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -296,7 +299,7 @@ ratios() {
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
 echo
 echo "Latchkey /v1/authenticate against a bare axum server  $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "binary: target/release/latchkey built $BUILT; HEAD $REV when the run started"
+echo "binary: ${BENCH_BIN:-target/release/latchkey} built $BUILT; $REV"
 echo "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)); servers on core $SERVER_CORE, wrk -t$THREADS -c$CONNS on core $LOAD_CORE; $ROUNDS alternating rounds of ${ROUND}s per target"
 WARM_NOTE=""; [ "$WARMUP" != 0 ] && WARM_NOTE=", then a ${WARMUP}s wrk warm-up"
 echo "SQLite, $KEYS keys seeded in ${SEED_S}s, log level $LOG_LEVEL, warm cache (every key verified once after seeding$WARM_NOTE)"
