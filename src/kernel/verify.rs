@@ -205,6 +205,18 @@ pub trait Verifier: Send + Sync + 'static {
     fn used(&self, _principal: &CredentialPrincipal) {}
 }
 
+/// `latchkey_verifications_total` for `result`, registered once per result (the recorder's
+/// own lookup builds and hashes a labelled key on every call).
+fn verification_counter(result: &'static str) -> metrics::Counter {
+    static COUNTERS: std::sync::LazyLock<quick_cache::sync::Cache<&'static str, metrics::Counter>> =
+        std::sync::LazyLock::new(|| quick_cache::sync::Cache::new(64));
+    COUNTERS.get(result).unwrap_or_else(|| {
+        let counter = metrics::counter!("latchkey_verifications_total", "result" => result);
+        COUNTERS.insert(result, counter.clone());
+        counter
+    })
+}
+
 /// The families' verifiers, asked in order.
 #[derive(Clone)]
 pub struct Registry {
@@ -250,7 +262,7 @@ impl Registry {
             (Some(p), _) => p.kind,
             (None, code) => code.unwrap_or("invalid"),
         };
-        metrics::counter!("latchkey_verifications_total", "result" => result).increment(1);
+        verification_counter(result).increment(1);
         if !verdict.valid {
             let key_id = presented.as_ref().ok().and_then(Presented::key_id);
             // Boxed: the audit write's future would otherwise swell every verification's.

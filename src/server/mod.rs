@@ -15,13 +15,11 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{HeaderName, HeaderValue},
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::Response,
 };
+use futures_util::FutureExt as _;
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    trace::{DefaultOnResponse, TraceLayer},
-};
+use tracing::Instrument as _;
 use utoipa::OpenApi;
 
 use crate::{
@@ -192,18 +190,7 @@ pub fn app(
         .method_not_allowed_fallback(no_route)
         .layer(middleware::from_fn(track_metrics));
     let stack = ServiceBuilder::new()
-        .map_response(IntoResponse::into_response)
-        .layer(CatchPanicLayer::custom(ops::panic_response))
-        .layer(middleware::from_fn(request_id))
-        .map_response(IntoResponse::into_response)
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            })
-            // One access-log line per request at the default level (paths hold ids, never secrets).
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
+        .layer(middleware::from_fn(observe))
         .layer(middleware::from_fn_with_state(
             Arc::new(throttle::Throttle::new(throttle)),
             throttle::limit,
@@ -244,9 +231,12 @@ const MAX_REQUEST_ID: usize = 128;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Gives every request an `X-Request-Id` and echoes it on the response: the client's own if
-/// it sent exactly one of 1 to 128 visible ASCII characters, else a new UUID.
-async fn request_id(mut req: Request, next: Next) -> Response {
+/// Every request's frame: its `X-Request-Id` (the client's own if it sent exactly one of 1 to
+/// 128 visible ASCII characters, else a new UUID), echoed on the response; a span that carries
+/// it; a panic answered as a generic 500; and, at the default level, one access-log line
+/// (paths hold ids, never secrets). One layer rather than four: each wrapped the body again.
+async fn observe(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
     let usable = |v: &HeaderValue| {
         let b = v.as_bytes();
         !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(u8::is_ascii_graphic)
@@ -256,15 +246,30 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         (Some(id), None) if usable(id) => id.clone(),
         _ => {
             let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            let id =
-                HeaderValue::from_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text))
-                    .unwrap_or(HeaderValue::from_static("-"));
+            let id = HeaderValue::from_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text))
+                .unwrap_or(HeaderValue::from_static("-"));
             req.headers_mut().insert(X_REQUEST_ID, id.clone());
             id
         }
     };
-    let mut response = next.run(req).await;
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = id.to_str().unwrap_or(""),
+    );
+    let answered = std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    let mut response = answered.unwrap_or_else(ops::panic_response);
     response.headers_mut().entry(X_REQUEST_ID).or_insert(id);
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = start.elapsed().as_secs_f64() * 1e3,
+        "finished processing request"
+    );
     response
 }
 
