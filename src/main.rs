@@ -73,6 +73,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    // A panic's message can carry request data: log where it happened, never what it said.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(ToString::to_string);
+        tracing::error!(location = at.as_deref().unwrap_or("?"), "panic");
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -246,8 +246,9 @@ async fn observe(mut req: Request, next: Next) -> Response {
         (Some(id), None) if usable(id) => id.clone(),
         _ => {
             let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            let id = HeaderValue::from_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text))
-                .unwrap_or(HeaderValue::from_static("-"));
+            let id =
+                HeaderValue::from_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text))
+                    .unwrap_or(HeaderValue::from_static("-"));
             req.headers_mut().insert(X_REQUEST_ID, id.clone());
             id
         }
@@ -346,4 +347,43 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     requests.increment(1);
     duration.record(start.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::StatusCode, routing::get};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// The frame answers a panicking handler with the generic 500, and still names the request.
+    #[tokio::test]
+    async fn a_panic_is_a_500_with_a_request_id() {
+        async fn boom() -> &'static str {
+            panic!("a secret in the payload")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(middleware::from_fn(observe));
+        let sent = |id: Option<&str>| {
+            let mut req = Request::builder().uri("/boom");
+            if let Some(id) = id {
+                req = req.header(X_REQUEST_ID, id);
+            }
+            app.clone().oneshot(req.body(Body::empty()).unwrap())
+        };
+        let res = sent(Some("req-1")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()[X_REQUEST_ID], "req-1");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("internal server error") && !text.contains("secret"),
+            "{text}"
+        );
+        // No usable id of the client's: one is made.
+        let res = sent(Some("has space")).await.unwrap();
+        let made = res.headers()[X_REQUEST_ID].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(made).is_ok(), "{made}");
+    }
 }
