@@ -20,6 +20,7 @@
 #   BENCH_APPS=5000        apps to seed (x 10 app keys + 1 integration x 10 keys)
 #   BENCH_SEED_WORKERS=8   seeder threads
 #   BENCH_LOG_LEVEL=warn   the server's LATCHKEY_LOG_LEVEL (info logs a line per request)
+#   BENCH_HOT=N            the timed passes use only the first N Basic and N JWT values
 #   BENCH_PERF=1           record `perf` of the server during the first JWT round
 #   BENCH_SKIP_BUILD=1     use target/release/latchkey and target/release/examples/bare as they are
 #   BENCH_BIN=path         measure this latchkey binary instead (an older build, say; implies no build)
@@ -138,8 +139,9 @@ python3 "$BENCH_DIR/seed.py" --url "$URL" --admin-token "$ADMIN" --out-dir "$TMP
 SEED_S=$(sed -n 's/^SEED keys=[0-9]* seconds=\([0-9.]*\)/\1/p' "$TMP/seed.txt")
 KEYS=$(sed -n 's/^SEED keys=\([0-9]*\).*/\1/p' "$TMP/seed.txt")
 ORG_TOKEN=$(cat "$TMP/org_token")
-grep '^Basic ' "$TMP/authorizations" >"$TMP/auth-basic"
-grep '^Bearer ' "$TMP/authorizations" >"$TMP/auth-jwt"
+# BENCH_HOT=N: the timed passes use only N keys of each kind (the rest stay cached and cold).
+grep -m "${BENCH_HOT:-1000000000}" '^Basic ' "$TMP/authorizations" >"$TMP/auth-basic"
+grep -m "${BENCH_HOT:-1000000000}" '^Bearer ' "$TMP/authorizations" >"$TMP/auth-jwt"
 
 # --- the floor: a bare server answering the same request with Latchkey's own answer ------------
 python3 - "$URL" "$ORG_TOKEN" "$(head -1 "$TMP/auth-basic")" "$TMP/answer.json" <<'PY'
@@ -327,6 +329,16 @@ for r in healthz basic jwt; do
             ;;
     esac
 done
+# The server's own view of /v1/authenticate (all rounds and the warm-up): its latency
+# histogram, to tell a server-side tail from one in the network or the load generator.
+curl -fsS "$URL/metrics" >"$TMP/metrics.txt" 2>/dev/null || true
+grep '^latchkey_http_request_duration_seconds_bucket{method="POST",route="/v1/authenticate",status="200"' \
+    "$TMP/metrics.txt" | sed 's/.*le="\([^"]*\)"} \([0-9]*\).*/\1 \2/' | awk '
+    { le[++k] = $1; n[k] = $2 } $1 == "+Inf" { total = $2 }
+    END { if (total) { printf "server-side /v1/authenticate latency, all passes (share of requests within):";
+        for (j = 1; j <= k; j++) if (le[j] != "+Inf" && le[j] <= 0.05) printf "  %gms %.2f%%", le[j] * 1000, 100 * n[j] / total;
+        print "" } }'
+grep '^latchkey_cache_loads_total' "$TMP/metrics.txt" | sed 's/^/store reads by the caches (seeding included): /' || true
 RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
 echo "latchkey RSS after the run: $((RSS / 1024)) MB with $KEYS keys"
 if [ "$BROKEN" = 1 ]; then

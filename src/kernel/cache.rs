@@ -213,6 +213,8 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
         }
         if !self.feed.is_current() {
             // What is cached may have been revoked elsewhere: ask the store, keep nothing.
+            metrics::counter!("latchkey_cache_loads_total", "cache" => self.kind, "why" => "feed_stale")
+                .increment(1);
             self.live.remove(id);
             let loaded = load().await?.map(Arc::new);
             return Ok(loaded.filter(|_| !self.is_revoked(id)));
@@ -224,6 +226,8 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
             .get_or_insert_async(id, async {
                 // Stamped when the read begins: what changed after that may be missing.
                 let loaded_at = ticks();
+                metrics::counter!("latchkey_cache_loads_total", "cache" => self.kind, "why" => "absent")
+                    .increment(1);
                 Ok::<_, CoreError>(Entry {
                     live: load().await?.map(Arc::new),
                     loaded_at,
