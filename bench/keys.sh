@@ -33,8 +33,11 @@ rss() { awk '/^VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$PID/status"; }
 say() { printf '== %s\n' "$*" >&2; }
 
 # run_until FILE SCRIPT URL OUT: wrk until its script writes FILE (wrk runs for its whole -d
-# otherwise, whatever the script's threads do), then SIGINT: wrk stops and reports.
+# otherwise, whatever the script's threads do), then SIGINT: wrk stops and reports. Sets
+# ELAPSED (seconds).
 run_until() {
+    local start
+    start=$(date +%s.%N)
     taskset -c 1 wrk -t1 -c32 -d3600s -s "$2" "$3" >"$4" 2>&1 &
     local wrk=$!
     while [ ! -e "$1" ]; do
@@ -42,6 +45,7 @@ run_until() {
         sleep 0.2
     done
     kill -INT "$wrk"; wait "$wrk" || true
+    ELAPSED=$(echo "$(date +%s.%N) - $start" | bc)
 }
 
 ADMIN=$("$BIN" token create --admin --name b | grep -o 'lk_[A-Za-z0-9]*' | tail -1)
@@ -75,9 +79,8 @@ function response(status, headers, body)
 end
 LUA
 say "creating $N account keys"
-START=$(date +%s.%N)
 run_until "created" create.lua "$U/v1/account_keys" create.txt
-CREATE_S=$(echo "$(date +%s.%N) - $START" | bc)
+CREATE_S=$ELAPSED
 python3 - "$N" <<'PY'
 import base64, random, sys
 lines = [l.strip() for l in open("keys.txt") if l.strip()]
@@ -113,9 +116,8 @@ function response(status, headers, body)
 end
 LUA
 say "verifying each key once"
-START=$(date +%s.%N)
 run_until "warmed" warm.lua "$U/v1/authenticate" warm.txt
-WARM_S=$(echo "$(date +%s.%N) - $START" | bc)
+WARM_S=$ELAPSED
 CACHED=$(rss)
 
 # --- alternate rounds: 1,000 hot keys, then all N --------------------------------------------
