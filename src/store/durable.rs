@@ -7,13 +7,20 @@
 //! checkpoints still sync the WAL before and the database after) and a write transaction is
 //! acknowledged only after [`Durable::synced`] returns: one `fdatasync` of the WAL that
 //! started after its commit had been written. Commits that arrive while a sync runs share the
-//! next one. That is what `FULL` promises, a sync of the WAL between a commit and its
-//! acknowledgement, at the price of one sync per batch instead of one per commit.
+//! next one. That keeps what `FULL` promises of an acknowledged write, a sync of the WAL
+//! between its commit and its answer, at the price of one sync per batch instead of one per
+//! commit. (Unlike `FULL`, another connection may read a commit before its sync returns; a
+//! write that depends on what it read is covered by its own, later sync.)
+//!
+//! A failed sync is final, as PostgreSQL treats it: Linux reports a writeback error once and
+//! may drop the pages, so a later sync that succeeds proves nothing about the frames before
+//! it. Every commit after a failure is refused an answer and the store reports unhealthy until
+//! the process restarts and SQLite recovers the WAL.
 
 use std::{
     io,
     path::PathBuf,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use tokio::sync::Mutex;
@@ -28,6 +35,8 @@ pub struct Durable {
     synced: Mutex<u64>,
     /// Syncs done (for tests and the batch size they show).
     syncs: AtomicU64,
+    /// A sync failed: nothing committed since can be acknowledged.
+    failed: AtomicBool,
 }
 
 impl Durable {
@@ -37,25 +46,48 @@ impl Durable {
             committed: AtomicU64::new(0),
             synced: Mutex::new(0),
             syncs: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether every sync so far succeeded.
+    pub fn healthy(&self) -> bool {
+        !self.failed.load(Ordering::SeqCst)
     }
 
     /// Returns once a commit that has just returned is on disk.
     pub async fn synced(&self) -> io::Result<()> {
         let ticket = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
         let mut synced = self.synced.lock().await;
+        if !self.healthy() {
+            return Err(io::Error::other(
+                "an earlier sync of the WAL failed: restart to recover",
+            ));
+        }
         if *synced >= ticket {
             return Ok(());
         }
         // Every commit numbered up to here has been written to the WAL: one sync covers all.
         let upto = self.committed.load(Ordering::SeqCst);
         let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || sync_file(&wal))
+        let done = tokio::task::spawn_blocking(move || sync_file(&wal))
             .await
-            .map_err(io::Error::other)??;
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        *synced = upto;
-        Ok(())
+            .map_err(io::Error::other)
+            .and_then(|r| r);
+        match done {
+            Ok(found) => {
+                if found {
+                    self.syncs.fetch_add(1, Ordering::Relaxed);
+                }
+                *synced = upto;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed.store(true, Ordering::SeqCst);
+                tracing::error!(error = %e, wal = %self.wal.display(), "a sync of the WAL failed: no later write is acknowledged until a restart");
+                Err(e)
+            }
+        }
     }
 
     pub fn syncs(&self) -> u64 {
@@ -66,11 +98,11 @@ impl Durable {
 /// `fdatasync` of the file at `path`, opened anew each time: SQLite deletes the WAL when its
 /// last connection closes (after checkpointing it into the database, which it syncs) and
 /// makes a new one on the next write, so a kept descriptor could point at a deleted file. No
-/// WAL at all means there is nothing left in one to sync.
-fn sync_file(path: &std::path::Path) -> io::Result<()> {
+/// WAL at all means there is nothing left in one to sync (`false`).
+fn sync_file(path: &std::path::Path) -> io::Result<bool> {
     match std::fs::File::open(path) {
-        Ok(file) => file.sync_data(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Ok(file) => file.sync_data().map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -109,9 +141,33 @@ mod tests {
     /// A commit after the last sync gets a sync of its own, even when nothing else waits.
     #[tokio::test]
     async fn a_lone_commit_is_synced() {
-        let durable = Durable::new(std::env::temp_dir().join("latchkey-no-such-wal"));
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("db-wal");
+        std::fs::write(&wal, b"frames").unwrap();
+        let durable = Durable::new(wal);
         durable.synced().await.unwrap();
         durable.synced().await.unwrap();
         assert_eq!(durable.syncs(), 2);
+    }
+
+    /// After a failed sync no commit is acknowledged, even when a later sync would succeed.
+    #[tokio::test]
+    async fn a_failed_sync_is_final() {
+        let dir = tempfile::tempdir().unwrap();
+        // The WAL's directory is a plain file: opening the WAL fails (not "not found").
+        let parent = dir.path().join("data");
+        std::fs::write(&parent, b"not a directory").unwrap();
+        let wal = parent.join("db-wal");
+        let durable = Durable::new(wal.clone());
+        assert!(durable.synced().await.is_err());
+        assert!(!durable.healthy());
+        std::fs::remove_file(&parent).unwrap();
+        std::fs::create_dir(&parent).unwrap();
+        std::fs::write(&wal, b"frames").unwrap();
+        assert!(
+            durable.synced().await.is_err(),
+            "acknowledged after a failed sync"
+        );
+        assert_eq!(durable.syncs(), 0);
     }
 }

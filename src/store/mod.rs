@@ -152,7 +152,9 @@ impl Store {
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_lazy_with(options.read_only(true));
-        let mut wal = path.as_os_str().to_owned();
+        // SQLite keeps the WAL beside the database file with every symbolic link resolved.
+        let file = std::fs::canonicalize(path).map_err(sqlx::Error::Io)?;
+        let mut wal = file.into_os_string();
         wal.push("-wal");
         Ok(Self::Sqlite(SqliteStore {
             writer,
@@ -235,10 +237,16 @@ impl Store {
 
     pub async fn ping(&self) -> Result<()> {
         match self {
-            Self::Sqlite(s) => sqlx::query("SELECT 1")
-                .execute(&s.readers)
-                .await?
-                .rows_affected(),
+            Self::Sqlite(s) => {
+                if !s.durable.healthy() {
+                    let failed = std::io::Error::other("a sync of the WAL failed");
+                    return Err(StoreError::Database(sqlx::Error::Io(failed)));
+                }
+                sqlx::query("SELECT 1")
+                    .execute(&s.readers)
+                    .await?
+                    .rows_affected()
+            }
             Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
         };
         Ok(())
@@ -297,6 +305,29 @@ impl Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SQLite puts the WAL beside the file a symbolic link points to: that is the file synced.
+    #[tokio::test]
+    async fn sqlite_syncs_the_wal_of_a_linked_database() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::fs::create_dir(dir.path().join("link")).unwrap();
+        let real = dir.path().join("real/db.sqlite");
+        std::fs::write(&real, b"").unwrap();
+        let link = dir.path().join("link/db.sqlite");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let store = Store::sqlite(&link).await.unwrap();
+        store.migrate().await.unwrap();
+        let Store::Sqlite(sqlite) = &store else {
+            unreachable!()
+        };
+        let synced = sqlite.durable.syncs();
+        let mut tx = store.write().await.unwrap();
+        tx.meta_put("probe", b"written").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(sqlite.durable.syncs(), synced + 1, "the WAL was not found");
+        store.close().await;
+    }
 
     /// On SQLite only the write transaction may change anything, and its commit is synced:
     /// a change through a reading connection fails instead of skipping the sync.
