@@ -306,6 +306,24 @@ impl Tx {
 mod tests {
     use super::*;
 
+    async fn migrated_sqlite(path: &Path) -> Store {
+        let store = Store::sqlite(path).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// Commits one write (`probe` = `written`) and returns the syncs it took.
+    async fn syncs_of_one_write(store: &Store) -> u64 {
+        let Store::Sqlite(sqlite) = store else {
+            unreachable!()
+        };
+        let before = sqlite.durable.syncs();
+        let mut tx = store.write().await.unwrap();
+        tx.meta_put("probe", b"written").await.unwrap();
+        tx.commit().await.unwrap();
+        sqlite.durable.syncs() - before
+    }
+
     /// SQLite puts the WAL beside the file a symbolic link points to: that is the file synced.
     #[tokio::test]
     async fn sqlite_syncs_the_wal_of_a_linked_database() {
@@ -316,16 +334,8 @@ mod tests {
         std::fs::write(&real, b"").unwrap();
         let link = dir.path().join("link/db.sqlite");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let store = Store::sqlite(&link).await.unwrap();
-        store.migrate().await.unwrap();
-        let Store::Sqlite(sqlite) = &store else {
-            unreachable!()
-        };
-        let synced = sqlite.durable.syncs();
-        let mut tx = store.write().await.unwrap();
-        tx.meta_put("probe", b"written").await.unwrap();
-        tx.commit().await.unwrap();
-        assert_eq!(sqlite.durable.syncs(), synced + 1, "the WAL was not found");
+        let store = migrated_sqlite(&link).await;
+        assert_eq!(syncs_of_one_write(&store).await, 1, "the WAL was not found");
         store.close().await;
     }
 
@@ -334,19 +344,10 @@ mod tests {
     #[tokio::test]
     async fn sqlite_writes_only_through_the_synced_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::sqlite(&dir.path().join("db.sqlite")).await.unwrap();
-        store.migrate().await.unwrap();
-        let Store::Sqlite(sqlite) = &store else {
-            unreachable!()
-        };
-        let synced = sqlite.durable.syncs();
-
-        let mut tx = store.write().await.unwrap();
-        tx.meta_put("probe", b"written").await.unwrap();
-        tx.commit().await.unwrap();
+        let store = migrated_sqlite(&dir.path().join("db.sqlite")).await;
         assert_eq!(
-            sqlite.durable.syncs(),
-            synced + 1,
+            syncs_of_one_write(&store).await,
+            1,
             "the commit was not synced"
         );
 
