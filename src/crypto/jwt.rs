@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation,
     jwk::{Jwk, ThumbprintHash},
@@ -261,8 +262,77 @@ fn generate_pkcs8(alg: JwtAlgorithm) -> Result<Vec<u8>, CryptoError> {
 pub struct SigningKey {
     kid: String,
     algorithm: JwtAlgorithm,
-    encoding: EncodingKey,
+    /// The key, parsed once: jsonwebtoken's `encode` parses the PKCS#8 document again for
+    /// every token, which for P-256 and Ed25519 costs as much as the signature itself.
+    signer: Signer,
+    /// The token header `{typ, alg, kid}`, base64url-encoded once.
+    header: String,
     jwk: Jwk,
+}
+
+/// A parsed private key and the signature scheme it signs with.
+enum Signer {
+    Rsa(
+        aws_lc_rs::signature::RsaKeyPair,
+        &'static dyn aws_lc_rs::signature::RsaEncoding,
+    ),
+    Ecdsa(aws_lc_rs::signature::EcdsaKeyPair),
+    Ed25519(aws_lc_rs::signature::Ed25519KeyPair),
+}
+
+impl Signer {
+    fn from_pkcs8(algorithm: JwtAlgorithm, der: &[u8]) -> Result<Self, CryptoError> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+            Ed25519KeyPair, RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PKCS1_SHA512, RSA_PSS_SHA256,
+            RSA_PSS_SHA384, RSA_PSS_SHA512, RsaKeyPair,
+        };
+        let rsa = |encoding| {
+            RsaKeyPair::from_pkcs8(der)
+                .map(|pair| Self::Rsa(pair, encoding))
+                .map_err(|_| CryptoError::InvalidKey)
+        };
+        let ecdsa = |curve| {
+            EcdsaKeyPair::from_pkcs8(curve, der)
+                .map(Self::Ecdsa)
+                .map_err(|_| CryptoError::InvalidKey)
+        };
+        match algorithm {
+            JwtAlgorithm::RS256 => rsa(&RSA_PKCS1_SHA256),
+            JwtAlgorithm::RS384 => rsa(&RSA_PKCS1_SHA384),
+            JwtAlgorithm::RS512 => rsa(&RSA_PKCS1_SHA512),
+            JwtAlgorithm::PS256 => rsa(&RSA_PSS_SHA256),
+            JwtAlgorithm::PS384 => rsa(&RSA_PSS_SHA384),
+            JwtAlgorithm::PS512 => rsa(&RSA_PSS_SHA512),
+            JwtAlgorithm::ES256 => ecdsa(&ECDSA_P256_SHA256_FIXED_SIGNING),
+            JwtAlgorithm::ES384 => ecdsa(&ECDSA_P384_SHA384_FIXED_SIGNING),
+            // The 48-byte PKCS#8 v1 form has no public key to check against.
+            JwtAlgorithm::EdDSA => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                .map(Self::Ed25519)
+                .map_err(|_| CryptoError::InvalidKey),
+            JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512 => {
+                Err(CryptoError::InvalidKey)
+            }
+        }
+    }
+
+    /// The signature of `message`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match self {
+            Self::Rsa(pair, encoding) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(*encoding, &rng, message, &mut signature)
+                    .map_err(|_| CryptoError::InvalidKey)?;
+                Ok(signature)
+            }
+            Self::Ecdsa(pair) => pair
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| CryptoError::InvalidKey),
+            Self::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
 }
 
 impl fmt::Debug for SigningKey {
@@ -298,10 +368,21 @@ impl SigningKey {
             .map_err(|_| CryptoError::InvalidKey)?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let der = zeroize::Zeroizing::new(
+            pem::parse(pem.expose_secret())
+                .map_err(|_| CryptoError::InvalidKey)?
+                .into_contents(),
+        );
+        let signer = Signer::from_pkcs8(algorithm, &der)?;
+        let mut header = Header::new(algorithm.to_jsonwebtoken());
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(kid.clone());
+        let header = serde_json::to_vec(&header).map_err(|_| CryptoError::InvalidKey)?;
         Ok(Self {
             kid,
             algorithm,
-            encoding,
+            signer,
+            header: URL_SAFE_NO_PAD.encode(header),
             jwk,
         })
     }
@@ -319,12 +400,17 @@ impl SigningKey {
         &self.jwk
     }
 
-    /// A compact JWT with header `{alg, typ: "JWT", kid}`.
+    /// A compact JWT with header `{typ: "JWT", alg, kid}`.
     pub fn sign(&self, claims: &impl Serialize) -> Result<String, CryptoError> {
-        let mut header = Header::new(self.algorithm.to_jsonwebtoken());
-        header.typ = Some("JWT".to_owned());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|_| CryptoError::InvalidKey)
+        let claims = serde_json::to_vec(claims).map_err(|_| CryptoError::InvalidKey)?;
+        let mut token = String::with_capacity(self.header.len() + claims.len() * 4 / 3 + 700);
+        token.push_str(&self.header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
+        let signature = self.signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
     }
 }
 
@@ -445,10 +531,7 @@ struct Expiry {
 }
 
 fn base64url(part: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .ok()
+    URL_SAFE_NO_PAD.decode(part).ok()
 }
 
 /// What a JWT header says of its algorithm and key, read without building jsonwebtoken's
@@ -552,6 +635,19 @@ mod tests {
             assert!(is_thumbprint_kid(key.kid()), "{alg}");
 
             let token = key.sign(&json!({"jti": "x"})).unwrap();
+            // PKCS#1 v1.5 and Ed25519 signatures are deterministic: the very token
+            // jsonwebtoken makes of the same header, claims and key.
+            if matches!(
+                alg,
+                JwtAlgorithm::RS256 | JwtAlgorithm::RS512 | JwtAlgorithm::EdDSA
+            ) {
+                let mut header = Header::new(alg.to_jsonwebtoken());
+                header.typ = Some("JWT".to_owned());
+                header.kid = Some(key.kid().to_owned());
+                let encoding = alg.encoding_key(pem.expose_secret().as_bytes()).unwrap();
+                let expected = jsonwebtoken::encode(&header, &json!({"jti": "x"}), &encoding);
+                assert_eq!(token, expected.unwrap(), "{alg}");
+            }
             let header = decode_header(&token).unwrap();
             assert_eq!(header.kid.as_deref(), Some(key.kid()));
             assert_eq!(header.algorithm, Some(alg));
