@@ -10,7 +10,11 @@
 # keys and over all KEYS keys, and prints both rates, their ratio (target: all/1k >= 0.9) and
 # the RSS (target: <= 400 MB with 1,000,000 keys cached).
 #
-# Environment: KEYS_ROUND=8 seconds, KEYS_ROUNDS=3, BINARY, KEYS_KEEP=1 (keep the temp dir).
+# With KEYS_SOAK=SECONDS (e.g. 600), it then verifies over all KEYS keys for that long and prints
+# the RSS every KEYS_SOAK_EVERY (30) seconds, with the spread (target: within ±10 %).
+#
+# Environment: KEYS_ROUND=8 seconds, KEYS_ROUNDS=3, BINARY, KEYS_KEEP=1 (keep the temp dir),
+# KEYS_SOAK=0 seconds, KEYS_SOAK_EVERY=30 seconds.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-1000000}; ROUND=${KEYS_ROUND:-8}; ROUNDS=${KEYS_ROUNDS:-3}
@@ -136,3 +140,26 @@ echo "keys: $N account keys, $(date -u '+%Y-%m-%d %H:%M UTC'), $(basename "$BIN"
 printf 'created in %.0f s (%.0f/s); verified each once in %.0f s (%.0f/s)\n' "$CREATE_S" "$(echo "$N / $CREATE_S" | bc -l)" "$WARM_S" "$(echo "$N / $WARM_S" | bc -l)"
 echo "RSS: idle $IDLE, after the creates $AFTER_CREATE, every key cached $CACHED, after the rounds $(rss)"
 echo "verify req/s (median of $ROUNDS rounds of ${ROUND}s): 1,000 keys $H, $N keys $A, ratio $(echo "scale=2; $A / $H" | bc)"
+
+# --- soak: steady load over every key, RSS sampled ---------------------------------------------
+SOAK=${KEYS_SOAK:-0}; EVERY=${KEYS_SOAK_EVERY:-30}
+if [ "$SOAK" -gt 0 ]; then
+    say "soak: ${SOAK}s of verification over all $N keys, RSS every ${EVERY}s"
+    taskset -c 1 wrk -t1 -c32 -d"${SOAK}s" -s "$ROOT/bench/authenticate.lua" "$U/v1/authenticate" -- auth all "$TOK" >soak.txt 2>&1 &
+    SOAK_WRK=$!
+    SAMPLES=()
+    sleep "$EVERY"
+    while kill -0 "$SOAK_WRK" 2>/dev/null; do
+        SAMPLES+=("$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")")
+        sleep "$EVERY"
+    done
+    wait "$SOAK_WRK" || true
+    read -r r p bad inv < <(sed -n 's/^BENCH .* rps=\([0-9]*\) .*p99_us=\([0-9]*\) .*bad_status=\([0-9]*\) invalid=\([0-9]*\).*/\1 \2 \3 \4/p' soak.txt)
+    [ "${bad:-1}${inv:-1}" = 00 ] || { echo "broken soak: ${bad:-?} bad, ${inv:-?} invalid" >&2; cat soak.txt >&2; exit 1; }
+    printf '%s\n' "${SAMPLES[@]}" | awk -v rps="$r" -v p99="$p" '
+        {kb[NR] = $1; if (NR == 1 || $1 < lo) lo = $1; if ($1 > hi) hi = $1}
+        END {
+            printf "soak: %d samples, RSS MB:", NR; for (i = 1; i <= NR; i++) printf " %.0f", kb[i] / 1024
+            printf "\nsoak: RSS min %.0f MB, max %.0f MB, spread %+.1f %% of the first; %s req/s, p99 %s us\n", lo / 1024, hi / 1024, (hi - lo) * 100 / kb[1], rps, p99
+        }'
+fi
