@@ -208,7 +208,20 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
+/// The largest page of a native list (`limit`); 50 when not given.
 pub const MAX_PAGE: i64 = 200;
+
+/// A native list's `limit`: 1..=[`MAX_PAGE`], 50 when absent.
+pub fn page_limit(limit: Option<i64>) -> Result<i64> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(super::CoreError::invalid(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(limit)
+}
 
 impl Kernel {
     /// Newest events first; returns the page and the cursor of the next one.
@@ -218,13 +231,7 @@ impl Kernel {
         q: AuditQuery,
     ) -> Result<(Vec<AuditEventView>, Option<String>)> {
         let org = ctx.principal.audit_scope(q.organization_id.as_deref())?;
-        let limit = q.limit.unwrap_or(50);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(super::CoreError::invalid(
-                "limit",
-                format!("limit must be between 1 and {MAX_PAGE}"),
-            ));
-        }
+        let limit = page_limit(q.limit)?;
         let filter = AuditFilter {
             organization_id: Some(org),
             action: q.action,

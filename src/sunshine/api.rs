@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header, request::Parts},
     response::IntoResponse,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -24,7 +24,7 @@ use super::{
 };
 use crate::kernel::http::{
     error::{ApiError, Error, Surface},
-    extract::{Auth, Json, request_meta},
+    extract::{Auth, Json, Query, request_meta},
     native::Native,
 };
 
@@ -476,6 +476,18 @@ type NativeResult<T> = std::result::Result<T, Error<Native>>;
 #[derive(Serialize, utoipa::ToSchema)]
 struct AccountKeys {
     keys: Vec<KeyView>,
+    /// Pass as `after` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AccountKeysQuery {
+    /// The `next_cursor` of the previous page.
+    after: Option<String>,
+    /// 1..=200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
 }
 
 /// Create a Sunshine account key (`act_…`, organization admins); the secret is in this
@@ -495,16 +507,18 @@ async fn create_account_key(
     ))
 }
 
-/// List the organization's account keys (never their secrets).
-#[utoipa::path(get, path = "/v1/account_keys", tag = "native",
+/// List the organization's account keys, oldest first, a page at a time (never their secrets).
+#[utoipa::path(get, path = "/v1/account_keys", tag = "native", params(AccountKeysQuery),
     responses((status = 200, body = AccountKeys)), security(("bearer" = [])))]
 async fn list_account_keys(
     State(s): State<Sunshine>,
     Auth(ctx, ..): Auth<Native>,
+    Query(q, ..): Query<Native, AccountKeysQuery>,
 ) -> NativeResult<axum::Json<AccountKeys>> {
-    Ok(axum::Json(AccountKeys {
-        keys: s.keys(&ctx.into(), Owner::Account).await?,
-    }))
+    let (keys, next_cursor) = s
+        .account_keys(&ctx.into(), q.after.as_deref(), q.limit)
+        .await?;
+    Ok(axum::Json(AccountKeys { keys, next_cursor }))
 }
 
 /// Read one account key (never its secret).

@@ -696,6 +696,32 @@ impl Sunshine {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// A page of the organization's account keys, oldest first, and the cursor of the next
+    /// page (`None` on the last): `after` is a previous page's cursor, `limit` 1..=200.
+    pub async fn account_keys(
+        &self,
+        ctx: &Caller,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<KeyView>, Option<String>)> {
+        let mut tx = self.kernel.store().read().await?;
+        let org = self
+            .key_owner_for_read(&mut tx, ctx, Owner::Account)
+            .await?;
+        let limit = audit::page_limit(limit)?;
+        let after = after.map(AccountKeyCursor::parse).transpose()?;
+        let mut rows = tx
+            .account_keys_page(org, after.as_ref().map(|c| (c.created_at, c.id)), limit + 1)
+            .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or_default());
+        let next = rows
+            .last()
+            .filter(|_| more)
+            .map(|r| format!("{}.{}", r.created_at, r.id));
+        Ok((rows.into_iter().map(Into::into).collect(), next))
+    }
+
     pub async fn key(&self, ctx: &Caller, owner: Owner<'_>, id: &str) -> Result<KeyView> {
         if KeyScope::of_key_id(id) != Some(owner.parts().0) {
             organization(ctx)?;
@@ -703,11 +729,8 @@ impl Sunshine {
         }
         let mut tx = self.kernel.store().read().await?;
         let org = self.key_owner_for_read(&mut tx, ctx, owner).await?;
-        let (scope, app, integration) = owner.parts();
-        tx.keys_of(org, scope.as_str(), app, integration)
+        owned_key(&mut tx, org, owner, id)
             .await?
-            .into_iter()
-            .find(|k| k.id == id)
             .map(Into::into)
             .ok_or(CoreError::not_found("key"))
     }
@@ -744,12 +767,7 @@ impl Sunshine {
         self.kernel
             .write(async |tx| {
                 let org = self.key_owner(tx, ctx, owner).await?;
-                let (scope, app, integration) = owner.parts();
-                let found = tx
-                    .keys_of(org, scope.as_str(), app, integration)
-                    .await?
-                    .iter()
-                    .any(|k| k.id == id);
+                let found = owned_key(tx, org, owner, id).await?.is_some();
                 if !found || !tx.delete_key(org, id).await? {
                     return Err(CoreError::not_found("key"));
                 }
@@ -762,5 +780,38 @@ impl Sunshine {
                 Ok(())
             })
             .await
+    }
+}
+
+/// The key `id` if `owner` of `org` holds it: one indexed read, however many keys the owner
+/// has (an organization may hold any number of account keys).
+async fn owned_key(tx: &mut Tx, org: &str, owner: Owner<'_>, id: &str) -> Result<Option<KeyRow>> {
+    let (scope, app, integration) = owner.parts();
+    Ok(tx.key_by_id(id).await?.filter(|k| {
+        k.organization_id == org
+            && k.scope == scope.as_str()
+            && k.app_id.as_deref() == app
+            && k.integration_id.as_deref() == integration
+    }))
+}
+
+/// Where a page of account keys resumes: `{created_at}.{id}` of the last key of the previous
+/// page (a deleted key still marks its place).
+struct AccountKeyCursor<'a> {
+    created_at: i64,
+    id: &'a str,
+}
+
+impl<'a> AccountKeyCursor<'a> {
+    fn parse(raw: &'a str) -> Result<Self> {
+        raw.split_once('.')
+            .and_then(|(at, id)| {
+                let created_at = at.parse().ok()?;
+                (KeyScope::of_key_id(id) == Some(KeyScope::Account))
+                    .then_some(Self { created_at, id })
+            })
+            .ok_or_else(|| {
+                CoreError::invalid("after", "after must be the next_cursor of a previous page")
+            })
     }
 }

@@ -1,5 +1,6 @@
 //! Sunshine apps, integrations and API keys.
 
+use super::model::KeyScope;
 use crate::store::{Result, Tx, on_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -349,6 +350,28 @@ impl Tx {
     }
 
     /// A key by id alone (the hot path's cache miss).
+    /// Up to `limit` of the organization's account keys after `(created_at, id)`, oldest
+    /// first (the `sunshine_keys_listed` index: no scan of the keys before the cursor).
+    pub async fn account_keys_page(
+        &mut self,
+        org: &str,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<KeyRow>> {
+        let sql = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys \
+                   WHERE organization_id = $1 AND scope = $2 AND (created_at, id) > ($3, $4) \
+                   ORDER BY created_at, id LIMIT $5";
+        let (at, id) = after.unwrap_or((i64::MIN, ""));
+        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+            .bind(org)
+            .bind(KeyScope::Account.as_str())
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(c)
+            .await?))
+    }
+
     pub async fn key_by_id(&mut self, id: &str) -> Result<Option<KeyRow>> {
         let sql = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE id = $1";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)

@@ -881,7 +881,119 @@ async fn key_revocation_reaches_every_node_within_a_second(app: TestApp) {
     );
 }
 
+/// `GET /v1/account_keys` a page at a time: oldest first, resumed after the previous page's
+/// last key (even once it is deleted); bad limits and cursors are 400s. Another organization's
+/// account key is a 404 to read or delete.
+async fn account_keys_in_pages(app: TestApp) {
+    let (_, token) = app.org_with("admin").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(account_key(&app, &token).await.id);
+    }
+    let (status, all) = app.get("/v1/account_keys", &token).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let listed: Vec<&str> = all["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort_unstable();
+    let mut created = ids.clone();
+    created.sort_unstable();
+    assert_eq!(sorted, created, "every key, on one default page");
+    assert_eq!(all["next_cursor"], Value::Null);
+
+    let (_, first) = app.get("/v1/account_keys?limit=2", &token).await;
+    assert_eq!(first["keys"].as_array().unwrap().len(), 2, "{first}");
+    assert!(first["keys"][0].get("secret").is_none(), "never a secret");
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    // The page's last key goes: its cursor still marks the place.
+    let last = first["keys"][1]["id"].as_str().unwrap();
+    let (status, _) = app
+        .delete(&format!("/v1/account_keys/{last}"), &token)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let mut seen: Vec<String> = first["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut after = Some(cursor);
+    let mut pages = 1;
+    while let Some(cursor) = after {
+        let (status, page) = app
+            .get(&format!("/v1/account_keys?limit=2&after={cursor}"), &token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        seen.extend(
+            page["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["id"].as_str().unwrap().to_owned()),
+        );
+        after = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(pages, 3, "pages of 2, 2 and 1");
+    assert_eq!(
+        seen.len(),
+        5,
+        "each key once, the deleted one from before its delete"
+    );
+    assert_eq!(&seen[..], &listed[..], "the same order as the whole list");
+
+    for (bad, want, field) in [
+        ("limit=0", StatusCode::UNPROCESSABLE_ENTITY, "limit"),
+        ("limit=201", StatusCode::UNPROCESSABLE_ENTITY, "limit"),
+        ("limit=x", StatusCode::BAD_REQUEST, "limit"),
+        ("after=nope", StatusCode::UNPROCESSABLE_ENTITY, "after"),
+        (
+            "after=12.app_0123456789abcdef01234567",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "after",
+        ),
+        (
+            "after=x.act_0123456789abcdef01234567",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "after",
+        ),
+    ] {
+        let (status, body) = app.get(&format!("/v1/account_keys?{bad}"), &token).await;
+        assert_eq!(status, want, "{bad}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{bad}: {body}"
+        );
+    }
+
+    // Another organization's account key: not found, to read and to delete.
+    let (_, stranger) = app.org_with("admin").await;
+    let (status, _) = app
+        .get(&format!("/v1/account_keys/{}", ids[0]), &stranger)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .delete(&format!("/v1/account_keys/{}", ids[0]), &stranger)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .get(&format!("/v1/account_keys/{}", ids[0]), &token)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "still there for its own organization"
+    );
+    let (_, none) = app.get("/v1/account_keys", &stranger).await;
+    assert_eq!(none, json!({"keys": [], "next_cursor": null}));
+}
+
 both_engines!(
+    account_keys_in_pages,
     seed_001_integration_key,
     jwt_refusals,
     scopes,

@@ -1,0 +1,5 @@
+-- Lists that stay flat at any size (issue 12).
+-- Account keys, a page at a time: oldest first, resuming after (created_at, id).
+CREATE INDEX sunshine_keys_listed ON sunshine_keys (organization_id, scope, created_at, id);
+-- A folder's credentials, and each folder's size.
+CREATE INDEX user_credentials_folder ON user_credentials (folder_id, id);
