@@ -490,6 +490,11 @@ impl Tx {
             .await?))
     }
 
+    /// A page of credentials in id order, and how many match. Only the conditions given are
+    /// in the SQL, so each shape walks its index — `(organization_id, id)`,
+    /// `(organization_id, team_id, id)` or `(folder_id, id)` — and the page's offset skips
+    /// index entries, not whole rows; the page is then read by id. (`filter` is one of
+    /// [`super::service::CREDENTIAL_FILTERS`], checked by the caller.)
     pub async fn credentials(
         &mut self,
         org: &str,
@@ -498,38 +503,45 @@ impl Tx {
         filter: Option<&str>,
         page: Page,
     ) -> Result<(Vec<CredentialRow>, i64)> {
-        let list = concat!(
-            credential_select!(),
-            "WHERE u.organization_id = $1 AND ($2 IS NULL OR u.team_id = $2) \
-             AND ($3 IS NULL OR u.folder_id = $3) AND (CAST($6 AS TEXT) IS NULL \
-             OR (CAST($6 AS TEXT) = 'RESTRICTED' AND u.allowed_hosts <> '[]') \
-             OR (CAST($6 AS TEXT) = 'UNRESTRICTED' AND u.allowed_hosts = '[]') \
-             OR (CAST($6 AS TEXT) = 'UNUSED_IN_ACTIONS' AND u.last_used_at IS NULL)) \
-             ORDER BY u.id LIMIT $4 OFFSET $5"
+        let mut matching = String::from("organization_id = $1");
+        let mut binds = Vec::new();
+        for (column, value) in [("team_id", team), ("folder_id", folder)] {
+            if let Some(value) = value {
+                binds.push(value);
+                matching.push_str(&format!(" AND {column} = ${}", binds.len() + 1));
+            }
+        }
+        matching.push_str(match filter {
+            Some("RESTRICTED") => " AND allowed_hosts <> '[]'",
+            Some("UNRESTRICTED") => " AND allowed_hosts = '[]'",
+            Some("UNUSED_IN_ACTIONS") => " AND last_used_at IS NULL",
+            _ => "",
+        });
+        let n = binds.len() + 1;
+        let list = format!(
+            concat!(
+                credential_select!(),
+                "WHERE u.id IN (SELECT id FROM user_credentials WHERE {matching} \
+                 ORDER BY id LIMIT ${limit} OFFSET ${offset}) ORDER BY u.id"
+            ),
+            matching = matching,
+            limit = n + 1,
+            offset = n + 2,
         );
-        let count = "SELECT COUNT(*) FROM user_credentials u WHERE organization_id = $1 \
-                     AND ($2 IS NULL OR team_id = $2) AND ($3 IS NULL OR folder_id = $3) \
-                     AND (CAST($4 AS TEXT) IS NULL \
-                     OR (CAST($4 AS TEXT) = 'RESTRICTED' AND u.allowed_hosts <> '[]') \
-                     OR (CAST($4 AS TEXT) = 'UNRESTRICTED' AND u.allowed_hosts = '[]') \
-                     OR (CAST($4 AS TEXT) = 'UNUSED_IN_ACTIONS' AND u.last_used_at IS NULL))";
+        let count = format!("SELECT COUNT(*) FROM user_credentials WHERE {matching}");
         on_conn!(self, |c| {
-            let rows = sqlx::query_as(list)
-                .bind(org)
-                .bind(team)
-                .bind(folder)
+            let mut rows = sqlx::query_as(sqlx::AssertSqlSafe(list)).bind(org);
+            let mut total = sqlx::query_scalar(sqlx::AssertSqlSafe(count)).bind(org);
+            for &value in &binds {
+                rows = rows.bind(value);
+                total = total.bind(value);
+            }
+            let rows = rows
                 .bind(page.limit)
                 .bind(page.offset)
-                .bind(filter)
                 .fetch_all(&mut *c)
                 .await?;
-            let total = sqlx::query_scalar(count)
-                .bind(org)
-                .bind(team)
-                .bind(folder)
-                .bind(filter)
-                .fetch_one(&mut *c)
-                .await?;
+            let total = total.fetch_one(&mut *c).await?;
             Ok((rows, total))
         })
     }

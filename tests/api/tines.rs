@@ -1055,6 +1055,26 @@ async fn teams_and_folders(app: TestApp) {
         .get(&format!("/user_credentials?folder_id={}", folder["id"]))
         .await;
     assert_eq!(in_folder["meta"]["count"], 1);
+    // Every condition at once (each bound in its place), then one that excludes it.
+    let both = format!(
+        "team_id={team_id}&folder_id={}&filter=UNRESTRICTED",
+        folder["id"]
+    );
+    let (_, narrowed) = tines.get(&format!("/user_credentials?{both}")).await;
+    assert_eq!(narrowed["meta"]["count"], 1, "{narrowed}");
+    assert_eq!(narrowed["user_credentials"][0]["id"], cred["id"]);
+    let (_, page2) = tines
+        .get(&format!("/user_credentials?{both}&per_page=1&page=2"))
+        .await;
+    assert_eq!(page2["user_credentials"], json!([]), "{page2}");
+    assert_eq!(page2["meta"]["count"], 1);
+    let (_, none) = tines
+        .get(&format!(
+            "/user_credentials?team_id={team_id}&folder_id={}&filter=RESTRICTED",
+            folder["id"]
+        ))
+        .await;
+    assert_eq!(none["meta"]["count"], 0, "{none}");
     let (_, folders) = tines.get(&format!("/folders?team_id={team_id}")).await;
     assert_eq!(folders["folders"][0]["size"], 1);
 
