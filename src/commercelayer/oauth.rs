@@ -543,10 +543,12 @@ async fn token(State(s): State<CommerceLayer>, params: Params) -> Result<Respons
     let Some(grant) = params.get("grant_type") else {
         return Err(invalid_request("grant_type is required").into());
     };
+    // The grants that write are boxed: their store futures would otherwise be part of (and
+    // be copied with) every client_credentials request's future, which writes nothing.
     match grant {
         "client_credentials" => Ok(s.client_credentials(&params).await?),
-        "authorization_code" => Ok(s.authorization_code(&params).await?),
-        "refresh_token" => Ok(s.refresh_token(&params).await?),
+        "authorization_code" => Ok(Box::pin(s.authorization_code(&params)).await?),
+        "refresh_token" => Ok(Box::pin(s.refresh_token(&params)).await?),
         _ => Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",

@@ -111,10 +111,24 @@ impl Kernel {
     pub async fn signing_key(&self, org: &str, algorithm: JwtAlgorithm) -> Result<Arc<SigningKey>> {
         let slot = (org.to_owned(), algorithm);
         let signers = &self.inner.issuer.signers;
+        if let Some((key, at)) = signers.get(&slot)
+            && at.elapsed() < KEY_MAX_AGE
+        {
+            return Ok(key);
+        }
+        // Boxed: the store and key-generation futures would otherwise be part of (and be
+        // copied with) every token request's future, ~17 KB of it.
+        Box::pin(self.load_signing_key(slot)).await
+    }
+
+    /// The miss of [`Self::signing_key`]: read (or make) the key once, for every caller
+    /// waiting on it.
+    async fn load_signing_key(&self, slot: (String, JwtAlgorithm)) -> Result<Arc<SigningKey>> {
+        let signers = &self.inner.issuer.signers;
         signers.remove_if(&slot, |(_, at)| at.elapsed() >= KEY_MAX_AGE);
         let load = async {
             Ok::<_, CoreError>((
-                self.load_or_create_signer(org, algorithm).await?,
+                self.load_or_create_signer(&slot.0, slot.1).await?,
                 Instant::now(),
             ))
         };
