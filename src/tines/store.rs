@@ -493,8 +493,9 @@ impl Tx {
     /// A page of credentials in id order, and how many match. Only the conditions given are
     /// in the SQL, so each shape walks its index — `(organization_id, id)`,
     /// `(organization_id, team_id, id)` or `(folder_id, id)` — and the page's offset skips
-    /// index entries, not whole rows; the page is then read by id. (`filter` is one of
-    /// [`super::service::CREDENTIAL_FILTERS`], checked by the caller.)
+    /// index entries, not whole rows (from the list's end for its back half); the page is then
+    /// read by id. (`filter` is one of [`super::service::CREDENTIAL_FILTERS`], checked by the
+    /// caller.)
     pub async fn credentials(
         &mut self,
         org: &str,
@@ -503,7 +504,14 @@ impl Tx {
         filter: Option<&str>,
         page: Page,
     ) -> Result<(Vec<CredentialRow>, i64)> {
-        let mut matching = String::from("organization_id = $1");
+        // With a folder, the organization is compared as an expression (`|| ''`), so no
+        // index is chosen for it: SQLite, without statistics, would otherwise walk the whole
+        // organization's index instead of the folder's.
+        let mut matching = String::from(if folder.is_some() {
+            "organization_id || '' = $1"
+        } else {
+            "organization_id = $1"
+        });
         let mut binds = Vec::new();
         for (column, value) in [("team_id", team), ("folder_id", folder)] {
             if let Some(value) = value {
@@ -518,30 +526,42 @@ impl Tx {
             _ => "",
         });
         let n = binds.len() + 1;
-        let list = format!(
-            concat!(
-                credential_select!(),
-                "WHERE u.id IN (SELECT id FROM user_credentials WHERE {matching} \
-                 ORDER BY id LIMIT ${limit} OFFSET ${offset}) ORDER BY u.id"
-            ),
-            matching = matching,
-            limit = n + 1,
-            offset = n + 2,
-        );
+        let list = |order: &str| {
+            format!(
+                concat!(
+                    credential_select!(),
+                    "WHERE u.id IN (SELECT id FROM user_credentials WHERE {matching} \
+                     ORDER BY id {order} LIMIT ${limit} OFFSET ${offset}) ORDER BY u.id"
+                ),
+                matching = matching,
+                order = order,
+                limit = n + 1,
+                offset = n + 2,
+            )
+        };
         let count = format!("SELECT COUNT(*) FROM user_credentials WHERE {matching}");
         on_conn!(self, |c| {
-            let mut rows = sqlx::query_as(sqlx::AssertSqlSafe(list)).bind(org);
             let mut total = sqlx::query_scalar(sqlx::AssertSqlSafe(count)).bind(org);
             for &value in &binds {
-                rows = rows.bind(value);
                 total = total.bind(value);
             }
-            let rows = rows
-                .bind(page.limit)
-                .bind(page.offset)
-                .fetch_all(&mut *c)
-                .await?;
-            let total = total.fetch_one(&mut *c).await?;
+            let total: i64 = total.fetch_one(&mut *c).await?;
+            // The back half of the list is read from its end, so an offset never skips more
+            // than half of it: the last page costs what the first does.
+            let (order, limit, offset) = if page.offset > total / 2 {
+                let left = total - page.offset;
+                if left <= 0 {
+                    return Ok((Vec::new(), total));
+                }
+                ("DESC", page.limit.min(left), (left - page.limit).max(0))
+            } else {
+                ("ASC", page.limit, page.offset)
+            };
+            let mut rows = sqlx::query_as(sqlx::AssertSqlSafe(list(order))).bind(org);
+            for &value in &binds {
+                rows = rows.bind(value);
+            }
+            let rows = rows.bind(limit).bind(offset).fetch_all(&mut *c).await?;
             Ok((rows, total))
         })
     }
