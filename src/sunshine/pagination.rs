@@ -1,7 +1,8 @@
 //! Sunshine's cursor pagination: `page[after]`, `page[before]`, `page[size]`, answered with
-//! `meta{hasMore, afterCursor, beforeCursor}` (the surface builds `links`).
+//! `meta{hasMore, afterCursor, beforeCursor}` (the surface builds `links`); and the native
+//! account-key list's `after` cursor.
 
-use super::{service::OBJECT_ID_LEN, store::Cursor};
+use super::{model::KeyScope, service::OBJECT_ID_LEN, store::Cursor};
 use crate::kernel::{CoreError, Result, types::ids};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 25;
@@ -97,6 +98,27 @@ impl PageRequest {
             after_cursor: last,
             before_cursor: first,
         }
+    }
+}
+
+/// Where a page of account keys resumes: `{created_at}.{id}` of the last key of the previous
+/// page (a deleted key still marks its place).
+pub(super) struct AccountKeyCursor<'a> {
+    pub(super) created_at: i64,
+    pub(super) id: &'a str,
+}
+
+impl<'a> AccountKeyCursor<'a> {
+    pub(super) fn parse(raw: &'a str) -> Result<Self> {
+        raw.split_once('.')
+            .and_then(|(at, id)| {
+                let created_at = at.parse().ok()?;
+                (KeyScope::of_key_id(id) == Some(KeyScope::Account))
+                    .then_some(Self { created_at, id })
+            })
+            .ok_or_else(|| {
+                CoreError::invalid("after", "after must be the next_cursor of a previous page")
+            })
     }
 }
 

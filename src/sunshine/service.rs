@@ -12,7 +12,7 @@ use super::{
     Sunshine,
     authz::{Caller, Op, authorize, organization},
     model::*,
-    pagination::{Page, PageRequest},
+    pagination::{AccountKeyCursor, Page, PageRequest},
     store::{AppRow, IntegrationRow, KeyRow},
 };
 use crate::{
@@ -793,25 +793,4 @@ async fn owned_key(tx: &mut Tx, org: &str, owner: Owner<'_>, id: &str) -> Result
             && k.app_id.as_deref() == app
             && k.integration_id.as_deref() == integration
     }))
-}
-
-/// Where a page of account keys resumes: `{created_at}.{id}` of the last key of the previous
-/// page (a deleted key still marks its place).
-struct AccountKeyCursor<'a> {
-    created_at: i64,
-    id: &'a str,
-}
-
-impl<'a> AccountKeyCursor<'a> {
-    fn parse(raw: &'a str) -> Result<Self> {
-        raw.split_once('.')
-            .and_then(|(at, id)| {
-                let created_at = at.parse().ok()?;
-                (KeyScope::of_key_id(id) == Some(KeyScope::Account))
-                    .then_some(Self { created_at, id })
-            })
-            .ok_or_else(|| {
-                CoreError::invalid("after", "after must be the next_cursor of a previous page")
-            })
-    }
 }
