@@ -3,6 +3,20 @@
 use super::model::KeyScope;
 use crate::store::{Result, Tx, on_conn};
 
+/// The keys of one owner, oldest first. Each names every column of the owner index
+/// (`sunshine_keys_owner`: organization, scope, app, integration, then created_at and id), so
+/// the index finds the owner's keys and yields them in order (see the test below).
+const KEYS_OF_ACCOUNT: &str = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys \
+    WHERE organization_id = $1 AND scope = $2 AND app_id IS NULL AND integration_id IS NULL ORDER BY created_at, id";
+const KEYS_OF_APP: &str = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys \
+    WHERE organization_id = $1 AND scope = $2 AND app_id = $3 AND integration_id IS NULL ORDER BY created_at, id";
+const KEYS_OF_INTEGRATION: &str = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys \
+    WHERE organization_id = $1 AND scope = $2 AND app_id = $3 AND integration_id = $4 ORDER BY created_at, id";
+/// A page of account keys after `(created_at, id)`: the owner index again.
+const ACCOUNT_KEYS_PAGE: &str = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys \
+    WHERE organization_id = $1 AND scope = $2 AND app_id IS NULL AND integration_id IS NULL \
+    AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $5";
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AppRow {
     pub id: String,
@@ -296,7 +310,8 @@ impl Tx {
     }
 
     /// The keys of one owner: account keys (no app), an app's keys (no integration), or an
-    /// integration's keys; oldest first. Each shape uses the owner index for all it names.
+    /// integration's keys; oldest first. Every shape names the whole owner index
+    /// (`sunshine_keys_owner`), which then yields the rows in order: no other index, no sort.
     pub async fn keys_of(
         &mut self,
         org: &str,
@@ -305,18 +320,9 @@ impl Tx {
         integration: Option<&str>,
     ) -> Result<Vec<KeyRow>> {
         let sql = match (app, integration) {
-            (None, _) => {
-                "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
-                          ORDER BY created_at, id"
-            }
-            (Some(_), None) => {
-                "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
-                                AND app_id = $3 ORDER BY created_at, id"
-            }
-            (Some(_), Some(_)) => {
-                "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE organization_id = $1 AND scope = $2 \
-                                   AND app_id = $3 AND integration_id = $4 ORDER BY created_at, id"
-            }
+            (None, _) => KEYS_OF_ACCOUNT,
+            (Some(_), None) => KEYS_OF_APP,
+            (Some(_), Some(_)) => KEYS_OF_INTEGRATION,
         };
         Ok(on_conn!(self, |c| {
             let mut query = sqlx::query_as(sql).bind(org).bind(scope);
@@ -349,20 +355,16 @@ impl Tx {
             .await?))
     }
 
-    /// A key by id alone (the hot path's cache miss).
     /// Up to `limit` of the organization's account keys after `(created_at, id)`, oldest
-    /// first (the `sunshine_keys_listed` index: no scan of the keys before the cursor).
+    /// first (the owner index: no scan of the keys before the cursor).
     pub async fn account_keys_page(
         &mut self,
         org: &str,
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<KeyRow>> {
-        let sql = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys \
-                   WHERE organization_id = $1 AND scope = $2 AND (created_at, id) > ($3, $4) \
-                   ORDER BY created_at, id LIMIT $5";
         let (at, id) = after.unwrap_or((i64::MIN, ""));
-        Ok(on_conn!(self, |c| sqlx::query_as(sql)
+        Ok(on_conn!(self, |c| sqlx::query_as(ACCOUNT_KEYS_PAGE)
             .bind(org)
             .bind(KeyScope::Account.as_str())
             .bind(at)
@@ -372,6 +374,7 @@ impl Tx {
             .await?))
     }
 
+    /// A key by id alone (the hot path's cache miss).
     pub async fn key_by_id(&mut self, id: &str) -> Result<Option<KeyRow>> {
         let sql = "SELECT id, organization_id, scope, app_id, integration_id, display_name, secret, created_at FROM sunshine_keys WHERE id = $1";
         Ok(on_conn!(self, |c| sqlx::query_as(sql)
@@ -389,5 +392,54 @@ impl Tx {
             .await?
             .rows_affected());
         Ok(done > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// SQLite keeps no statistics, so an index that also fits a query can win it: 0007's list
+    /// index once took the lookup of an app's keys, and each key create read every key of
+    /// that scope in the organization. Every owner query must seek the whole owner index and
+    /// need no sort.
+    #[tokio::test]
+    async fn owner_queries_seek_the_owner_index_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::sqlite(&dir.path().join("db.sqlite")).await.unwrap();
+        store.migrate().await.unwrap();
+        let Tx::SqliteConn(mut conn) = store.conn().await.unwrap() else {
+            unreachable!("an SQLite store lends SQLite connections")
+        };
+        for (sql, params) in [
+            (KEYS_OF_ACCOUNT, 2),
+            (KEYS_OF_APP, 3),
+            (KEYS_OF_INTEGRATION, 4),
+            (ACCOUNT_KEYS_PAGE, 5),
+        ] {
+            // Ours: one of the constants above.
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut query =
+                sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+            for _ in 0..params {
+                query = query.bind("x");
+            }
+            let plan: Vec<String> = query
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|row| row.3)
+                .collect();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains(
+                    "USING INDEX sunshine_keys_owner (organization_id=? AND scope=? AND app_id=? AND integration_id=?"
+                ),
+                "{sql}\n{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}\n{plan}");
+        }
     }
 }
