@@ -125,13 +125,31 @@ WARM_S=$ELAPSED
 CACHED=$(rss)
 
 # --- alternate rounds: 1,000 hot keys, then all N --------------------------------------------
-rate() { taskset -c 1 wrk -t1 -c32 -d"${ROUND}s" -s "$ROOT/bench/authenticate.lua" "$U/v1/authenticate" -- auth "$1" "$TOK" \
-    | sed -n 's/^BENCH .* rps=\([0-9]*\) .*p99_us=\([0-9]*\) .*bad_status=\([0-9]*\) invalid=\([0-9]*\).*/\1 \2 \3 \4/p'; }
+verdicts() { python3 "$ROOT/bench/verdicts.py" "$U"; }
+# good LINE V0: wrk's BENCH line shows no bad status or socket error, and the server answered a
+# valid verdict to each of its requests and nothing else since V0 (bench/verdicts.py).
+good() {
+    local va oa vb ob req
+    read -r va oa <<<"$2"; read -r vb ob < <(verdicts)
+    req=$(sed -n 's/^BENCH requests=\([0-9]*\).*/\1/p' <<<"$1")
+    if grep -q 'bad_status=0 invalid=0 socket_errors=0' <<<"$1" && [ $((ob - oa)) = 0 ] && [ $((vb - va)) -ge "${req:-1}" ]; then
+        return 0
+    fi
+    echo "broken run: ${1:-no result from wrk}; the server answered $((vb - va)) valid and $((ob - oa)) other verdicts" >&2
+    return 1
+}
+# rate FILE: one round over FILE's keys; prints "req/s p99_us", nothing if the run was broken.
+rate() {
+    local v0 line
+    v0=$(verdicts)
+    line=$(taskset -c 1 wrk -t1 -c32 -d"${ROUND}s" -s "$ROOT/bench/authenticate.lua" "$U/v1/authenticate" -- auth "$1" "$TOK" | grep '^BENCH ')
+    good "$line" "$v0" && sed -n 's/^BENCH .* rps=\([0-9]*\) .*p99_us=\([0-9]*\) .*/\1 \2/p' <<<"$line"
+}
 HOT=(); ALL=()
 for i in $(seq "$ROUNDS"); do
-    read -r r p bad inv < <(rate hot); [ "$bad$inv" = 00 ] || { echo "broken run: $bad bad, $inv invalid" >&2; exit 1; }
+    read -r r p < <(rate hot); [ -n "$r" ] || exit 1
     HOT+=("$r"); say "round $i, 1,000 keys: $r req/s, p99 ${p} us"
-    read -r r p bad inv < <(rate all); [ "$bad$inv" = 00 ] || { echo "broken run: $bad bad, $inv invalid" >&2; exit 1; }
+    read -r r p < <(rate all); [ -n "$r" ] || exit 1
     ALL+=("$r"); say "round $i, $N keys: $r req/s, p99 ${p} us"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -145,6 +163,7 @@ echo "verify req/s (median of $ROUNDS rounds of ${ROUND}s): 1,000 keys $H, $N ke
 SOAK=${KEYS_SOAK:-0}; EVERY=${KEYS_SOAK_EVERY:-30}
 if [ "$SOAK" -gt 0 ]; then
     say "soak: ${SOAK}s of verification over all $N keys, RSS every ${EVERY}s"
+    V0=$(verdicts)
     taskset -c 1 wrk -t1 -c32 -d"${SOAK}s" -s "$ROOT/bench/authenticate.lua" "$U/v1/authenticate" -- auth all "$TOK" >soak.txt 2>&1 &
     SOAK_WRK=$!
     SAMPLES=()
@@ -154,8 +173,8 @@ if [ "$SOAK" -gt 0 ]; then
         sleep "$EVERY"
     done
     wait "$SOAK_WRK" || true
-    read -r r p bad inv < <(sed -n 's/^BENCH .* rps=\([0-9]*\) .*p99_us=\([0-9]*\) .*bad_status=\([0-9]*\) invalid=\([0-9]*\).*/\1 \2 \3 \4/p' soak.txt)
-    [ "${bad:-1}${inv:-1}" = 00 ] || { echo "broken soak: ${bad:-?} bad, ${inv:-?} invalid" >&2; cat soak.txt >&2; exit 1; }
+    good "$(grep '^BENCH ' soak.txt)" "$V0" || { cat soak.txt >&2; exit 1; }
+    read -r r p < <(sed -n 's/^BENCH .* rps=\([0-9]*\) .*p99_us=\([0-9]*\) .*/\1 \2/p' soak.txt)
     printf '%s\n' "${SAMPLES[@]}" | awk -v rps="$r" -v p99="$p" '
         {kb[NR] = $1; if (NR == 1 || $1 < lo) lo = $1; if ($1 > hi) hi = $1}
         END {

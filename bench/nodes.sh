@@ -140,6 +140,10 @@ WARM_S=$SECONDS
 # load NAME: starts one wrk per node for ROUND seconds (core 1), output in NAME.N.
 load() {
     WRKS=()
+    # Each node's verdicts so far: each request must add a valid one (bench/verdicts.py; the
+    # revocation poller's asks add more, so only "at least" is checked).
+    V0=()
+    for n in 1 2 3; do V0+=("$(python3 "$ROOT/bench/verdicts.py" "${URLS[$n-1]}" | cut -d' ' -f1)"); done
     for n in 1 2 3; do
         taskset -c 1 wrk -t1 -c"$CONNS" -d"${ROUND}s" --latency -s "$ROOT/bench/authenticate.lua" \
             "${URLS[$n-1]}/v1/authenticate" -- auth "$T/steady" "$TOK" >"$1.$n" 2>&1 &
@@ -150,11 +154,15 @@ load() {
 finish() {
     for p in "${WRKS[@]}"; do wait "$p" || true; done
     WRKS=()
-    local n line
+    local n line valid
     for n in 1 2 3; do
         line=$(grep '^BENCH ' "$1.$n") || { echo "BROKEN RUN: wrk on node $n:" >&2; cat "$1.$n" >&2; exit 1; }
         if ! grep -q 'bad_status=0 invalid=0 socket_errors=0' <<<"$line"; then
             echo "BROKEN RUN: node $n: $line" >&2; grep BAD-SAMPLE "$1.$n" >&2 || true; exit 1
+        fi
+        valid=$(( $(python3 "$ROOT/bench/verdicts.py" "${URLS[$n-1]}" | cut -d' ' -f1) - V0[n-1] ))
+        if [ "$valid" -lt "$(sed 's/^BENCH requests=\([0-9]*\).*/\1/' <<<"$line")" ]; then
+            echo "BROKEN RUN: node $n answered $valid valid verdicts: $line" >&2; exit 1
         fi
         sed 's/.* rps=\([0-9]*\) .*p99_us=\([0-9]*\) .*/\1 \2/' <<<"$line"
     done | paste -sd' '

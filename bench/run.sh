@@ -195,6 +195,9 @@ run_wrk() {
     local name=$1 pid=$2 url=$3 dur=$4
     shift 4
     wait_quiet
+    # Latchkey's verdicts are checked with its own counters (see bench/verdicts.py).
+    local v0=
+    [ "$url" = "$URL/v1/authenticate" ] && v0=$(python3 "$BENCH_DIR/verdicts.py" "$URL")
     local s0 c0 m0 m1 t0 t1
     s0=$(pid_ticks "$pid"); c0=$(children_ticks); m0=$(machine_ticks); t0=$(date +%s.%N)
     taskset -c "$LOAD_CORE" wrk -t "$THREADS" -c "$CONNS" -d "${dur}s" --latency \
@@ -208,6 +211,10 @@ run_wrk() {
             other = machine - server - wrk; if (other < 0) other = 0;
             printf "CPU server=%.0f wrk=%.0f other=%.0f\n", server, wrk, other
         }' >>"$TMP/wrk-$name.txt"
+    if [ -n "$v0" ]; then
+        read -r va oa <<<"$v0"; read -r vb ob <<<"$(python3 "$BENCH_DIR/verdicts.py" "$URL")"
+        echo "VERDICTS valid=$((vb - va)) other=$((ob - oa))" >>"$TMP/wrk-$name.txt"
+    fi
     sed 's/^/    /' "$TMP/wrk-$name.txt" >&2
 }
 field() { sed -n "s/^BENCH .*[ ]$2=\([0-9.]*\).*/\1/p" "$TMP/wrk-$1.txt"; }
@@ -223,6 +230,14 @@ check() {
     bad=$(field "$name" bad_status); inv=$(field "$name" invalid); sock=$(field "$name" socket_errors)
     if [ "$bad" != 0 ] || [ "$inv" != 0 ] || [ "$sock" != 0 ] || [ "$(field "$name" requests)" = 0 ]; then
         echo "!! $name: BROKEN RUN: $bad non-200, $inv not valid, $sock socket errors" >&2
+        BROKEN=1
+    fi
+    # Every request wrk completed must have been a valid verification, and nothing else.
+    local verdicts valid other
+    verdicts=$(grep '^VERDICTS ' "$TMP/wrk-$name.txt") || return 0
+    valid=$(sed 's/.*valid=\([0-9-]*\).*/\1/' <<<"$verdicts"); other=$(sed 's/.*other=\([0-9-]*\).*/\1/' <<<"$verdicts")
+    if [ "$other" != 0 ] || [ "$valid" -lt "$(field "$name" requests)" ]; then
+        echo "!! $name: BROKEN RUN: the server answered $valid valid and $other other verdicts to $(field "$name" requests) requests" >&2
         BROKEN=1
     fi
 }

@@ -7,6 +7,7 @@ keys and one custom integration with INT_KEYS integration keys (default 5,000 x 
 
 Writes:
   OUT_DIR/org_token        the organization's admin token (the caller of /v1/authenticate)
+  OUT_DIR/org_id           the organization's id
   OUT_DIR/authorizations   one `Authorization` value per key, in random order: half
                            `Basic base64(id:secret)`, half `Bearer <HS256 JWT>` signed here
                            with the key's secret (header kid = key id, claim scope)
@@ -173,6 +174,8 @@ def main():
         f.write("\n".join(values) + "\n")
     with open(os.path.join(args.out_dir, "org_token"), "w") as f:
         f.write(org_token + "\n")
+    with open(os.path.join(args.out_dir, "org_id"), "w") as f:
+        f.write(org["id"] + "\n")
     print(f"wrote {len(values)} authorization values (half Basic, half JWT)", file=sys.stderr, flush=True)
 
     if args.verify:

@@ -13,7 +13,7 @@ use std::{convert::Infallible, sync::Arc, time::Instant};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
-    http::{HeaderName, HeaderValue},
+    http::HeaderValue,
     middleware::{self, Next},
     response::Response,
 };
@@ -29,6 +29,7 @@ use crate::{
         http::{
             PublicUrl,
             error::{ApiError, Surface, render},
+            extract::X_REQUEST_ID,
             native::{self, Native, NativeState},
         },
         verify::{Registry, Verifier},
@@ -228,8 +229,6 @@ pub(crate) fn render_for(path: &str, error: ApiError) -> Response {
 /// Longest client-chosen `X-Request-Id` kept (it goes into every audit event, which are
 /// never pruned).
 const MAX_REQUEST_ID: usize = 128;
-
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every request's frame: its `X-Request-Id` (the client's own if it sent exactly one of 1 to
 /// 128 visible ASCII characters, else a new UUID), echoed on the response; a span that carries

@@ -6,7 +6,7 @@ use std::{marker::PhantomData, net::SocketAddr};
 use axum::{
     body::Bytes,
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
-    http::{StatusCode, header, request::Parts},
+    http::{HeaderName, StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
@@ -25,11 +25,16 @@ impl<St: Send + Sync> FromRequestParts<St> for Meta {
     }
 }
 
+/// `X-Request-Id`: set on every request by the server's frame, echoed on its response.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// PingOne's `X-Ping-External-Transaction-Id`, kept with the audit events of the request.
+const X_EXTERNAL_ID: HeaderName = HeaderName::from_static("x-ping-external-transaction-id");
+
 pub fn request_meta(parts: &Parts) -> RequestMeta {
     RequestMeta {
         request_id: parts
             .headers
-            .get("x-request-id")
+            .get(X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         ip: parts
@@ -44,7 +49,7 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
             }),
         external_id: parts
             .headers
-            .get("x-ping-external-transaction-id")
+            .get(X_EXTERNAL_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned),
