@@ -12,7 +12,10 @@
 #   A  load only: one `wrk -t1 -c8` per node, HTTP Basic, a random steady key per request
 #      (bench/authenticate.lua: anything but 200 {"valid":true} breaks the run);
 #   B  the same load while bench/revoke.py revokes keys one at a time, spaced over the round,
-#      each on a random node, and polls all three nodes every 5 ms until each refuses it.
+#      each on a random node, and polls all three nodes every 5 ms until each refuses it;
+#   C  a control: the same load and the same asks about the next B round's keys, without
+#      the DELETEs (each node polled for NODES_CONTROL_MS), so B/C is what the revocations
+#      themselves cost and C/A what measuring them costs (the poller shares wrk's core).
 # It prints the time from each DELETE's answer to the last node's refusal (p50/p90/p99/max,
 # target p99 <= 1 s), and per node the req/s in A and B and B/A (each B round over the mean of
 # the A rounds before and after it, median of the rounds; target 0.90-1.10), with each round's
@@ -27,6 +30,7 @@
 #   NODES_CONNECTIONS=8   wrk connections per node
 #   NODES_TIMEOUT=5       seconds a revoked key may still verify before the run is broken
 #   NODES_POLL_MS=5       how often revoke.py asks each node while it waits for a refusal
+#   NODES_CONTROL_MS=150  how long a C round polls each node per key (about a refusal's time)
 #   NODES_PORT=18101      the first node's port (the others follow)
 #   NODES_PG=postgres://postgres@127.0.0.1:5432
 #   NODES_QUIET_WAIT=60   seconds, over the whole run, to wait for an idle machine before rounds
@@ -172,19 +176,21 @@ wait_quiet
 say "warm-up: 5 s of load"
 ROUND=5 load warmup; ROUND=5 finish warmup >/dev/null
 declare -A RPS READS; REST=()
-# round PHASE I: one round; PHASE B revokes the keys of revoke$I.tsv while the load runs.
+# round PHASE I: one round; PHASE B revokes the keys of revoke$I.tsv while the load runs, PHASE
+# C asks about them the same way without revoking them.
 round() {
     local phase=$1 i=$2 before l1 l2 l3 s1 s2 s3 r1 p1 r2 p2 r3 p3 c1 c2 c3 load rest core0 core1 m1 m2 m3 t1 t2 t3
     wait_quiet
     before=$(ticks); read -r l1 l2 l3 s1 s2 s3 < <(loads)
     load "$phase$i"
-    if [ "$phase" = B ]; then
+    if [ "$phase" != A ]; then
         sleep 1   # the load is up; revocations end ~1 s before it does
-        local d0; d0=$(awk '{print $16 + $17}' "/proc/$$/stat")
-        taskset -c 1 python3 "$ROOT/bench/revoke.py" revoke "$TOK" "revoke$i.tsv" $((ROUND - 2)) revocations.tsv \
-            "${URLS[@]}" >"driver$i" || { cat "driver$i" >&2; exit 1; }
+        local d0 mode=revoke out=revocations.tsv; d0=$(awk '{print $16 + $17}' "/proc/$$/stat")
+        [ "$phase" = C ] && mode=control out=control.tsv
+        taskset -c 1 python3 "$ROOT/bench/revoke.py" "$mode" "$TOK" "revoke$i.tsv" $((ROUND - 2)) "$out" \
+            "${URLS[@]}" >"driver$phase$i" || { cat "driver$phase$i" >&2; exit 1; }
         awk -v a="$d0" -v hz="$(getconf CLK_TCK)" -v s="$ROUND" '{printf " (revoke.py: %.0f %% of a core over the round)\n", 100 * ($16 + $17 - a) / hz / s}' \
-            "/proc/$$/stat" >>"driver$i"
+            "/proc/$$/stat" >>"driver$phase$i"
     fi
     finish "$phase$i" >rates   # (not in a subshell: it waits for the wrks and may exit)
     read -r r1 p1 r2 p2 r3 p3 <rates
@@ -192,14 +198,15 @@ round() {
     read -r m1 m2 m3 t1 t2 t3 < <(loads)
     m1=$((m1 - l1)); m2=$((m2 - l2)); m3=$((m3 - l3)); t1=$((t1 - s1)); t2=$((t2 - s2)); t3=$((t3 - s3))
     RPS[$phase$i]="$r1 $r2 $r3"; REST+=("$rest"); READS[$phase$i]="$m1 $m2 $m3"
-    say "$phase$i: req/s $r1 / $r2 / $r3 (p99 $((p1 / 1000)) / $((p2 / 1000)) / $((p3 / 1000)) ms), CPU % nodes $c1 / $c2 / $c3, load $load, rest $rest (cores busy $core0 / $core1 %), store reads $m1 / $m2 / $m3 (stale feed $t1 / $t2 / $t3)$( [ "$phase" = B ] && echo "; $(paste -sd' ' "driver$i")")"
+    say "$phase$i: req/s $r1 / $r2 / $r3 (p99 $((p1 / 1000)) / $((p2 / 1000)) / $((p3 / 1000)) ms), CPU % nodes $c1 / $c2 / $c3, load $load, rest $rest (cores busy $core0 / $core1 %), store reads $m1 / $m2 / $m3 (stale feed $t1 / $t2 / $t3)$( [ "$phase" != A ] && echo "; $(paste -sd' ' "driver$phase$i")")"
 }
-# A1 B1 A2 B2 ... B<ROUNDS> A<ROUNDS+1>: each B is compared with the A rounds on either side.
-for i in $(seq "$ROUNDS"); do round A "$i"; round B "$i"; done
+# A1 C1 B1 A2 C2 B2 ... B<ROUNDS> A<ROUNDS+1>: each B and C is compared with the A rounds on
+# either side.
+for i in $(seq "$ROUNDS"); do round A "$i"; round C "$i"; round B "$i"; done
 round A $((ROUNDS + 1))
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-echo "nodes: 3 nodes on one PostgreSQL, $(date -u '+%Y-%m-%d %H:%M UTC'), $(basename "$BIN"); $KEYS steady keys, wrk -t1 -c$CONNS per node, $((2 * ROUNDS + 1)) rounds of ${ROUND}s (A B ... B A)"
+echo "nodes: 3 nodes on one PostgreSQL, $(date -u '+%Y-%m-%d %H:%M UTC'), $(basename "$BIN"); $KEYS steady keys, wrk -t1 -c$CONNS per node, $((3 * ROUNDS + 1)) rounds of ${ROUND}s (A C B ... C B A)"
 echo "created $((KEYS + PER_ROUND * ROUNDS)) keys in ${CREATE_S} s; verified each once on every node in ${WARM_S} s"
 echo
 echo "revocation -> refused, from DELETE's answer:"
@@ -207,23 +214,31 @@ STATS=$(python3 "$ROOT/bench/revoke.py" stats revocations.tsv)
 grep -v '^P99_LAST_MS' <<<"$STATS"
 P99=$(sed -n 's/^P99_LAST_MS //p' <<<"$STATS")
 echo
-printf '%-6s %10s %10s %8s   %-20s %s\n' node "A req/s" "B req/s" "B/A" "rounds' B/A" "store reads (A, B)"
+printf '%-6s %10s %10s %10s %6s %6s %6s   %-26s %s\n' node "A req/s" "C req/s" "B req/s" "C/A" "B/A" "B/C" "rounds' B/A" "store reads (A, C, B)"
 FAIL=0
-for n in 1 2 3; do
-    A=(); B=(); R=(); SA=0; SB=0
-    for i in $(seq $((ROUNDS + 1))); do
-        A+=("$(cut -d' ' -f$n <<<"${RPS[A$i]}")"); SA=$((SA + $(cut -d' ' -f$n <<<"${READS[A$i]}")))
-    done
+# over PHASE N: PHASE's rounds on node N, each over the mean of the A rounds on either side.
+over() {
+    local i x
     for i in $(seq "$ROUNDS"); do
-        b=$(cut -d' ' -f$n <<<"${RPS[B$i]}"); SB=$((SB + $(cut -d' ' -f$n <<<"${READS[B$i]}")))
-        B+=("$b"); R+=("$(echo "scale=3; 2 * $b / (${A[i-1]} + ${A[i]})" | bc)")
+        x=$(cut -d' ' -f"$2" <<<"${RPS[$1$i]}")
+        echo "scale=3; 2 * $x / ($(cut -d' ' -f"$2" <<<"${RPS[A$i]}") + $(cut -d' ' -f"$2" <<<"${RPS[A$((i + 1))]}"))" | bc
     done
-    ratio=$(median "${R[@]}")
-    printf '%-6s %10s %10s %8.2f   %-20s %s, %s\n' "$n" "$(median "${A[@]}")" "$(median "${B[@]}")" "$ratio" "$(printf '%.2f ' "${R[@]}")" "$SA" "$SB"
+}
+# rates PHASE N COUNT: node N's req/s in PHASE's rounds 1..COUNT; reads: its store reads, summed.
+rates() { local i; for i in $(seq "$3"); do cut -d' ' -f"$2" <<<"${RPS[$1$i]}"; done; }
+reads() { local i; for i in $(seq "$3"); do cut -d' ' -f"$2" <<<"${READS[$1$i]}"; done | paste -sd+ | bc; }
+for n in 1 2 3; do
+    mapfile -t RB < <(over B "$n"); mapfile -t RC < <(over C "$n")
+    ratio=$(median "${RB[@]}"); control=$(median "${RC[@]}")
+    printf '%-6s %10s %10s %10s %6.2f %6.2f %6.2f   %-26s %s, %s, %s\n' "$n" \
+        "$(median $(rates A "$n" $((ROUNDS + 1))))" "$(median $(rates C "$n" "$ROUNDS"))" "$(median $(rates B "$n" "$ROUNDS"))" \
+        "$control" "$ratio" "$(echo "scale=3; $ratio / $control" | bc)" "$(printf '%.2f ' "${RB[@]}")" \
+        "$(reads A "$n" $((ROUNDS + 1)))" "$(reads C "$n" "$ROUNDS")" "$(reads B "$n" "$ROUNDS")"
     awk -v r="$ratio" 'BEGIN {exit !(r < 0.9 || r > 1.1)}' && FAIL=1
 done
-echo "B/A: each B round's rate over the mean of the A rounds before and after it; the median of the rounds"
-echo "CPU of the rest (PostgreSQL and processes outside this benchmark), % of a core, rounds A1 B1 A2 ...: ${REST[*]}"
+echo "B/A (C/A): each B (C) round's rate over the mean of the A rounds before and after it; the median of the rounds."
+echo "B/C: what the revocations cost beyond asking about them (the poller shares wrk's core)."
+echo "CPU of the rest (PostgreSQL and processes outside this benchmark), % of a core, rounds A1 C1 B1 A2 ...: ${REST[*]}"
 echo
 awk -v p="$P99" 'BEGIN {exit !(p > 1000)}' && FAIL=1
 echo "revocation p99: $P99 ms (target <= 1000 ms); B/A per node: target 0.90-1.10"

@@ -134,8 +134,14 @@ def warm(token, path, *urls):
     parallel(per * len(urls), work)
 
 
-def revoke(token, path, seconds, out, *urls):
+def revoke(token, path, seconds, out, *urls, control=False):
+    """Revokes the keys of `path` one at a time over `seconds`, each on a random node, and
+    records how long each node took to refuse it. With `control`, the same asks without the
+    DELETE: each node is polled for NODES_CONTROL_MS (the time a refusal takes), so a round
+    with it costs the nodes and the load generator's core what a revoking round does, bar the
+    revocations themselves."""
     seconds = float(seconds)
+    hold = float(os.environ.get("NODES_CONTROL_MS", "150")) / 1000
     poll = float(os.environ.get("NODES_POLL_MS", "5")) / 1000
     timeout = float(os.environ.get("NODES_TIMEOUT", "5"))
     nodes = [Node(u, token) for u in urls]
@@ -151,7 +157,11 @@ def revoke(token, path, seconds, out, *urls):
         while True:
             asked = time.perf_counter()
             if not nodes[n].valid(authorization):
+                if control:
+                    raise RuntimeError(f"node {n + 1} refused a key no one revoked")
                 return time.perf_counter() - answered
+            if control and asked - answered >= hold:
+                return asked - answered
             if asked - answered > timeout:
                 return None
             time.sleep(max(0, poll - (time.perf_counter() - asked)))
@@ -169,10 +179,11 @@ def revoke(token, path, seconds, out, *urls):
                 raise RuntimeError(f"key {key_id} not valid on node {valid.index(False) + 1} before its revocation")
             who = random.randrange(len(nodes))
             sent = time.perf_counter()
-            status, body = nodes[who].request("DELETE", f"/v1/account_keys/{key_id}")
+            if not control:
+                status, body = nodes[who].request("DELETE", f"/v1/account_keys/{key_id}")
+                if status != 204:
+                    raise RuntimeError(f"delete on node {who + 1}: {status} {body[:200]!r}")
             answered = time.perf_counter()
-            if status != 204:
-                raise RuntimeError(f"delete on node {who + 1}: {status} {body[:200]!r}")
             refused = list(pool.map(lambda n: refused_after(n, authorization, answered), range(len(nodes))))
             if None in refused:
                 late = [n + 1 for n, r in enumerate(refused) if r is None]
@@ -180,7 +191,11 @@ def revoke(token, path, seconds, out, *urls):
             f.write("\t".join([str(who + 1), f"{(answered - sent) * 1000:.2f}"] + [f"{r * 1000:.2f}" for r in refused]) + "\n")
             done += 1
     pool.shutdown()
-    print(f"revoked {done} of {len(todo)} keys in {time.perf_counter() - start:.1f} s")
+    print(f"{'asked about' if control else 'revoked'} {done} of {len(todo)} keys in {time.perf_counter() - start:.1f} s")
+
+
+def control(token, path, seconds, out, *urls):
+    revoke(token, path, seconds, out, *urls, control=True)
 
 
 def pct(values, p):
@@ -213,6 +228,6 @@ def stats(out):
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     try:
-        {"create": create, "warm": warm, "revoke": revoke, "stats": stats}[command](*args)
+        {"create": create, "warm": warm, "revoke": revoke, "control": control, "stats": stats}[command](*args)
     except RuntimeError as e:
         sys.exit(f"BROKEN RUN: {e}")

@@ -217,7 +217,7 @@ run_wrk() {
     fi
     sed 's/^/    /' "$TMP/wrk-$name.txt" >&2
 }
-field() { sed -n "s/^BENCH .*[ ]$2=\([0-9.]*\).*/\1/p" "$TMP/wrk-$1.txt"; }
+field() { sed -n "s/^BENCH.* $2=\([0-9.]*\).*/\1/p" "$TMP/wrk-$1.txt"; }
 cpu() { sed -n "s/^CPU .*$2=\([0-9]*\).*/\1/p" "$TMP/wrk-$1.txt"; }
 
 BROKEN=0

@@ -208,9 +208,10 @@ impl<St: Send + Sync> FromRequest<St> for Params {
     type Rejection = Error<OAuthSurface>;
 
     async fn from_request(req: Request, state: &St) -> Result<Self> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let meta = request_meta(&parts);
-        let headers = parts.headers.clone();
+        // The body extractor needs the extensions (the body limit), not the headers.
+        let headers = std::mem::take(&mut parts.headers);
         let req = Request::from_parts(parts, body);
         let mut bearer = None;
         let basic = match headers
