@@ -197,20 +197,40 @@ impl Kernel {
         Ok(())
     }
 
-    /// Follows the feed and prunes it until `stop` fires (the server's background task).
-    pub async fn follow_feed(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
-        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = poll.tick() => if let Err(e) = self.poll_feed().await {
+    /// Follows the feed and prunes it until `stop` fires (the server's background task). In
+    /// two loops: a prune waits for the write lock (up to the store's write timeout), and the
+    /// polls must not wait behind it, or this node's live entries would stop counting.
+    pub async fn follow_feed(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        tokio::join!(
+            every(POLL_INTERVAL, stop.clone(), || async {
+                if let Err(e) = self.poll_feed().await {
                     tracing::warn!(error = %e, "could not read the revocation feed; live cache entries dropped");
-                },
-                _ = prune.tick() => if let Err(e) = self.prune_feed().await {
+                }
+            }),
+            every(PRUNE_INTERVAL, stop, || async {
+                if let Err(e) = self.prune_feed().await {
                     tracing::warn!(error = %e, "could not prune the revocation feed");
-                },
-                _ = stop.changed() => break,
-            }
+                }
+            }),
+        );
+    }
+}
+
+/// Runs `task` every `period` until `stop` fires (dropping a run under way).
+async fn every<F: Future<Output = ()>>(
+    period: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut task: impl FnMut() -> F,
+) {
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            () = task() => {}
+            _ = stop.changed() => return,
         }
     }
 }

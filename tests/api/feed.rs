@@ -229,3 +229,42 @@ async fn a_cascade_revokes_what_a_racing_create_added(app: TestApp) {
 }
 
 both_engines!(a_cascade_revokes_what_a_racing_create_added);
+
+/// The feed is read on schedule while a prune waits for a lock: polls and prunes run in loops
+/// of their own, so a prune stuck behind a long write cannot let the feed go stale (which
+/// would send every verification of this node to the store).
+async fn a_waiting_prune_does_not_hold_up_the_polls(app: TestApp) {
+    let (kernel, cache) = node(&app).await;
+    let reads = AtomicUsize::new(0);
+    assert!(live(&cache, "steady", true, &reads).await);
+
+    // Hold what a prune needs: SQLite's one writer; on PostgreSQL, a lock on the feed's table
+    // that lets reads through but not deletes.
+    let mut holder = kernel.store().write().await.unwrap();
+    if let latchkey::store::Tx::Postgres(tx) = &mut holder {
+        sqlx::query("LOCK TABLE revocations IN SHARE MODE")
+            .execute(&mut **tx)
+            .await
+            .unwrap();
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn({
+        let kernel = kernel.clone();
+        async move { kernel.follow_feed(stopped).await }
+    });
+    // Longer than the feed may go unread (1 s) before live entries stop counting; the prune
+    // starts at once and waits all along.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert!(live(&cache, "steady", true, &reads).await);
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        1,
+        "the feed was read all along, so the live entry still counted"
+    );
+
+    drop(holder);
+    stop.send(true).unwrap();
+    follower.await.unwrap();
+}
+
+both_engines!(a_waiting_prune_does_not_hold_up_the_polls);
