@@ -84,15 +84,10 @@ start_server() {
     curl -sf $U/healthz >/dev/null || { echo "server did not start:" >&2; cat "$T/$engine.log" >&2; exit 1; }
 }
 stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=; }
-# Busy % of the whole machine over one second, and a wait (up to LISTS_QUIET_WAIT s) until
-# other processes (a build in another session) leave the cores to this run (as bench/run.sh).
-machine_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat; } # total idle
-busy_pct() {
-    local a b
-    a=$(machine_ticks); sleep 1; b=$(machine_ticks)
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
-        printf "%d", 100 * (1 - (y[2] - x[2]) / (y[1] - x[1])) }'
-}
+# A wait (up to LISTS_QUIET_WAIT s) until other processes (a build in another session) leave
+# the cores to this run (as bench/run.sh).
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh" # machine_ticks, busy_pct
 wait_quiet() {
     local waited=0 busy max=${LISTS_QUIET_WAIT:-120}
     while :; do

@@ -164,16 +164,10 @@ say "bare baseline on $BARE_URL, pinned to core $SERVER_CORE, answering $(wc -c 
 # --- load ------------------------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
 pid_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-machine_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat; } # total idle
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh" # machine_ticks, busy_pct
 children_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; } # wrk, once reaped
 
-# Busy % of the whole machine over one second (a build in another session shows here).
-busy_pct() {
-    local a b
-    a=$(machine_ticks); sleep 1; b=$(machine_ticks)
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
-        printf "%d", 100 * (1 - (y[2] - x[2]) / (y[1] - x[1])) }'
-}
 # Waits (up to BENCH_QUIET_WAIT s) until other processes leave the cores alone.
 wait_quiet() {
     local waited=0 busy limit=${BENCH_MAX_BUSY:-10} max=${BENCH_QUIET_WAIT:-300}
