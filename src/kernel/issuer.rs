@@ -23,7 +23,7 @@ use crate::{
         },
         keyring::Aad,
     },
-    store::{PublicKeyRow, SigningKeyRow, StoreError},
+    store::{PublicKeyRow, SigningKeyRow, StoreError, Tx},
 };
 
 /// The owner of the server's own keys, which belong to no organization: they sign tokens
@@ -140,9 +140,11 @@ impl Kernel {
         org: &str,
         algorithm: JwtAlgorithm,
     ) -> Result<Arc<SigningKey>> {
-        if let Some(key) = self.active_signer(org, algorithm).await? {
+        let mut conn = self.store().conn().await?;
+        if let Some(key) = self.active_signer(&mut conn, org, algorithm).await? {
             return Ok(key);
         }
+        drop(conn);
         let (key, row) = self.new_signing_key(org, algorithm).await?;
         let mut tx = self.store().write().await?;
         match tx.insert_signing_key(&row).await {
@@ -150,10 +152,12 @@ impl Kernel {
                 tx.commit().await?;
                 Ok(Arc::new(key))
             }
-            // Another node made one first: use theirs.
+            // Another node made one first: use theirs. Read in a write transaction: on SQLite
+            // it sees a key that a write before it in the same transaction made.
             Err(StoreError::Conflict(_)) => {
                 drop(tx);
-                self.active_signer(org, algorithm)
+                let mut tx = self.store().write().await?;
+                self.active_signer(&mut tx, org, algorithm)
                     .await?
                     .ok_or_else(|| CoreError::Internal("signing key vanished".into()))
             }
@@ -163,15 +167,11 @@ impl Kernel {
 
     async fn active_signer(
         &self,
+        tx: &mut Tx,
         org: &str,
         algorithm: JwtAlgorithm,
     ) -> Result<Option<Arc<SigningKey>>> {
-        let row = self
-            .store()
-            .conn()
-            .await?
-            .active_signing_key(org, algorithm.as_str())
-            .await?;
+        let row = tx.active_signing_key(org, algorithm.as_str()).await?;
         let Some(row) = row else {
             return Ok(None);
         };

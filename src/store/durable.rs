@@ -90,6 +90,7 @@ impl Durable {
         }
     }
 
+    #[cfg(test)]
     pub fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
     }

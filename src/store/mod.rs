@@ -27,6 +27,7 @@ pub mod keys;
 pub mod orgs;
 pub mod signing_keys;
 pub mod tokens;
+mod writer;
 
 pub use audit::*;
 use durable::Durable;
@@ -34,12 +35,17 @@ pub use feed::*;
 pub use orgs::*;
 pub use signing_keys::*;
 pub use tokens::*;
+use writer::{Write, Writer};
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever engine it is.
 macro_rules! on_conn {
     ($tx:expr, |$c:ident| $body:expr) => {
         match $tx {
-            $crate::store::Tx::Sqlite(t, _) => {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::SqliteWrite(t) => {
                 let $c = &mut **t;
                 $body
             }
@@ -67,13 +73,14 @@ pub enum Store {
 }
 
 /// SQLite: one connection that writes, read-only connections for the rest, and the group
-/// commit every write goes through (see [`durable`]).
+/// commit every write goes through (see [`writer`] and [`durable`]).
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// One connection: the pool hands it to one write transaction at a time, in arrival
-    /// order (SQLite's busy handler would instead poll with sleeps of 1–100 ms), and its page
-    /// cache stays valid from one write to the next, as no other connection writes.
-    writer: SqlitePool,
+    /// One connection, taken by one write at a time in arrival order (SQLite's busy handler
+    /// would instead poll with sleeps of 1–100 ms); the writes waiting for it share one
+    /// transaction. Its page cache stays valid from one write to the next, as no other
+    /// connection writes.
+    writer: Arc<Writer>,
     /// Opened read-only: a change made through them fails, so no write can bypass the
     /// group commit's sync.
     readers: SqlitePool,
@@ -83,8 +90,10 @@ pub struct SqliteStore {
 /// Where queries run: a transaction, or (from [`Store::conn`]) a pooled connection in
 /// autocommit mode for a single read.
 pub enum Tx {
-    /// On SQLite, a write transaction's commit returns only once it is on disk.
-    Sqlite(Transaction<'static, Sqlite>, Option<Arc<Durable>>),
+    /// SQLite, reading.
+    Sqlite(Transaction<'static, Sqlite>),
+    /// SQLite, writing: its commit returns only once it is on disk.
+    SqliteWrite(Write),
     Postgres(Transaction<'static, Postgres>),
     SqliteConn(PoolConnection<Sqlite>),
     PostgresConn(PoolConnection<Postgres>),
@@ -156,10 +165,11 @@ impl Store {
         let file = std::fs::canonicalize(path).map_err(sqlx::Error::Io)?;
         let mut wal = file.into_os_string();
         wal.push("-wal");
+        let durable = Arc::new(Durable::new(wal.into()));
         Ok(Self::Sqlite(SqliteStore {
-            writer,
+            writer: Arc::new(Writer::new(writer, durable.clone()).await?),
             readers,
-            durable: Arc::new(Durable::new(wal.into())),
+            durable,
         }))
     }
 
@@ -183,7 +193,9 @@ impl Store {
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Self::Sqlite(s) => {
-                sqlx::migrate!("migrations/sqlite").run(&s.writer).await?;
+                let mut conn = s.writer.exclusive().await?;
+                sqlx::migrate!("migrations/sqlite").run(&mut *conn).await?;
+                drop(conn);
                 s.durable.synced().await.map_err(sqlx::Error::Io)?;
             }
             Self::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
@@ -191,14 +203,12 @@ impl Store {
         Ok(())
     }
 
-    /// A transaction that will write: on SQLite it waits for the write connection, then takes
-    /// the write lock up front (another process may hold it).
+    /// A transaction that will write: on SQLite it waits for the write connection and runs in
+    /// the transaction open on it (see [`writer`]), which took the write lock up front
+    /// (another process may hold it).
     pub async fn write(&self) -> Result<Tx> {
         Ok(match self {
-            Self::Sqlite(s) => Tx::Sqlite(
-                s.writer.begin_with("BEGIN IMMEDIATE").await?,
-                Some(s.durable.clone()),
-            ),
+            Self::Sqlite(s) => Tx::SqliteWrite(s.writer.begin().await?),
             Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -206,7 +216,7 @@ impl Store {
     /// A transaction that only reads (a consistent snapshot for list + count).
     pub async fn read(&self) -> Result<Tx> {
         Ok(match self {
-            Self::Sqlite(s) => Tx::Sqlite(s.readers.begin().await?, None),
+            Self::Sqlite(s) => Tx::Sqlite(s.readers.begin().await?),
             Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -215,7 +225,7 @@ impl Store {
     /// (PostgreSQL: REPEATABLE READ; SQLite's read transactions in WAL mode already do).
     pub async fn snapshot(&self) -> Result<Tx> {
         Ok(match self {
-            Self::Sqlite(s) => Tx::Sqlite(s.readers.begin().await?, None),
+            Self::Sqlite(s) => Tx::Sqlite(s.readers.begin().await?),
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -267,13 +277,8 @@ impl Tx {
     /// Commits; on SQLite a write transaction returns once its commit is on disk.
     pub async fn commit(self) -> Result<()> {
         match self {
-            Self::Sqlite(t, None) => t.commit().await?,
-            Self::Sqlite(t, Some(durable)) => {
-                // The connection goes back to the pool here, so the next writer goes on while
-                // this one waits for the disk; its commit joins the next sync.
-                t.commit().await?;
-                durable.synced().await.map_err(sqlx::Error::Io)?;
-            }
+            Self::Sqlite(t) => t.commit().await?,
+            Self::SqliteWrite(w) => w.commit().await?,
             Self::Postgres(t) => t.commit().await?,
             Self::SqliteConn(_) | Self::PostgresConn(_) => {}
         }
@@ -281,7 +286,10 @@ impl Tx {
     }
 
     pub fn is_sqlite(&self) -> bool {
-        matches!(self, Self::Sqlite(..) | Self::SqliteConn(_))
+        matches!(
+            self,
+            Self::Sqlite(_) | Self::SqliteWrite(_) | Self::SqliteConn(_)
+        )
     }
 
     pub async fn meta_get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -322,6 +330,100 @@ mod tests {
         tx.meta_put("probe", b"written").await.unwrap();
         tx.commit().await.unwrap();
         sqlite.durable.syncs() - before
+    }
+
+    fn syncs(store: &Store) -> u64 {
+        let Store::Sqlite(sqlite) = store else {
+            unreachable!()
+        };
+        sqlite.durable.syncs()
+    }
+
+    async fn meta(store: &Store, key: &str) -> Option<Vec<u8>> {
+        store.conn().await.unwrap().meta_get(key).await.unwrap()
+    }
+
+    /// Writes that queue for the write connection share one transaction and one sync; each
+    /// sees the changes of those before it, and one that is dropped undoes only its own.
+    #[tokio::test]
+    async fn queued_writes_share_a_transaction_and_lose_only_their_own_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = migrated_sqlite(&dir.path().join("db.sqlite")).await;
+        let before = syncs(&store);
+
+        // While `first` holds the connection, three writes queue for it, in this order.
+        let mut first = store.write().await.unwrap();
+        let queued = |name: &'static str, keep: bool| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.write().await.unwrap();
+                let seen = (
+                    tx.meta_get("b").await.unwrap(),
+                    tx.meta_get("c").await.unwrap(),
+                );
+                tx.meta_put(name, name.as_bytes()).await.unwrap();
+                if keep {
+                    tx.commit().await.unwrap();
+                }
+                seen
+            })
+        };
+        let b = queued("b", true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let c = queued("c", false);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let d = queued("d", true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        first.meta_put("a", b"a").await.unwrap();
+        first.commit().await.unwrap();
+
+        assert_eq!(b.await.unwrap(), (None, None));
+        assert_eq!(
+            c.await.unwrap(),
+            (Some(b"b".to_vec()), None),
+            "a write did not see the one before it in its transaction"
+        );
+        assert_eq!(
+            d.await.unwrap(),
+            (Some(b"b".to_vec()), None),
+            "a dropped write's change was kept"
+        );
+        for (key, kept) in [("a", true), ("b", true), ("c", false), ("d", true)] {
+            assert_eq!(meta(&store, key).await.is_some(), kept, "{key}");
+        }
+        // `first` committed alone (its committer queued before the others), then b, c and d
+        // shared one transaction: two syncs, not three.
+        assert_eq!(syncs(&store) - before, 2);
+        store.close().await;
+    }
+
+    /// A write that fails leaves the connection ready for the next, whose changes commit.
+    #[tokio::test]
+    async fn a_failed_write_is_undone_and_the_next_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = migrated_sqlite(&dir.path().join("db.sqlite")).await;
+        let mut tx = store.write().await.unwrap();
+        tx.meta_put("lost", b"x").await.unwrap();
+        let failed = on_conn!(&mut tx, |c| sqlx::query(
+            "INSERT INTO no_such_table VALUES (1)"
+        )
+        .execute(c)
+        .await
+        .is_err());
+        assert!(failed);
+        drop(tx);
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(tx.meta_get("lost").await.unwrap(), None);
+        tx.meta_put("kept", b"y").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(meta(&store, "lost").await, None);
+        assert_eq!(meta(&store, "kept").await.as_deref(), Some(&b"y"[..]));
+        store.close().await;
+        assert!(store.write().await.is_err(), "wrote to a closed store");
+        // Closed with nothing left open: the file reopens with the change in it.
+        let store = migrated_sqlite(&dir.path().join("db.sqlite")).await;
+        assert_eq!(meta(&store, "kept").await.as_deref(), Some(&b"y"[..]));
+        store.close().await;
     }
 
     /// SQLite puts the WAL beside the file a symbolic link points to: that is the file synced.

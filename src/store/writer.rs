@@ -1,0 +1,261 @@
+//! SQLite's one write connection, shared by the writes that queue for it: group commit of
+//! whole transactions.
+//!
+//! SQLite lets one connection write at a time. Run one by one, every write transaction
+//! paid a `COMMIT` of its own, which writes each page it changed to the WAL, though
+//! concurrent writes change mostly the same pages (the last leaf of each table and index).
+//! Here the writes that queue for the connection share one transaction instead: each runs
+//! in a savepoint of it, in arrival order, and the transaction ends once the writes that
+//! were waiting when it began have had their turn: one `COMMIT`, and one sync of the WAL
+//! ([`Durable`]), for all of them. A write is answered only once that commit is on disk,
+//! so what its caller is told is unchanged: its changes are durable, or it gets an error.
+//!
+//! - A write that fails, or is dropped, is rolled back to its savepoint: only its own changes
+//!   go. (The rollback runs when the connection is next used: `Drop` cannot wait.)
+//! - The writes of one transaction see each other's changes in order, as they would after one
+//!   another's commits; other connections see all of them at once, or none.
+//! - If the commit fails, every write in it gets the error, and none is answered as done.
+
+use std::{
+    ops::{Deref, DerefMut},
+    sync::Arc,
+};
+
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, pool::PoolConnection};
+use tokio::{
+    sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, watch},
+    task::JoinHandle,
+};
+
+use super::{Durable, Result, WRITE_WAIT};
+
+/// How a shared transaction ended, once it has: `Err` carries the reason.
+type Outcome = Option<std::result::Result<(), Arc<str>>>;
+
+pub struct Writer {
+    pool: SqlitePool,
+    /// `None` once closed.
+    slot: Arc<Mutex<Option<Slot>>>,
+    durable: Arc<Durable>,
+}
+
+struct Slot {
+    /// The pool's one connection, kept until the store closes.
+    conn: PoolConnection<Sqlite>,
+    open: Option<Open>,
+    /// Numbers the transactions, so a committer ends only its own.
+    opened: u64,
+    /// Whether the last write kept its savepoint (`w`) or is to be rolled back to it.
+    kept: bool,
+}
+
+type Held = OwnedMappedMutexGuard<Option<Slot>, Slot>;
+
+/// The transaction open on the connection.
+struct Open {
+    id: u64,
+    /// Writes that committed into it.
+    writes: usize,
+    /// Where its writes learn how it ended.
+    done: watch::Sender<Outcome>,
+    /// The task that will end it.
+    committer: JoinHandle<()>,
+}
+
+/// A write in progress: it holds the write connection until it commits or is dropped.
+pub struct Write {
+    slot: Held,
+    done: watch::Receiver<Outcome>,
+}
+
+impl Writer {
+    /// Takes `pool`'s connection (the pool has one) for good.
+    pub async fn new(pool: SqlitePool, durable: Arc<Durable>) -> Result<Self> {
+        let slot = Slot {
+            conn: pool.acquire().await?,
+            open: None,
+            opened: 0,
+            kept: false,
+        };
+        Ok(Self {
+            pool,
+            slot: Arc::new(Mutex::new(Some(slot))),
+            durable,
+        })
+    }
+
+    /// Waits for the write connection (in arrival order, at most [`WRITE_WAIT`]) and starts a
+    /// write in the open transaction, or in a new one.
+    pub async fn begin(&self) -> Result<Write> {
+        let slot = tokio::time::timeout(WRITE_WAIT, self.slot.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        let mut slot = held(slot)?;
+        // A transaction whose committer ended without it (its runtime stopped) never ends.
+        if slot
+            .open
+            .as_ref()
+            .is_some_and(|o| o.committer.is_finished())
+        {
+            abort(&mut slot, "the write's transaction was abandoned").await;
+        }
+        let sql = match (&slot.open, slot.kept) {
+            (None, _) => "BEGIN IMMEDIATE; SAVEPOINT w",
+            (Some(_), true) => "RELEASE w; SAVEPOINT w",
+            (Some(_), false) => "ROLLBACK TO w; RELEASE w; SAVEPOINT w",
+        };
+        if let Err(e) = sqlx::raw_sql(sql).execute(&mut *slot.conn).await {
+            abort(&mut slot, "a write in the same transaction failed").await;
+            return Err(e.into());
+        }
+        slot.kept = false;
+        let done = match &slot.open {
+            Some(open) => open.done.subscribe(),
+            None => {
+                slot.opened += 1;
+                let id = slot.opened;
+                // Queued for the slot now, behind the writes already waiting: they join this
+                // transaction, and it ends once they have had their turn.
+                let committer = tokio::spawn(commit(self.slot.clone(), self.durable.clone(), id));
+                let (done, outcome) = watch::channel(None);
+                slot.open = Some(Open {
+                    id,
+                    writes: 0,
+                    done,
+                    committer,
+                });
+                outcome
+            }
+        };
+        Ok(Write { slot, done })
+    }
+
+    /// The write connection alone, with no transaction open on it (for migrations).
+    pub async fn exclusive(&self) -> Result<impl DerefMut<Target = SqliteConnection>> {
+        Ok(Exclusive(self.alone().await?))
+    }
+
+    /// Ends the open transaction, if any, and gives the connection back to the pool, which
+    /// it closes: later writes fail.
+    pub async fn close(&self) {
+        let mut slot = self.slot.clone().lock_owned().await;
+        if let Some(held) = slot.as_mut() {
+            self.end_open(held).await;
+        }
+        *slot = None;
+        drop(slot);
+        self.pool.close().await;
+    }
+
+    /// The slot, with no transaction open.
+    async fn alone(&self) -> Result<Held> {
+        let mut slot = held(self.slot.clone().lock_owned().await)?;
+        self.end_open(&mut slot).await;
+        Ok(slot)
+    }
+
+    async fn end_open(&self, slot: &mut Slot) {
+        if let Some((open, ended)) = end(slot).await {
+            tell(open, ended, &self.durable).await;
+        }
+    }
+}
+
+/// The slot, unless the store is closed.
+fn held(slot: OwnedMutexGuard<Option<Slot>>) -> Result<Held> {
+    OwnedMutexGuard::try_map(slot, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed.into())
+}
+
+struct Exclusive(Held);
+
+impl Deref for Exclusive {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.0.conn
+    }
+}
+
+impl DerefMut for Exclusive {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.0.conn
+    }
+}
+
+impl Write {
+    /// Keeps this write's changes and returns once the transaction they are in is on disk.
+    pub async fn commit(mut self) -> Result<()> {
+        self.slot.kept = true;
+        if let Some(open) = self.slot.open.as_mut() {
+            open.writes += 1;
+        }
+        let Self { slot, mut done } = self;
+        drop(slot);
+        let outcome = match done.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone().unwrap_or(Ok(())),
+            Err(_) => Err("the write's transaction was abandoned".into()),
+        };
+        outcome.map_err(|why| sqlx::Error::Io(std::io::Error::other(why.to_string())).into())
+    }
+}
+
+impl Deref for Write {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.slot.conn
+    }
+}
+
+impl DerefMut for Write {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.slot.conn
+    }
+}
+
+/// The committer of transaction `id`: waits its turn for the connection, ends the transaction
+/// if it is still open, frees the connection, and tells its writes once it is on disk.
+async fn commit(slot: Arc<Mutex<Option<Slot>>>, durable: Arc<Durable>, id: u64) {
+    let Ok(mut slot) = held(slot.lock_owned().await) else {
+        return;
+    };
+    if slot.open.as_ref().is_none_or(|o| o.id != id) {
+        return;
+    }
+    let Some((open, ended)) = end(&mut slot).await else {
+        return;
+    };
+    drop(slot);
+    tell(open, ended, &durable).await;
+}
+
+/// Ends the open transaction, committing what its writes kept.
+async fn end(slot: &mut Slot) -> Option<(Open, sqlx::Result<()>)> {
+    let open = slot.open.take()?;
+    let sql = match (open.writes, slot.kept) {
+        (0, _) => "ROLLBACK",
+        (_, true) => "COMMIT",
+        (_, false) => "ROLLBACK TO w; COMMIT",
+    };
+    let ended = sqlx::raw_sql(sql).execute(&mut *slot.conn).await.map(drop);
+    if ended.is_err() {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *slot.conn).await;
+    }
+    Some((open, ended))
+}
+
+/// Tells the writes of a transaction that ended how it did, once its commit is on disk.
+async fn tell(open: Open, ended: sqlx::Result<()>, durable: &Durable) {
+    let outcome = match ended {
+        Ok(()) if open.writes > 0 => durable.synced().await.map_err(|e| e.to_string().into()),
+        Ok(()) => Ok(()),
+        Err(e) => Err(e.to_string().into()),
+    };
+    open.done.send_replace(Some(outcome));
+}
+
+/// Rolls back the open transaction and fails its writes with `why`.
+async fn abort(slot: &mut Slot, why: &str) {
+    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *slot.conn).await;
+    if let Some(open) = slot.open.take() {
+        open.done.send_replace(Some(Err(why.into())));
+    }
+}
