@@ -224,17 +224,18 @@ impl<St: Send + Sync> FromRequest<St> for Params {
                 bearer = Some(token.to_owned());
                 None
             }
-            Some(Some(Authorization::Basic { id, secret })) => {
+            Some(Some(Authorization::Basic(credentials))) => {
                 // RFC 6749 §2.3.1: both halves are form-encoded before Basic encoding.
                 let decode = |s: &str| {
-                    form_urlencoded::parse(format!("x={s}").as_bytes())
+                    let query = zeroize::Zeroizing::new(format!("x={s}"));
+                    form_urlencoded::parse(query.as_bytes())
                         .next()
                         .map(|(_, v)| v.into_owned())
                         .unwrap_or_default()
                 };
                 Some((
-                    decode(&id),
-                    SecretString::from(decode(secret.expose_secret())),
+                    decode(credentials.id()),
+                    SecretString::from(decode(credentials.secret())),
                 ))
             }
             Some(_) => return Err(invalid_client().into()),

@@ -476,10 +476,11 @@ impl VerifyingKey {
 /// leeway for clock skew. The algorithm is pinned to HS256: the header must name it.
 ///
 /// This is the hot path of key-signed JWTs, so it does no more than the check needs: the
-/// compact form is split once, the header read for `alg` only, the signature checked by
-/// jsonwebtoken's HMAC (constant time), and the claims decoded once into `T` and once for
-/// `exp`. (`jsonwebtoken::decode` also deserializes its whole `Header` and boxes a verifier
-/// per call: more than the HMAC itself costs.)
+/// header is the one the caller already read (with [`decode_header`], for its `kid`), the
+/// signature is decoded onto the stack and checked with aws-lc's HMAC (constant time), and
+/// the claims are decoded once into `T` and once for `exp`. (`jsonwebtoken::decode` also
+/// deserializes its whole `Header`, copies the secret and boxes a verifier per call, and its
+/// HMAC check encodes the expected signature to compare strings: more than the HMAC costs.)
 pub struct Hs256Verifier {
     leeway_seconds: u64,
 }
@@ -489,27 +490,26 @@ impl Hs256Verifier {
         Self { leeway_seconds }
     }
 
+    /// `header` is what [`decode_header`] read from this `token`.
     pub fn verify<T: DeserializeOwned>(
         &self,
         token: &str,
+        header: &JwtHeader,
         secret: &[u8],
     ) -> Result<T, VerifyError> {
+        if header.algorithm != Some(JwtAlgorithm::HS256) {
+            return Err(VerifyError::BadSignature);
+        }
         let (message, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
-        let (header, claims) = message.split_once('.').ok_or(VerifyError::Malformed)?;
-        let header = RawHeader::decode(header).ok_or(VerifyError::Malformed)?;
-        if header.alg != "HS256" {
-            return Err(VerifyError::BadSignature);
-        }
-        let signed = jsonwebtoken::crypto::verify(
-            signature,
-            message.as_bytes(),
-            &DecodingKey::from_secret(secret),
-            Algorithm::HS256,
-        )
-        .map_err(|_| VerifyError::Malformed)?;
-        if !signed {
-            return Err(VerifyError::BadSignature);
-        }
+        let (_, claims) = message.split_once('.').ok_or(VerifyError::Malformed)?;
+        let mut mac = [0u8; 64];
+        let mac = match URL_SAFE_NO_PAD.decode_slice(signature, &mut mac) {
+            Ok(len) => &mac[..len],
+            Err(_) => return Err(VerifyError::BadSignature),
+        };
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        aws_lc_rs::hmac::verify(&key, message.as_bytes(), mac)
+            .map_err(|_| VerifyError::BadSignature)?;
         let claims = base64url(claims).ok_or(VerifyError::Malformed)?;
         let Expiry { exp } = serde_json::from_slice(&claims).map_err(|_| VerifyError::Malformed)?;
         if let Some(exp) = exp {
@@ -714,6 +714,12 @@ mod tests {
         assert!(verifier.verify::<Value>(&forged).is_err());
     }
 
+    /// What a caller does: reads the header, then verifies with it.
+    fn hs256(token: &str, secret: &[u8]) -> Result<Value, VerifyError> {
+        let header = decode_header(token).ok_or(VerifyError::Malformed)?;
+        Hs256Verifier::new(30).verify(token, &header, secret)
+    }
+
     #[test]
     fn hs256_with_a_shared_secret() {
         let mut header = Header::new(Algorithm::HS256);
@@ -724,11 +730,10 @@ mod tests {
             &EncodingKey::from_secret(b"s3cret"),
         )
         .unwrap();
-        let hs256 = Hs256Verifier::new(30);
-        let claims: Value = hs256.verify(&token, b"s3cret").unwrap();
+        let claims: Value = hs256(&token, b"s3cret").unwrap();
         assert_eq!(claims["scope"], "app");
         assert_eq!(
-            hs256.verify::<Value>(&token, b"other").unwrap_err(),
+            hs256(&token, b"other").unwrap_err(),
             VerifyError::BadSignature
         );
         let hs384 = jsonwebtoken::encode(
@@ -737,7 +742,10 @@ mod tests {
             &EncodingKey::from_secret(b"s3cret"),
         )
         .unwrap();
-        assert!(hs256.verify::<Value>(&hs384, b"s3cret").is_err());
+        assert_eq!(
+            hs256(&hs384, b"s3cret").unwrap_err(),
+            VerifyError::BadSignature
+        );
     }
 
     /// Hand-built tokens: the header's `alg` is pinned, `exp` honoured with the leeway, and
@@ -756,28 +764,21 @@ mod tests {
             let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac);
             format!("{message}.{signature}")
         };
-        let hs256 = Hs256Verifier::new(30);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
         let header = json!({"alg": "HS256", "kid": "app_1"});
         let good = sign(&header, &json!({"scope": "app", "exp": now + 60}));
-        assert!(hs256.verify::<Value>(&good, b"k").is_ok());
+        assert!(hs256(&good, b"k").is_ok());
         assert_eq!(decode_header(&good).unwrap().kid.as_deref(), Some("app_1"));
         // Within the leeway, and past it.
         let skewed = sign(&header, &json!({"exp": now - 10}));
-        assert!(hs256.verify::<Value>(&skewed, b"k").is_ok());
+        assert!(hs256(&skewed, b"k").is_ok());
         let expired = sign(&header, &json!({"exp": now - 60}));
-        assert_eq!(
-            hs256.verify::<Value>(&expired, b"k").unwrap_err(),
-            VerifyError::Expired
-        );
+        assert_eq!(hs256(&expired, b"k").unwrap_err(), VerifyError::Expired);
         let bad_exp = sign(&header, &json!({"exp": "tomorrow"}));
-        assert_eq!(
-            hs256.verify::<Value>(&bad_exp, b"k").unwrap_err(),
-            VerifyError::Malformed
-        );
+        assert_eq!(hs256(&bad_exp, b"k").unwrap_err(), VerifyError::Malformed);
         // The header chooses nothing: `none`, another HMAC, or no `alg` at all.
         for header in [
             json!({"alg": "none"}),
@@ -785,33 +786,41 @@ mod tests {
             json!({"alg": "hs256"}),
         ] {
             let token = sign(&header, &json!({}));
+            assert!(hs256(&token, b"k").is_err());
+            let read = decode_header(&token).map(|h| h.algorithm);
+            assert!(read.is_none() || read == Some(Some(JwtAlgorithm::HS512)));
+            let claimed = JwtHeader {
+                algorithm: Some(JwtAlgorithm::HS512),
+                kid: None,
+            };
             assert_eq!(
-                hs256.verify::<Value>(&token, b"k").unwrap_err(),
+                Hs256Verifier::new(30)
+                    .verify::<Value>(&token, &claimed, b"k")
+                    .unwrap_err(),
                 VerifyError::BadSignature
             );
         }
         let no_alg = sign(&json!({"kid": "app_1"}), &json!({}));
-        assert_eq!(
-            hs256.verify::<Value>(&no_alg, b"k").unwrap_err(),
-            VerifyError::Malformed
-        );
+        assert_eq!(hs256(&no_alg, b"k").unwrap_err(), VerifyError::Malformed);
         assert!(decode_header(&no_alg).is_none());
         // Tampered claims, a stripped signature, extra parts, non-JSON claims.
         let (message, signature) = good.rsplit_once('.').unwrap();
         let (head, _) = message.split_once('.').unwrap();
         let tampered = format!("{head}.{}.{signature}", b64(&json!({"scope": "account"})));
         assert_eq!(
-            hs256.verify::<Value>(&tampered, b"k").unwrap_err(),
+            hs256(&tampered, b"k").unwrap_err(),
             VerifyError::BadSignature
         );
-        assert!(hs256.verify::<Value>(&format!("{message}."), b"k").is_err());
-        assert!(hs256.verify::<Value>(&format!("{good}.x"), b"k").is_err());
+        assert!(hs256(&format!("{message}."), b"k").is_err());
+        assert!(hs256(&format!("{good}.x"), b"k").is_err());
         assert!(decode_header(&format!("{good}.x")).is_none());
         let not_json = sign(&header, &json!("a string"));
-        assert!(
-            hs256
-                .verify::<std::collections::HashMap<String, Value>>(&not_json, b"k")
-                .is_err()
+        let read = decode_header(&not_json).unwrap();
+        assert_eq!(
+            Hs256Verifier::new(30)
+                .verify::<std::collections::HashMap<String, Value>>(&not_json, &read, b"k")
+                .unwrap_err(),
+            VerifyError::Malformed
         );
     }
 

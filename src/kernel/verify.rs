@@ -12,8 +12,8 @@
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use base64::Engine as _;
-use secrecy::SecretString;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use super::{Ctx, Kernel, Result, issuer::Issued};
 use crate::crypto::jwt::{JwtHeader, decode_header, is_thumbprint_kid};
@@ -24,7 +24,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The credential as presented, parsed once.
 pub enum Presented<'a> {
     /// HTTP Basic `key_id:secret`.
-    Basic { id: String, secret: SecretString },
+    Basic(BasicCredentials),
     /// A JWT one of our issuer keys signed; signature and `exp` already checked.
     Issued(Issued),
     /// A JWT signed with a key that is not an issuer key (nothing checked yet).
@@ -36,10 +36,7 @@ pub enum Presented<'a> {
 impl std::fmt::Debug for Presented<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Basic { id, .. } => f
-                .debug_struct("Basic")
-                .field("id", id)
-                .finish_non_exhaustive(),
+            Self::Basic(credentials) => credentials.fmt(f),
             Self::Issued(issued) => f
                 .debug_struct("Issued")
                 .field("organization_id", &issued.organization_id)
@@ -57,7 +54,7 @@ impl Presented<'_> {
     /// The key id a Basic credential or a key-signed JWT names (not checked).
     fn key_id(&self) -> Option<&str> {
         match self {
-            Self::Basic { id, .. } => Some(id),
+            Self::Basic(credentials) => Some(credentials.id()),
             Self::Jwt { header, .. } => header.kid.as_deref(),
             Self::Issued(_) | Self::Opaque(_) => None,
         }
@@ -66,8 +63,48 @@ impl Presented<'_> {
 
 /// The first parse of an `Authorization` value: Basic, or a token (bearer or bare).
 pub enum Authorization<'a> {
-    Basic { id: String, secret: SecretString },
+    Basic(BasicCredentials),
     Token(&'a str),
+}
+
+/// HTTP Basic credentials, decoded: `id:secret` in one buffer, zeroed when dropped (no other
+/// copy of the secret is made).
+pub struct BasicCredentials {
+    decoded: Zeroizing<String>,
+    /// Where the first `:` is.
+    colon: usize,
+}
+
+impl BasicCredentials {
+    /// Decodes base64 `id:secret`; `None` unless it is UTF-8 with a `:`.
+    fn decode(encoded: &str) -> Option<Self> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        // Room for all of it up front: a buffer that grew would leave a copy behind.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(base64::decoded_len_estimate(
+            encoded.len(),
+        )));
+        engine.decode_vec(encoded, &mut bytes).ok()?;
+        std::str::from_utf8(&bytes).ok()?;
+        let decoded = Zeroizing::new(String::from_utf8(std::mem::take(&mut *bytes)).ok()?);
+        let colon = decoded.find(':')?;
+        Some(Self { decoded, colon })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.decoded[..self.colon]
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.decoded[self.colon + 1..]
+    }
+}
+
+impl std::fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Basic")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Authorization<'a> {
@@ -77,15 +114,7 @@ impl<'a> Authorization<'a> {
         if let Some((scheme, rest)) = value.split_once(' ') {
             let rest = rest.trim();
             if scheme.eq_ignore_ascii_case("basic") {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(rest)
-                    .ok()?;
-                let text = String::from_utf8(decoded).ok()?;
-                let (id, secret) = text.split_once(':')?;
-                return Some(Self::Basic {
-                    id: id.to_owned(),
-                    secret: SecretString::from(secret.to_owned()),
-                });
+                return BasicCredentials::decode(rest).map(Self::Basic);
             }
             if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
                 return Some(Self::Token(rest));
@@ -313,7 +342,7 @@ impl Registry {
     ) -> Result<Result<Presented<'a>, Verification>> {
         Ok(Ok(match Authorization::parse(authorization) {
             None => return Ok(Err(Verification::invalid("malformed"))),
-            Some(Authorization::Basic { id, secret }) => Presented::Basic { id, secret },
+            Some(Authorization::Basic(credentials)) => Presented::Basic(credentials),
             Some(Authorization::Token(token)) => match decode_header(token) {
                 None => Presented::Opaque(token),
                 Some(header) => match header.kid.as_deref() {
@@ -340,7 +369,7 @@ impl Registry {
             }
         }
         let verdict = Verification::invalid(match presented {
-            Presented::Basic { .. } => "unknown_key",
+            Presented::Basic(_) => "unknown_key",
             Presented::Jwt { header, .. } if header.kid.is_some() => "unknown_key",
             // Signed by us, but no family knows these claims.
             _ => "malformed",
@@ -351,17 +380,15 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
-
     use super::*;
 
     #[test]
     fn authorization_shapes() {
         let basic = base64::engine::general_purpose::STANDARD.encode("app_1:s3cret:with:colons");
         match Authorization::parse(&format!("Basic {basic}")) {
-            Some(Authorization::Basic { id, secret }) => {
-                assert_eq!(id, "app_1");
-                assert_eq!(secret.expose_secret(), "s3cret:with:colons");
+            Some(Authorization::Basic(credentials)) => {
+                assert_eq!(credentials.id(), "app_1");
+                assert_eq!(credentials.secret(), "s3cret:with:colons");
             }
             _ => panic!("not basic"),
         }
@@ -376,14 +403,20 @@ mod tests {
         assert!(Authorization::parse("Basic !!!").is_none());
         assert!(Authorization::parse("Digest x").is_none());
         assert!(Authorization::parse("  ").is_none());
-        let shown = format!(
-            "{:?}",
-            Presented::Basic {
-                id: "app_1".into(),
-                secret: SecretString::from("s3cret".to_owned())
-            }
+        let no_colon = base64::engine::general_purpose::STANDARD.encode("app_1");
+        assert!(Authorization::parse(&format!("Basic {no_colon}")).is_none());
+        let not_utf8 = base64::engine::general_purpose::STANDARD.encode([b'a', b':', 0xff]);
+        assert!(Authorization::parse(&format!("Basic {not_utf8}")).is_none());
+        let Some(Authorization::Basic(credentials)) =
+            Authorization::parse(&format!("Basic {basic}"))
+        else {
+            panic!("not basic")
+        };
+        let shown = format!("{:?}", Presented::Basic(credentials));
+        assert!(
+            shown.contains("app_1") && !shown.contains("s3cret"),
+            "{shown}"
         );
-        assert!(!shown.contains("s3cret"));
     }
 
     #[test]

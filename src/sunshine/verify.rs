@@ -17,7 +17,7 @@ use super::{
 use crate::kernel::limits::client_key;
 use crate::{
     crypto::{
-        jwt::{Hs256Verifier, JwtAlgorithm, VerifyError, decode_header},
+        jwt::{Hs256Verifier, JwtAlgorithm, JwtHeader, VerifyError, decode_header},
         secret::looks_like_management_token,
         secrets_equal,
     },
@@ -167,15 +167,14 @@ impl Sunshine {
     }
 
     /// HTTP Basic `key_id:secret`.
-    async fn verify_basic_key(&self, id: &str, secret: &SecretString) -> Result<Verification> {
+    async fn verify_basic_key(&self, id: &str, secret: &str) -> Result<Verification> {
         if KeyScope::of_key_id(id).is_none() {
             return Ok(Verification::invalid("unknown_key"));
         }
         let Some(key) = self.live_key(id).await? else {
             return Ok(Verification::invalid("unknown_key"));
         };
-        let presented = secret.expose_secret().as_bytes();
-        if !secrets_equal(presented, key.secret()) {
+        if !secrets_equal(secret.as_bytes(), key.secret()) {
             return Ok(Verification::invalid("bad_secret").of(key.organization_id()));
         }
         Ok(Verification::valid(Self::key_principal(id, &key)))
@@ -186,17 +185,17 @@ impl Sunshine {
     async fn verify_key_jwt(
         &self,
         token: &str,
-        algorithm: Option<JwtAlgorithm>,
+        header: &JwtHeader,
         kid: &str,
     ) -> Result<Verification> {
-        if algorithm != Some(JwtAlgorithm::HS256) {
+        if header.algorithm != Some(JwtAlgorithm::HS256) {
             return Ok(Verification::invalid("unsupported_algorithm"));
         }
         let Some(key) = self.live_key(kid).await? else {
             return Ok(Verification::invalid("unknown_key"));
         };
         let org = key.organization_id();
-        let claims = match KEY_JWT.verify::<KeyClaims>(token, key.secret()) {
+        let claims = match KEY_JWT.verify::<KeyClaims>(token, header, key.secret()) {
             Ok(claims) => claims,
             Err(VerifyError::Expired) => return Ok(Verification::invalid("expired").of(org)),
             Err(VerifyError::BadSignature) => {
@@ -216,12 +215,14 @@ impl Sunshine {
         presented: &Presented<'_>,
     ) -> Result<(Verification, Option<String>)> {
         Ok(match presented {
-            Presented::Basic { id, secret } => {
-                (self.verify_basic_key(id, secret).await?, Some(id.clone()))
+            Presented::Basic(credentials) => {
+                let id = credentials.id();
+                let verdict = self.verify_basic_key(id, credentials.secret()).await?;
+                (verdict, Some(id.to_owned()))
             }
             Presented::Jwt { token, header } => match header.kid.as_deref() {
                 Some(kid) if KeyScope::of_key_id(kid).is_some() => (
-                    self.verify_key_jwt(token, header.algorithm, kid).await?,
+                    self.verify_key_jwt(token, header, kid).await?,
                     Some(kid.to_owned()),
                 ),
                 _ => (Verification::invalid("unknown_key"), None),
@@ -243,7 +244,7 @@ impl Sunshine {
                 let principal = self.kernel.authenticate(Some(token), &meta).await?;
                 return Ok(Ctx::new(principal, meta).into());
             }
-            Some(Authorization::Basic { id, secret }) => Presented::Basic { id, secret },
+            Some(Authorization::Basic(credentials)) => Presented::Basic(credentials),
             Some(Authorization::Token(token)) => match decode_header(token) {
                 Some(header) => Presented::Jwt { token, header },
                 None => Presented::Opaque(token),
@@ -312,7 +313,7 @@ impl Verifier for Sunshine {
         presented: &'a Presented<'a>,
     ) -> Option<BoxFuture<'a, Result<Verification>>> {
         let ours = match presented {
-            Presented::Basic { id, .. } => KeyScope::of_key_id(id).is_some(),
+            Presented::Basic(credentials) => KeyScope::of_key_id(credentials.id()).is_some(),
             Presented::Jwt { header, .. } => header
                 .kid
                 .as_deref()
