@@ -426,6 +426,29 @@ mod tests {
         store.close().await;
     }
 
+    /// A write dropped while its transaction's `BEGIN` ran leaves a transaction nobody
+    /// recorded: the next write rolls it back and goes on, instead of failing.
+    #[tokio::test]
+    async fn a_transaction_nobody_recorded_does_not_fail_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = migrated_sqlite(&dir.path().join("db.sqlite")).await;
+        let Store::Sqlite(sqlite) = &store else {
+            unreachable!()
+        };
+        let mut conn = sqlite.writer.exclusive().await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO meta (key, value) VALUES ('stray', x'00')")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        let mut tx = store.write().await.unwrap();
+        tx.meta_put("next", b"n").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(meta(&store, "next").await.as_deref(), Some(&b"n"[..]));
+        assert_eq!(meta(&store, "stray").await, None);
+        store.close().await;
+    }
+
     /// SQLite puts the WAL beside the file a symbolic link points to: that is the file synced.
     #[tokio::test]
     async fn sqlite_syncs_the_wal_of_a_linked_database() {

@@ -99,14 +99,15 @@ impl Writer {
         {
             abort(&mut slot, "the write's transaction was abandoned").await;
         }
-        let sql = match (&slot.open, slot.kept) {
-            (None, _) => "BEGIN IMMEDIATE; SAVEPOINT w",
-            (Some(_), true) => "RELEASE w; SAVEPOINT w",
-            (Some(_), false) => "ROLLBACK TO w; RELEASE w; SAVEPOINT w",
-        };
-        if let Err(e) = sqlx::raw_sql(sql).execute(&mut *slot.conn).await {
-            abort(&mut slot, "a write in the same transaction failed").await;
-            return Err(e.into());
+        if start(&mut slot).await.is_err() {
+            // The transaction broke (a statement error SQLite rolls back everything for), or
+            // the connection is not where the slot says: a write dropped while its own start
+            // ran may have begun a transaction nobody recorded. Start over in a new one.
+            abort(&mut slot, "the write's transaction failed").await;
+            if let Err(e) = start(&mut slot).await {
+                abort(&mut slot, "the write's transaction failed").await;
+                return Err(e.into());
+            }
         }
         slot.kept = false;
         let done = match &slot.open {
@@ -159,6 +160,17 @@ impl Writer {
             tell(open, ended, &self.durable).await;
         }
     }
+}
+
+/// Starts a write's savepoint: in a new transaction, or after the last write's savepoint,
+/// which is released (kept) or first rolled back to.
+async fn start(slot: &mut Slot) -> sqlx::Result<()> {
+    let sql = match (&slot.open, slot.kept) {
+        (None, _) => "BEGIN IMMEDIATE; SAVEPOINT w",
+        (Some(_), true) => "RELEASE w; SAVEPOINT w",
+        (Some(_), false) => "ROLLBACK TO w; RELEASE w; SAVEPOINT w",
+    };
+    sqlx::raw_sql(sql).execute(&mut *slot.conn).await.map(drop)
 }
 
 /// The slot, unless the store is closed.
