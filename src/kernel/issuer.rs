@@ -153,13 +153,14 @@ impl Kernel {
                 Ok(Arc::new(key))
             }
             // Another node made one first: use theirs. Read in a write transaction: on SQLite
-            // it sees a key that a write before it in the same transaction made.
+            // it sees a key that a write before it in the same transaction made, and its
+            // (empty) commit returns once that transaction is on disk.
             Err(StoreError::Conflict(_)) => {
                 drop(tx);
                 let mut tx = self.store().write().await?;
-                self.active_signer(&mut tx, org, algorithm)
-                    .await?
-                    .ok_or_else(|| CoreError::Internal("signing key vanished".into()))
+                let key = self.active_signer(&mut tx, org, algorithm).await?;
+                tx.commit().await?;
+                key.ok_or_else(|| CoreError::Internal("signing key vanished".into()))
             }
             Err(e) => Err(e.into()),
         }

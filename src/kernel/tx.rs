@@ -57,7 +57,8 @@ impl DerefMut for WriteTx {
 
 impl Kernel {
     /// Runs `f` in a write transaction and commits only if it succeeds; revocations it made
-    /// reach the feed in the same commit and this node's caches right after.
+    /// reach the feed in the same commit and this node's caches right after. `f` must not
+    /// wait for another write (see `store::writer`: on SQLite both would wait forever).
     pub async fn write<T>(&self, f: impl AsyncFnOnce(&mut WriteTx) -> Result<T>) -> Result<T> {
         let mut tx = WriteTx {
             tx: self.store().write().await?,
@@ -74,8 +75,21 @@ impl Kernel {
             .collect();
         // Last, so the feed's head is locked only for the moment before the commit.
         tx.append_revocations(&rows).await?;
-        tx.commit().await?;
-        self.inner.feed.apply(&changes);
+        drop(rows);
+        if changes.is_empty() {
+            tx.commit().await?;
+            return Ok(value);
+        }
+        // In a task of its own: a caller that stops waiting for the commit (its client went
+        // away) must not leave this node's caches serving what the commit revoked.
+        let kernel = self.clone();
+        tokio::spawn(async move {
+            tx.commit().await?;
+            kernel.inner.feed.apply(&changes);
+            Ok::<_, super::CoreError>(())
+        })
+        .await
+        .map_err(|e| super::CoreError::Internal(format!("the commit did not finish: {e}")))??;
         Ok(value)
     }
 }

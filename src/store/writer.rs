@@ -14,7 +14,16 @@
 //!   go. (The rollback runs when the connection is next used: `Drop` cannot wait.)
 //! - The writes of one transaction see each other's changes in order, as they would after one
 //!   another's commits; other connections see all of them at once, or none.
-//! - If the commit fails, every write in it gets the error, and none is answered as done.
+//! - If the commit fails, every write in it gets the error, and none is answered as done. (A
+//!   write that failed on what an earlier write of its transaction did, a unique name say, has
+//!   its answer already: it is not told that the earlier write was lost after all.)
+//! - Each step on the connection between writes is one statement (`BEGIN IMMEDIATE`,
+//!   `SAVEPOINT w` nested in the savepoints of the writes kept before, or `ROLLBACK TO w` to
+//!   empty a dropped write's), so a write dropped while its step runs leaves the connection in
+//!   a state the next step still fits, whether the statement ran or not.
+//! - A write must not wait for another write (a lock or a channel that another write's
+//!   caller holds until its commit): that write's commit waits for this transaction, so both
+//!   would wait forever.
 
 use std::{
     ops::{Deref, DerefMut},
@@ -45,8 +54,17 @@ struct Slot {
     open: Option<Open>,
     /// Numbers the transactions, so a committer ends only its own.
     opened: u64,
-    /// Whether the last write kept its savepoint (`w`) or is to be rolled back to it.
-    kept: bool,
+    savepoint: Savepoint,
+}
+
+/// The open transaction's last savepoint, between writes.
+#[derive(Clone, Copy)]
+enum Savepoint {
+    /// Kept by its write (or none yet): the next write starts one of its own.
+    Kept,
+    /// Its write did not commit: the next write rolls back to it, which leaves it empty for
+    /// that write's own changes.
+    Undo,
 }
 
 type Held = OwnedMappedMutexGuard<Option<Slot>, Slot>;
@@ -75,7 +93,7 @@ impl Writer {
             conn: pool.acquire().await?,
             open: None,
             opened: 0,
-            kept: false,
+            savepoint: Savepoint::Kept,
         };
         Ok(Self {
             pool,
@@ -99,20 +117,34 @@ impl Writer {
         {
             abort(&mut slot, "the write's transaction was abandoned").await;
         }
-        if start(&mut slot).await.is_err() {
-            // The transaction broke (a statement error SQLite rolls back everything for), or
-            // the connection is not where the slot says: a write dropped while its own start
-            // ran may have begun a transaction nobody recorded. Start over in a new one.
-            abort(&mut slot, "the write's transaction failed").await;
-            if let Err(e) = start(&mut slot).await {
+        let done = match self.start(&mut slot).await {
+            Ok(done) => done,
+            // The transaction broke (on an error SQLite rolls back everything for), or the
+            // connection is not where the slot says: a write dropped while its `BEGIN` ran
+            // may have begun a transaction nobody recorded. Start over in a new one.
+            Err(_) => {
                 abort(&mut slot, "the write's transaction failed").await;
-                return Err(e.into());
+                match self.start(&mut slot).await {
+                    Ok(done) => done,
+                    Err(e) => {
+                        abort(&mut slot, "the write's transaction failed").await;
+                        return Err(e.into());
+                    }
+                }
             }
-        }
-        slot.kept = false;
+        };
+        Ok(Write { slot, done })
+    }
+
+    /// Starts a write's savepoint, in a new transaction when none is open. Each step is one
+    /// statement, and the slot records it once it has run.
+    async fn start(&self, slot: &mut Slot) -> sqlx::Result<watch::Receiver<Outcome>> {
         let done = match &slot.open {
             Some(open) => open.done.subscribe(),
             None => {
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut *slot.conn)
+                    .await?;
                 slot.opened += 1;
                 let id = slot.opened;
                 // Queued for the slot now, behind the writes already waiting: they join this
@@ -125,10 +157,17 @@ impl Writer {
                     done,
                     committer,
                 });
+                slot.savepoint = Savepoint::Kept;
                 outcome
             }
         };
-        Ok(Write { slot, done })
+        let sql = match slot.savepoint {
+            Savepoint::Kept => "SAVEPOINT w",
+            Savepoint::Undo => "ROLLBACK TO w",
+        };
+        sqlx::raw_sql(sql).execute(&mut *slot.conn).await?;
+        slot.savepoint = Savepoint::Undo;
+        Ok(done)
     }
 
     /// The write connection alone, with no transaction open on it (for migrations).
@@ -162,17 +201,6 @@ impl Writer {
     }
 }
 
-/// Starts a write's savepoint: in a new transaction, or after the last write's savepoint,
-/// which is released (kept) or first rolled back to.
-async fn start(slot: &mut Slot) -> sqlx::Result<()> {
-    let sql = match (&slot.open, slot.kept) {
-        (None, _) => "BEGIN IMMEDIATE; SAVEPOINT w",
-        (Some(_), true) => "RELEASE w; SAVEPOINT w",
-        (Some(_), false) => "ROLLBACK TO w; RELEASE w; SAVEPOINT w",
-    };
-    sqlx::raw_sql(sql).execute(&mut *slot.conn).await.map(drop)
-}
-
 /// The slot, unless the store is closed.
 fn held(slot: OwnedMutexGuard<Option<Slot>>) -> Result<Held> {
     OwnedMutexGuard::try_map(slot, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed.into())
@@ -196,7 +224,7 @@ impl DerefMut for Exclusive {
 impl Write {
     /// Keeps this write's changes and returns once the transaction they are in is on disk.
     pub async fn commit(mut self) -> Result<()> {
-        self.slot.kept = true;
+        self.slot.savepoint = Savepoint::Kept;
         if let Some(open) = self.slot.open.as_mut() {
             open.writes += 1;
         }
@@ -242,10 +270,10 @@ async fn commit(slot: Arc<Mutex<Option<Slot>>>, durable: Arc<Durable>, id: u64) 
 /// Ends the open transaction, committing what its writes kept.
 async fn end(slot: &mut Slot) -> Option<(Open, sqlx::Result<()>)> {
     let open = slot.open.take()?;
-    let sql = match (open.writes, slot.kept) {
+    let sql = match (open.writes, slot.savepoint) {
         (0, _) => "ROLLBACK",
-        (_, true) => "COMMIT",
-        (_, false) => "ROLLBACK TO w; COMMIT",
+        (_, Savepoint::Kept) => "COMMIT",
+        (_, Savepoint::Undo) => "ROLLBACK TO w; COMMIT",
     };
     let ended = sqlx::raw_sql(sql).execute(&mut *slot.conn).await.map(drop);
     if ended.is_err() {
