@@ -426,8 +426,9 @@ mod tests {
         store.close().await;
     }
 
-    /// A write dropped while its transaction's `BEGIN` ran leaves a transaction nobody
-    /// recorded: the next write rolls it back and goes on, instead of failing.
+    /// A transaction open on the write connection that the slot does not know of (its step
+    /// cut short by a runtime that stopped, say) is rolled back by the next write, which goes
+    /// on instead of failing.
     #[tokio::test]
     async fn a_transaction_nobody_recorded_does_not_fail_the_next_write() {
         let dir = tempfile::tempdir().unwrap();
