@@ -374,6 +374,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let d = queued("d", true);
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // The last write of the transaction is dropped too: the commit undoes it first.
+        let e = queued("e", false);
+        tokio::time::sleep(Duration::from_millis(50)).await;
         first.meta_put("a", b"a").await.unwrap();
         first.commit().await.unwrap();
 
@@ -388,10 +391,17 @@ mod tests {
             (Some(b"b".to_vec()), None),
             "a dropped write's change was kept"
         );
-        for (key, kept) in [("a", true), ("b", true), ("c", false), ("d", true)] {
+        assert_eq!(e.await.unwrap(), (Some(b"b".to_vec()), None));
+        for (key, kept) in [
+            ("a", true),
+            ("b", true),
+            ("c", false),
+            ("d", true),
+            ("e", false),
+        ] {
             assert_eq!(meta(&store, key).await.is_some(), kept, "{key}");
         }
-        // `first` committed alone (its committer queued before the others), then b, c and d
+        // `first` committed alone (its committer queued before the others), then b, c, d and e
         // shared one transaction: two syncs, not three.
         assert_eq!(syncs(&store) - before, 2);
         store.close().await;
@@ -423,6 +433,48 @@ mod tests {
         // Closed with nothing left open: the file reopens with the change in it.
         let store = migrated_sqlite(&dir.path().join("db.sqlite")).await;
         assert_eq!(meta(&store, "kept").await.as_deref(), Some(&b"y"[..]));
+        store.close().await;
+    }
+
+    /// A transaction that broke under its writes (here a write ends it behind the slot's
+    /// back): the writes kept in it are told so, and the next write goes on in a new one.
+    #[tokio::test]
+    async fn a_broken_transaction_fails_its_kept_writes_and_the_next_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = migrated_sqlite(&dir.path().join("db.sqlite")).await;
+        let first = store.write().await.unwrap();
+        let spawn = |name: &'static str, breaks: bool| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.write().await.unwrap();
+                tx.meta_put(name, name.as_bytes()).await.unwrap();
+                if breaks {
+                    on_conn!(&mut tx, |c| {
+                        sqlx::raw_sql("ROLLBACK").execute(c).await.unwrap();
+                    });
+                    return Ok(());
+                }
+                tx.commit().await
+            })
+        };
+        // Queued behind `first`, in this order: they share the next transaction.
+        let kept = spawn("kept", false);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let breaker = spawn("breaker", true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let next = spawn("next", false);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        first.commit().await.unwrap();
+
+        assert!(
+            kept.await.unwrap().is_err(),
+            "a lost write was acknowledged"
+        );
+        breaker.await.unwrap().unwrap();
+        next.await.unwrap().unwrap();
+        assert_eq!(meta(&store, "kept").await, None);
+        assert_eq!(meta(&store, "breaker").await, None);
+        assert_eq!(meta(&store, "next").await.as_deref(), Some(&b"next"[..]));
         store.close().await;
     }
 

@@ -119,7 +119,8 @@ impl Writer {
             .map_err(|e| sqlx::Error::Io(std::io::Error::other(e.to_string())))?
     }
 
-    /// The write connection alone, with no transaction open on it (for migrations).
+    /// The write connection alone, with no transaction open on it (for migrations). Like
+    /// [`Self::close`], not to be cancelled: it may end the open transaction.
     pub async fn exclusive(&self) -> Result<impl DerefMut<Target = SqliteConnection>> {
         Ok(Exclusive(self.alone().await?))
     }
@@ -164,10 +165,17 @@ async fn prepare(
     {
         abort(&mut slot, "the write's transaction was abandoned").await;
     }
+    let was_open = slot.open.is_some();
     let done = match start(&mut slot, &shared, &durable).await {
         Ok(done) => done,
-        // The transaction broke (on an error SQLite rolls back everything for): its writes
-        // are told, and this one starts over in a new one.
+        // Another process holds the write lock past the busy timeout: no second wait.
+        Err(e) if !was_open && busy(&e) => {
+            abort(&mut slot, "the write's transaction failed").await;
+            return Err(e.into());
+        }
+        // The transaction broke (on an error SQLite rolls back everything for), or the
+        // connection is in one the slot does not know of: its writes are told, and this one
+        // starts over in a new one.
         Err(_) => {
             abort(&mut slot, "the write's transaction failed").await;
             match start(&mut slot, &shared, &durable).await {
@@ -213,6 +221,14 @@ async fn start(
     sqlx::raw_sql(sql).execute(&mut *slot.conn).await?;
     slot.savepoint = Savepoint::Undo;
     Ok(done)
+}
+
+/// `SQLITE_BUSY`, whatever its extended code.
+fn busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// The slot, unless the store is closed.
