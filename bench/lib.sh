@@ -10,3 +10,6 @@ busy_pct() {
     awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
         printf "%d", 100 * (1 - (y[2] - x[2]) / (y[1] - x[1])) }'
 }
+
+# CPU ticks (user + system) a process has used so far.
+pid_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

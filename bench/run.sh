@@ -163,9 +163,8 @@ say "bare baseline on $BARE_URL, pinned to core $SERVER_CORE, answering $(wc -c 
 
 # --- load ------------------------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
-pid_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # shellcheck source=bench/lib.sh
-. "$BENCH_DIR/lib.sh" # machine_ticks, busy_pct
+. "$BENCH_DIR/lib.sh" # machine_ticks, busy_pct, pid_ticks
 children_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; } # wrk, once reaped
 
 # Waits (up to BENCH_QUIET_WAIT s) until other processes leave the cores alone.
