@@ -35,7 +35,7 @@ U=http://127.0.0.1:18097
 j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 rss() { awk '/^VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$PID/status"; }
 say() { printf '== %s\n' "$*" >&2; }
-. "$ROOT/bench/lib.sh" # pid_ticks
+. "$ROOT/bench/lib.sh" # pid_ticks, machine_ticks, steal_pct
 HZ=$(getconf CLK_TCK)
 
 # run_until FILE SCRIPT URL OUT: wrk until its script writes FILE (wrk runs for its whole -d
@@ -140,23 +140,24 @@ good() {
     echo "broken run: ${1:-no result from wrk}; the server answered $((vb - va)) valid and $((ob - oa)) other verdicts" >&2
     return 1
 }
-# rate FILE: one round over FILE's keys; prints "req/s p99_us busy_pct" (the server's share of
-# its core: below ~95 % the load generator, not the server, set the rate), nothing if the run
-# was broken.
+# rate FILE: one round over FILE's keys; prints "req/s p99_us busy_pct steal_pct" (busy: the
+# server's share of its core; below ~95 % the load generator, not the server, set the rate;
+# steal: the hypervisor's, see bench/lib.sh), nothing if the run was broken.
 rate() {
-    local v0 line s0 s1
-    v0=$(verdicts); s0=$(pid_ticks "$PID")
+    local v0 line s0 s1 m0
+    v0=$(verdicts); s0=$(pid_ticks "$PID"); m0=$(machine_ticks)
     line=$(taskset -c 1 wrk -t1 -c32 -d"${ROUND}s" -s "$ROOT/bench/authenticate.lua" "$U/v1/authenticate" -- auth "$1" "$TOK" | grep '^BENCH ')
     s1=$(pid_ticks "$PID")
+    local steal; steal=$(steal_pct "$m0" "$(machine_ticks)")
     good "$line" "$v0" && sed -n 's/^BENCH .* rps=\([0-9]*\) .*p99_us=\([0-9]*\) .*/\1 \2/p' <<<"$line" |
-        awk -v d=$((s1 - s0)) -v hz="$HZ" -v t="$ROUND" '{ printf "%s %s %.0f\n", $1, $2, 100 * d / (hz * t) }'
+        awk -v d=$((s1 - s0)) -v hz="$HZ" -v t="$ROUND" -v st="$steal" '{ printf "%s %s %.0f %s\n", $1, $2, 100 * d / (hz * t), st }'
 }
 HOT=(); ALL=()
 for i in $(seq "$ROUNDS"); do
-    read -r r p b < <(rate hot); [ -n "$r" ] || exit 1
-    HOT+=("$r"); say "round $i, 1,000 keys: $r req/s, p99 ${p} us, server busy ${b} %"
-    read -r r p b < <(rate all); [ -n "$r" ] || exit 1
-    ALL+=("$r"); say "round $i, $N keys: $r req/s, p99 ${p} us, server busy ${b} %"
+    read -r r p b st < <(rate hot); [ -n "$r" ] || exit 1
+    HOT+=("$r"); say "round $i, 1,000 keys: $r req/s, p99 ${p} us, server busy ${b} %, steal ${st} %"
+    read -r r p b st < <(rate all); [ -n "$r" ] || exit 1
+    ALL+=("$r"); say "round $i, $N keys: $r req/s, p99 ${p} us, server busy ${b} %, steal ${st} %"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 H=$(median "${HOT[@]}"); A=$(median "${ALL[@]}")

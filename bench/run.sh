@@ -202,7 +202,8 @@ run_wrk() {
             machine = n * 100 * (1 - (b[2] - a[2]) / (b[1] - a[1]));
             server = (s1 - s0) / hz / (t1 - t0) * 100; wrk = (c1 - c0) / hz / (t1 - t0) * 100;
             other = machine - server - wrk; if (other < 0) other = 0;
-            printf "CPU server=%.0f wrk=%.0f other=%.0f\n", server, wrk, other
+            steal = (b[1] > a[1]) ? 100 * (b[3] - a[3]) / (b[1] - a[1]) : 0;
+            printf "CPU server=%.0f wrk=%.0f other=%.0f steal=%.0f\n", server, wrk, other, steal
         }' >>"$TMP/wrk-$name.txt"
     if [ -n "$v0" ]; then
         read -r va oa <<<"$v0"; read -r vb ob <<<"$(python3 "$BENCH_DIR/verdicts.py" "$URL")"
@@ -294,7 +295,7 @@ aggregate() {
         for f in bad_status invalid socket_errors; do
             printf ' %s=%s' "$f" "$(for x in "${files[@]}"; do sed -n "s/^BENCH .*[ ]$f=\([0-9]*\).*/\1/p" "$x"; done | awk '{ s += $1 } END { print s + 0 }')"
         done
-        printf '\nCPU server=%s wrk=%s other=%s\n' "$(pick CPU server)" "$(pick CPU wrk)" "$(pick CPU other)"
+        printf '\nCPU server=%s wrk=%s other=%s steal=%s\n' "$(pick CPU server)" "$(pick CPU wrk)" "$(pick CPU other)" "$(pick CPU steal)"
     } >"$TMP/wrk-$name.txt"
 }
 for t in "${TARGETS[@]}"; do aggregate "$t"; done
@@ -313,14 +314,14 @@ echo "binary: ${BENCH_BIN:-target/release/latchkey} built $BUILT; $REV"
 echo "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)); servers on core $SERVER_CORE, wrk -t$THREADS -c$CONNS on core $LOAD_CORE; $ROUNDS alternating rounds of ${ROUND}s per target"
 WARM_NOTE=""; [ "$WARMUP" != 0 ] && WARM_NOTE=", then a ${WARMUP}s wrk warm-up"
 echo "SQLite, $KEYS keys seeded in ${SEED_S}s, log level $LOG_LEVEL, warm cache (every key verified once after seeding$WARM_NOTE)"
-echo "server_cpu: % of one core; us/req: the server's CPU per request; other: processes outside this benchmark"
+echo "server_cpu: % of one core; us/req: the server's CPU per request; other: processes outside this benchmark; steal: the hypervisor's (median of the rounds)"
 echo
-printf '%-10s %10s %8s %8s %8s %11s %8s %8s %10s\n' target req/s p50_ms p90_ms p99_ms server_cpu us/req wrk_cpu other_cpu
+printf '%-10s %10s %8s %8s %8s %11s %8s %8s %10s %6s\n' target req/s p50_ms p90_ms p99_ms server_cpu us/req wrk_cpu other_cpu steal
 for r in "${TARGETS[@]}"; do
-    printf '%-10s %10s %8s %8s %8s %10s%% %8s %7s%% %9s%%\n' "$r" "$(field "$r" rps)" \
+    printf '%-10s %10s %8s %8s %8s %10s%% %8s %7s%% %9s%% %5s%%\n' "$r" "$(field "$r" rps)" \
         "$(ms "$(field "$r" p50_us)")" "$(ms "$(field "$r" p90_us)")" "$(ms "$(field "$r" p99_us)")" \
         "$(cpu "$r" server)" "$(awk -v c="$(cpu "$r" server)" -v r="$(field "$r" rps)" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e4 / r : 0) }')" \
-        "$(cpu "$r" wrk)" "$(cpu "$r" other)"
+        "$(cpu "$r" wrk)" "$(cpu "$r" other)" "$(cpu "$r" steal)"
 done
 echo
 MET=1

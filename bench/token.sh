@@ -27,6 +27,7 @@ CONNS=${BENCH_CONNECTIONS:-16}
 ALGS=${BENCH_ALGS:-RS512 RS256 ES256 EdDSA}
 
 say() { printf '\n== %s\n' "$*" >&2; }
+. "$BENCH_DIR/lib.sh" # machine_ticks, steal_pct
 for tool in wrk taskset python3 curl; do
     command -v "$tool" >/dev/null || { echo "$tool is needed (wrk: apt-get install wrk)" >&2; exit 1; }
 done
@@ -103,12 +104,16 @@ LUA
     EP=() RAW=() P50=() P99=()
     for round in $(seq 1 "$ROUNDS"); do
         say "$ALG round $round: /oauth/token for ${DURATION}s (wrk on core 1)"
+        M0=$(machine_ticks)
         OUT=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$TMP/token-$ALG.lua" "$URL/oauth/token" | grep RESULT)
         read -r _ REQS ERRS LAT50 LAT99 <<<"$OUT"
         [ "$ERRS" = 0 ] || { echo "$ERRS failed requests" >&2; tail -5 "$TMP/server.log" >&2; exit 1; }
         EP+=("$(python3 -c "print($REQS / $DURATION)")") P50+=("$LAT50") P99+=("$LAT99")
+        echo "   endpoint ${EP[-1]}/s, p99 ${LAT99}us, steal $(steal_pct "$M0" "$(machine_ticks)") %" >&2
         say "$ALG round $round: raw signing for ${DURATION}s (core 0, server idle)"
+        M0=$(machine_ticks)
         RAW+=("$(taskset -c 0 "$SIGN" "$ALG" "$DURATION")")
+        echo "   raw ${RAW[-1]}/s, steal $(steal_pct "$M0" "$(machine_ticks)") %" >&2
     done
     E=$(median "${EP[@]}"); R=$(median "${RAW[@]}")
     printf '%-6s %14s %14s %7s %7sus %7sus\n' "$ALG" "$E" "$R" "$(python3 -c "print(f'{$E / $R:.2f}')")" \

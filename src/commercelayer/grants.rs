@@ -4,7 +4,7 @@
 //! rotated-out refresh token presented again, revokes the whole grant (OAuth 2.1).
 
 use axum::{
-    http::{StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -14,7 +14,7 @@ use super::{
     CommerceLayer,
     authorize::SECRET_LEN,
     model::{Scope, WEBAPP},
-    oauth::{Params, TokenResponse, client_event, invalid_grant, invalid_request, oauth_error},
+    oauth::{Params, client_event, invalid_grant, invalid_request, oauth_error},
     store::{AuthorizationKey, AuthorizationRow, RefreshRow},
     verify::{LiveClient, OwnerClaim},
 };
@@ -184,7 +184,7 @@ impl CommerceLayer {
         let token = self
             .issue_access_token(&client, confidential, &scope, &params.headers, Some(&grant))
             .await?;
-        Ok(grant_response(token, &refresh, &grant))
+        Ok(token.with_grant(&refresh, &grant).into_response())
     }
 
     /// `grant_type=refresh_token`: rotates the refresh token.
@@ -257,7 +257,7 @@ impl CommerceLayer {
         let token = self
             .issue_access_token(&client, confidential, &scope, &params.headers, Some(&grant))
             .await?;
-        Ok(grant_response(token, &next, &grant))
+        Ok(token.with_grant(&next, &grant).into_response())
     }
 
     /// What introspection says of a refresh token that is still usable, and its
@@ -326,20 +326,4 @@ impl CommerceLayer {
             None => Ok(false),
         }
     }
-}
-
-/// The token response of a grant with an owner: `refresh_token`, `owner_id`, `owner_type`.
-fn grant_response(token: TokenResponse, refresh: &SecretString, grant: &Grant) -> Response {
-    let mut body = serde_json::to_value(&token).unwrap_or_else(|_| json!({}));
-    body["refresh_token"] = json!(refresh.expose_secret());
-    body["owner_id"] = json!(grant.owner_id);
-    body["owner_type"] = json!(grant.owner_type);
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        axum::Json(body),
-    )
-        .into_response()
 }

@@ -15,10 +15,12 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use zeroize::Zeroizing;
 
 use super::{
     CommerceLayer,
@@ -28,10 +30,7 @@ use super::{
 };
 use crate::kernel::limits::client_key;
 use crate::{
-    crypto::{
-        jwt::decode_header,
-        secret::{random_base62, random_bytes},
-    },
+    crypto::{jwt::decode_header, secret::random_bytes},
     kernel::{
         CoreError, RequestMeta,
         audit::{self, Event},
@@ -192,7 +191,9 @@ struct OAuthTokenParam {
 
 /// The parameters of a token or revocation request, from a JSON or a form body.
 pub struct Params {
-    values: HashMap<String, String>,
+    /// Name and value, in the order sent; values are zeroed when dropped (they hold client
+    /// secrets, codes and refresh tokens).
+    values: Vec<(String, Zeroizing<String>)>,
     /// HTTP Basic client credentials, when sent.
     basic: Option<(String, SecretString)>,
     /// An `Authorization: Bearer` token (introspection by a management token).
@@ -227,7 +228,7 @@ impl<St: Send + Sync> FromRequest<St> for Params {
             Some(Some(Authorization::Basic(credentials))) => {
                 // RFC 6749 §2.3.1: both halves are form-encoded before Basic encoding.
                 let decode = |s: &str| {
-                    let query = zeroize::Zeroizing::new(format!("x={s}"));
+                    let query = Zeroizing::new(format!("x={s}"));
                     form_urlencoded::parse(query.as_bytes())
                         .next()
                         .map(|(_, v)| v.into_owned())
@@ -257,41 +258,29 @@ impl<St: Send + Sync> FromRequest<St> for Params {
                 invalid_request("The request body could not be read")
             }
         })?;
-        let mut values = HashMap::new();
+        let mut values = Vec::new();
         match content_type.as_str() {
             "application/x-www-form-urlencoded" => {
                 for (k, v) in form_urlencoded::parse(&bytes) {
-                    if values.len() >= MAX_PARAMS {
-                        return Err(invalid_request("Too many parameters").into());
-                    }
-                    if values
-                        .insert(k.clone().into_owned(), v.into_owned())
-                        .is_some()
-                    {
-                        // RFC 6749 §3.2: parameters must not be repeated.
-                        return Err(invalid_request(format!("{} is repeated", short(&k))).into());
-                    }
+                    push_param(&mut values, k.into_owned(), v.into_owned())?;
                 }
             }
             "application/json" | "application/vnd.api+json" => {
-                let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&bytes) else {
-                    return Err(invalid_request("The body must be a JSON object").into());
-                };
-                if map.len() > MAX_PARAMS {
-                    return Err(invalid_request("Too many parameters").into());
+                let mut failed = None;
+                let mut de = serde_json::Deserializer::from_slice(&bytes);
+                let parsed = serde::de::DeserializeSeed::deserialize(
+                    JsonParams {
+                        values: &mut values,
+                        failed: &mut failed,
+                    },
+                    &mut de,
+                )
+                .and_then(|()| de.end());
+                if let Some(e) = failed {
+                    return Err(e.into());
                 }
-                for (k, v) in map {
-                    match v {
-                        Value::String(s) => {
-                            values.insert(k, s);
-                        }
-                        Value::Null => {}
-                        _ => {
-                            return Err(
-                                invalid_request(format!("{} must be a string", short(&k))).into()
-                            );
-                        }
-                    }
+                if parsed.is_err() {
+                    return Err(invalid_request("The body must be a JSON object").into());
                 }
             }
             _ => {
@@ -311,6 +300,70 @@ impl<St: Send + Sync> FromRequest<St> for Params {
     }
 }
 
+/// Adds one parameter: at most [`MAX_PARAMS`], each once (RFC 6749 §3.2).
+fn push_param(
+    values: &mut Vec<(String, Zeroizing<String>)>,
+    name: String,
+    value: String,
+) -> std::result::Result<(), ApiError> {
+    let value = Zeroizing::new(value);
+    if values.len() >= MAX_PARAMS {
+        return Err(invalid_request("Too many parameters"));
+    }
+    if values.iter().any(|(n, _)| *n == name) {
+        return Err(invalid_request(format!("{} is repeated", short(&name))));
+    }
+    values.push((name, value));
+    Ok(())
+}
+
+/// Reads a JSON object of string (or null) parameters straight into the list, without an
+/// intermediate `Value`. A rule broken on the way is left in `failed`.
+struct JsonParams<'a> {
+    values: &'a mut Vec<(String, Zeroizing<String>)>,
+    failed: &'a mut Option<ApiError>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonParams<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonParams<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of string parameters")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        use serde::de::Error as _;
+        while let Some(name) = map.next_key::<String>()? {
+            let Ok(value) = map.next_value::<Option<String>>() else {
+                *self.failed = Some(invalid_request(format!(
+                    "{} must be a string",
+                    short(&name)
+                )));
+                return Err(A::Error::custom("not a string"));
+            };
+            // A null is a parameter not sent.
+            if let Some(value) = value
+                && let Err(e) = push_param(self.values, name, value)
+            {
+                *self.failed = Some(e);
+                return Err(A::Error::custom("invalid parameters"));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn short(s: &str) -> String {
     s.chars().take(64).collect()
 }
@@ -318,8 +371,9 @@ fn short(s: &str) -> String {
 impl Params {
     pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.values
-            .get(name)
-            .map(String::as_str)
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
             .filter(|s| !s.is_empty())
     }
 
@@ -368,8 +422,9 @@ pub(super) fn client_event<'a>(
     }
 }
 
-/// The token endpoint's answer.
-#[derive(Serialize, utoipa::ToSchema)]
+/// The token endpoint's answer. A grant with an owner (`authorization_code`,
+/// `refresh_token`) adds the rotated refresh token and the owner.
+#[derive(utoipa::ToSchema)]
 pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
@@ -377,6 +432,61 @@ pub struct TokenResponse {
     scope: String,
     /// Epoch seconds.
     created_at: i64,
+    /// The next refresh token (authorization_code and refresh_token grants).
+    #[schema(nullable = false)]
+    refresh_token: Option<String>,
+    /// The user or customer the token acts for.
+    #[schema(nullable = false)]
+    owner_id: Option<String>,
+    #[schema(nullable = false)]
+    owner_type: Option<String>,
+}
+
+impl TokenResponse {
+    /// The answer of a grant with an owner, and its next refresh token.
+    pub(super) fn with_grant(self, refresh: &SecretString, grant: &Grant) -> Self {
+        Self {
+            refresh_token: Some(refresh.expose_secret().to_owned()),
+            owner_id: Some(grant.owner_id.clone()),
+            owner_type: Some(grant.owner_type.clone()),
+            ..self
+        }
+    }
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        use std::fmt::Write as _;
+        // The access token is a compact JWT, base64url parts and dots: nothing in it needs
+        // escaping, and at ~600 bytes it is most of the answer, so it is copied, not scanned.
+        debug_assert!(
+            self.access_token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        );
+        let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let mut body = String::with_capacity(self.access_token.len() + 256);
+        let _ = write!(
+            body,
+            r#"{{"access_token":"{}","token_type":"{}","expires_in":{},"scope":{},"created_at":{}"#,
+            self.access_token,
+            self.token_type,
+            self.expires_in,
+            quoted(&self.scope),
+            self.created_at
+        );
+        for (name, value) in [
+            ("refresh_token", &self.refresh_token),
+            ("owner_id", &self.owner_id),
+            ("owner_type", &self.owner_type),
+        ] {
+            if let Some(value) = value {
+                let _ = write!(body, r#","{name}":{}"#, quoted(value));
+            }
+        }
+        body.push('}');
+        no_store(([(header::CONTENT_TYPE, "application/json")], body))
+    }
 }
 
 /// `Cache-Control: no-store`, as RFC 6749 §5.1 asks of every answer that holds a token.
@@ -478,7 +588,7 @@ impl CommerceLayer {
         let token = self
             .issue_access_token(&client, confidential, &scope, &params.headers, None)
             .await?;
-        Ok(no_store(axum::Json(token)))
+        Ok(token.into_response())
     }
 
     /// Signs an access token for `client` with its organization's algorithm; `grant` when
@@ -492,7 +602,10 @@ impl CommerceLayer {
         grant: Option<&Grant>,
     ) -> std::result::Result<TokenResponse, ApiError> {
         let now = now_ms() / 1000;
-        let rand = u64::from_le_bytes(random_bytes::<8>()?) >> 11;
+        // One draw of randomness: 16 bytes name the token (`jti`), 8 make `rand`.
+        let random = random_bytes::<24>()?;
+        let (id, rand) = random.split_at(16);
+        let rand = u64::from_le_bytes(rand.try_into().unwrap_or_default()) >> 11;
         let claims = AccessClaims {
             // Provisioning tokens name their client as `user` and no organization.
             organization: (client.kind != USER_KIND).then(|| OrganizationClaim {
@@ -519,7 +632,7 @@ impl CommerceLayer {
             // 53 random bits as a float in [0, 1), as Commerce Layer's `rand`.
             #[allow(clippy::cast_precision_loss)]
             rand: rand as f64 / (1u64 << 53) as f64,
-            jti: random_base62(22)?,
+            jti: URL_SAFE_NO_PAD.encode(id),
             owner: grant.map(Grant::owner_claim),
             sid: grant.map(|g| g.id.clone()),
         };
@@ -530,6 +643,9 @@ impl CommerceLayer {
             expires_in: client.expires_in,
             scope: claims.scope,
             created_at: now,
+            refresh_token: None,
+            owner_id: None,
+            owner_type: None,
         })
     }
 }

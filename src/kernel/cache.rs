@@ -37,8 +37,9 @@ const MAX_AGE_MS: u64 = 10 * 60 * 1000;
 const TOMBSTONE_AGE: Duration = Duration::from_secs(20 * 60);
 /// Tombstones kept at most (revocations are authenticated writes; this is generous).
 const MAX_TOMBSTONES: usize = 1_000_000;
-/// Bytes counted per entry on top of its id and value (the map's own bookkeeping).
-const ENTRY_OVERHEAD: usize = 96;
+/// Bytes counted per entry on top of its value and any heap id: the map's slot (an inline
+/// id included) and its bookkeeping.
+const ENTRY_OVERHEAD: usize = 112;
 /// How stale the revocation feed may be before cached live entries stop counting (it is
 /// read every 200 ms).
 const FEED_MAX_AGE_MS: u64 = 1_000;
@@ -89,6 +90,68 @@ impl FeedClock {
     }
 }
 
+/// Bytes of an id kept in the map's own slot: every id Latchkey makes fits (a UUID is 36).
+const INLINE_ID: usize = 38;
+
+/// An id as a cache key. Kept in the slot itself up to [`INLINE_ID`] bytes, so a hit reads
+/// no other memory for the key (with 1,000,000 keys cached, each such read is a cache and
+/// TLB miss); longer ids go to the heap. Hashes and compares as its bytes (`[u8]`), so the
+/// maps are searched with `id.as_bytes()`.
+#[derive(Clone)]
+enum Id {
+    Inline(u8, [u8; INLINE_ID]),
+    Heap(Box<[u8]>),
+}
+
+impl Id {
+    fn new(id: &str) -> Self {
+        let bytes = id.as_bytes();
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE_ID => {
+                let mut inline = [0; INLINE_ID];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                Self::Inline(len, inline)
+            }
+            _ => Self::Heap(bytes.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Self::Heap(bytes) => bytes,
+        }
+    }
+
+    /// Heap bytes beyond the slot.
+    fn heap_len(&self) -> usize {
+        match self {
+            Self::Inline(..) => 0,
+            Self::Heap(bytes) => bytes.len(),
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Id {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Id {}
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
 /// A cached answer and when it was read from the store ([`ticks`]).
 struct Entry<T> {
     live: Option<Arc<T>>,
@@ -113,24 +176,24 @@ impl<T> Clone for Entry<T> {
 #[derive(Clone, Copy)]
 struct ByWeight;
 
-impl<T: Weigh> quick_cache::Weighter<String, Entry<T>> for ByWeight {
-    fn weight(&self, id: &String, entry: &Entry<T>) -> u64 {
+impl<T: Weigh> quick_cache::Weighter<Id, Entry<T>> for ByWeight {
+    fn weight(&self, id: &Id, entry: &Entry<T>) -> u64 {
         let value = entry.live.as_ref().map_or(0, |v| v.weight());
-        u64::try_from(ENTRY_OVERHEAD + id.len() + value).unwrap_or(u64::MAX)
+        u64::try_from(ENTRY_OVERHEAD + id.heap_len() + value).unwrap_or(u64::MAX)
     }
 }
 
 /// A cache of live-or-revoked ids of one kind (`gateway_credential`, `api_key`, …).
 pub struct LiveCache<T> {
     kind: &'static str,
-    live: Arc<quick_cache::sync::Cache<String, Entry<T>, ByWeight>>,
+    live: Arc<quick_cache::sync::Cache<Id, Entry<T>, ByWeight>>,
     /// Revoked ids, and when.
-    revoked: Arc<quick_cache::sync::Cache<String, Instant>>,
+    revoked: Arc<quick_cache::sync::Cache<Id, Instant>>,
     /// Ids that changed, and when ([`ticks`]): an entry loaded before that is stale.
-    changed: Arc<quick_cache::sync::Cache<String, u64>>,
+    changed: Arc<quick_cache::sync::Cache<Id, u64>>,
     /// Ids the store did not know, and when they were read ([`ticks`]): kept apart from the
     /// live entries, so a flood of made-up ids takes no room from them.
-    unknown: Arc<quick_cache::sync::Cache<String, u64>>,
+    unknown: Arc<quick_cache::sync::Cache<Id, u64>>,
     feed: Arc<FeedClock>,
 }
 
@@ -171,7 +234,7 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
 
     fn is_revoked(&self, id: &str) -> bool {
         self.revoked
-            .get(id)
+            .get(id.as_bytes())
             .is_some_and(|at| at.elapsed() < TOMBSTONE_AGE)
     }
 
@@ -186,14 +249,14 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
         // hit needs no look at the tombstones.
         let now = ticks();
         if self.feed.is_current_at(now) {
-            if let Some(entry) = self.live.get(id)
+            if let Some(entry) = self.live.get(id.as_bytes())
                 && entry.is_fresh(now)
             {
                 return Ok(entry.live);
             }
             if self
                 .unknown
-                .get(id)
+                .get(id.as_bytes())
                 .is_some_and(|at| now.saturating_sub(at) < MAX_AGE_MS)
             {
                 return Ok(None);
@@ -215,15 +278,16 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
             // What is cached may have been revoked elsewhere: ask the store, keep nothing.
             metrics::counter!("latchkey_cache_loads_total", "cache" => self.kind, "why" => "feed_stale")
                 .increment(1);
-            self.live.remove(id);
+            self.live.remove(id.as_bytes());
             let loaded = load().await?.map(Arc::new);
             return Ok(loaded.filter(|_| !self.is_revoked(id)));
         }
         // Absent, or older than MAX_AGE: read the store (once, for every waiting caller).
-        self.live.remove_if(id, |entry| !entry.is_fresh(ticks()));
+        self.live
+            .remove_if(id.as_bytes(), |entry| !entry.is_fresh(ticks()));
         let entry = self
             .live
-            .get_or_insert_async(id, async {
+            .get_or_insert_async(&Id::new(id), async {
                 // Stamped when the read begins: what changed after that may be missing.
                 let loaded_at = ticks();
                 metrics::counter!("latchkey_cache_loads_total", "cache" => self.kind, "why" => "absent")
@@ -235,27 +299,36 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
             })
             .await?;
         // A change that landed while the store was read: answer this caller, keep nothing.
-        if let Some(at) = self.changed.get(id)
+        if let Some(at) = self.changed.get(id.as_bytes())
             && at >= entry.loaded_at
         {
-            self.live.remove_if(id, |e| e.loaded_at <= at);
+            self.live.remove_if(id.as_bytes(), |e| e.loaded_at <= at);
         }
         // A revocation that landed while the store was read wins, and the stale entry goes:
         // either this check sees the tombstone, or the tombstone was written after the entry
         // was, and `tombstone` removed it.
         if self.is_revoked(id) {
-            self.live.remove(id);
+            self.live.remove(id.as_bytes());
             return Ok(None);
         }
         // An unknown id moves to its own, separately bounded map (unless it changed since).
-        if entry.live.is_none() && self.live.remove_if(id, |e| e.live.is_none()).is_some() {
-            let changed = || self.changed.get(id).is_some_and(|at| at >= entry.loaded_at);
+        if entry.live.is_none()
+            && self
+                .live
+                .remove_if(id.as_bytes(), |e| e.live.is_none())
+                .is_some()
+        {
+            let changed = || {
+                self.changed
+                    .get(id.as_bytes())
+                    .is_some_and(|at| at >= entry.loaded_at)
+            };
             if !changed() {
-                self.unknown.insert(id.to_owned(), entry.loaded_at);
+                self.unknown.insert(Id::new(id), entry.loaded_at);
                 // A change marked between the check and the insert: `refresh` may have run
                 // before the insert, so look again (as for live entries).
                 if changed() {
-                    self.unknown.remove(id);
+                    self.unknown.remove(id.as_bytes());
                 }
             }
         }
@@ -271,21 +344,21 @@ impl<T: Weigh + Send + Sync + 'static> LiveCache<T> {
     /// Drops what is cached for `id`, which changed, so it is read again. (A reader that
     /// began loading before this sees the mark after putting its entry in, and removes it.)
     fn refresh(&self, id: &str) {
-        self.changed.insert(id.to_owned(), ticks());
-        self.live.remove(id);
-        self.unknown.remove(id);
+        self.changed.insert(Id::new(id), ticks());
+        self.live.remove(id.as_bytes());
+        self.unknown.remove(id.as_bytes());
     }
 
     /// Marks `id` revoked and drops its live entry. (A reader that loaded the row before
     /// this checks the tombstone after putting its entry in, and removes it.)
     fn tombstone(&self, id: &str) {
-        self.revoked.insert(id.to_owned(), Instant::now());
-        self.live.remove(id);
+        self.revoked.insert(Id::new(id), Instant::now());
+        self.live.remove(id.as_bytes());
     }
 
     #[cfg(test)]
     pub(crate) fn holds(&self, id: &str) -> bool {
-        self.live.contains_key(id)
+        self.live.contains_key(id.as_bytes())
     }
 }
 
@@ -479,6 +552,36 @@ mod tests {
             cached <= 120,
             "{cached} one-hit ids kept: the bound does not hold"
         );
+    }
+
+    #[tokio::test]
+    async fn ids_short_and_long_are_cached_apart() {
+        let (c, _) = cache(1 << 20);
+        let reads = AtomicUsize::new(0);
+        let long = "k".repeat(INLINE_ID + 1);
+        let edge = "k".repeat(INLINE_ID);
+        for (i, id) in [long.as_str(), edge.as_str(), "k", ""]
+            .into_iter()
+            .enumerate()
+        {
+            for _ in 0..2 {
+                let got = c
+                    .get(id, || async {
+                        reads.fetch_add(1, Ordering::SeqCst);
+                        Ok(Some(Live(u32::try_from(i).unwrap())))
+                    })
+                    .await
+                    .unwrap()
+                    .map(|l| l.0);
+                assert_eq!(got, Some(u32::try_from(i).unwrap()), "{id}");
+            }
+            assert!(c.holds(id));
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 4, "each id read once");
+        c.tombstone(&long);
+        assert!(!c.holds(&long) && c.holds(&edge));
+        assert!(matches!(Id::new(&long), Id::Heap(_)));
+        assert!(matches!(Id::new(&edge), Id::Inline(..)));
     }
 
     #[tokio::test]

@@ -1188,6 +1188,88 @@ async fn client_credentials_tokens_verify(app: TestApp) {
         (res.status, res.body["error"].clone()),
         (StatusCode::BAD_REQUEST, json!("invalid_request"))
     );
+    // Bodies that break the parameter rules, JSON and form alike: each is named.
+    let too_many = (0..33)
+        .map(|i| format!("p{i}=x"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let too_many_json = format!(
+        "{{{}}}",
+        (0..33)
+            .map(|i| format!("\"p{i}\":\"x\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let bodies = [
+        (
+            "application/json",
+            r#"{"grant_type":"client_credentials","scope":5}"#.to_owned(),
+            "scope must be a string",
+        ),
+        (
+            "application/json",
+            r#"{"grant_type":"client_credentials","grant_type":"refresh_token"}"#.to_owned(),
+            "grant_type is repeated",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "grant_type=client_credentials&client_id=a&client_id=b".to_owned(),
+            "client_id is repeated",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            too_many,
+            "Too many parameters",
+        ),
+        ("application/json", too_many_json, "Too many parameters"),
+        (
+            "application/json",
+            r#"["grant_type"]"#.to_owned(),
+            "The body must be a JSON object",
+        ),
+        (
+            "application/json",
+            r#"{"grant_type":"client_credentials"} x"#.to_owned(),
+            "The body must be a JSON object",
+        ),
+        (
+            "application/json",
+            r#"{"grant_type":"client_credentials""#.to_owned(),
+            "The body must be a JSON object",
+        ),
+    ];
+    for (media_type, body, message) in bodies {
+        let res = app
+            .raw(Method::POST, "/oauth/token")
+            .content_type(media_type)
+            .body(body.clone())
+            .send()
+            .await;
+        assert_eq!(
+            (
+                res.status,
+                res.body["error"].clone(),
+                res.body["error_description"].clone()
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                json!("invalid_request"),
+                json!(message)
+            ),
+            "{body}"
+        );
+    }
+    // A null is a parameter not sent.
+    let res = app
+        .raw(Method::POST, "/oauth/token")
+        .content_type("application/json")
+        .body(
+            json!({ "grant_type": "client_credentials", "client_id": shop_id, "scope": null })
+                .to_string(),
+        )
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     // Also labelled JSON:API, as the Provisioning docs send it.
     let res = app
         .raw(Method::POST, "/oauth/token")
