@@ -512,10 +512,7 @@ impl CommerceLayer {
         let (client_id, secret) = params.client()?;
         let client = self.live_client(&client_id).await?;
         let ok = match (&client, &secret) {
-            (Some(c), Some(s)) => c
-                .secret_hash
-                .as_ref()
-                .is_some_and(|h| self.kernel.secret_matches(s.expose_secret(), h)),
+            (Some(c), Some(s)) => c.secret_matches(&self.kernel, s.expose_secret()),
             (Some(c), None) => !c.confidential,
             (None, _) => false,
         };

@@ -7,14 +7,15 @@
 //! while its `jti` is not on the revocation list (`/oauth/revoke`). Both answers come from
 //! caches: a token's first verification on a node reads the list once.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use super::{CommerceLayer, store::ClientRow};
-use crate::crypto::jwt::JwtAlgorithm;
+use crate::crypto::{jwt::JwtAlgorithm, secrets_equal};
 use crate::kernel::{
-    Result,
+    Kernel, Result,
     issuer::{Issued, SERVER},
     verify::{BoxFuture, CredentialPrincipal, Presented, Verification, Verifier},
 };
@@ -39,6 +40,27 @@ pub struct LiveClient {
     pub algorithm: JwtAlgorithm,
     /// A provisioning client's role on the Provisioning API.
     pub access_role: Option<String>,
+    /// The secret once it matched `secret_hash`, zeroed when dropped: later requests compare
+    /// it in constant time instead of hashing again (as Sunshine keys' secrets are compared
+    /// from memory). A changed client is a new `LiveClient`.
+    verified_secret: OnceLock<Zeroizing<String>>,
+}
+
+impl LiveClient {
+    /// Whether `secret` is this client's.
+    pub fn secret_matches(&self, kernel: &Kernel, secret: &str) -> bool {
+        if let Some(known) = self.verified_secret.get() {
+            return secrets_equal(known.as_bytes(), secret.as_bytes());
+        }
+        let matches = self
+            .secret_hash
+            .as_ref()
+            .is_some_and(|hash| kernel.secret_matches(secret, hash));
+        if matches {
+            let _ = self.verified_secret.set(Zeroizing::new(secret.to_owned()));
+        }
+        matches
+    }
 }
 
 impl std::fmt::Debug for LiveClient {
@@ -68,6 +90,7 @@ impl From<ClientRow> for LiveClient {
             test: r.mode == "test",
             algorithm: JwtAlgorithm::parse(&r.token_algorithm).unwrap_or(JwtAlgorithm::RS512),
             access_role: r.access_role,
+            verified_secret: OnceLock::new(),
         }
     }
 }
@@ -85,7 +108,8 @@ impl crate::kernel::Weigh for LiveClient {
             + opt(&self.redirect_uri)
             + self.secret_hash.as_ref().map_or(0, Vec::len)
             + self.scopes.len()
-            + 200
+            // and the secret, once verified
+            + 264
     }
 }
 

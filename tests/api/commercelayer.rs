@@ -1086,6 +1086,17 @@ async fn client_credentials_tokens_verify(app: TestApp) {
             StatusCode::UNAUTHORIZED,
             "invalid_client",
         ),
+        // After the right secret was accepted (and is compared from memory): near misses.
+        (
+            json!({ "grant_type": "client_credentials", "client_id": client_id, "client_secret": &secret[..secret.len() - 1] }),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            json!({ "grant_type": "client_credentials", "client_id": client_id, "client_secret": format!("{secret}x") }),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
         (
             json!({ "grant_type": "client_credentials", "client_id": client_id }),
             StatusCode::UNAUTHORIZED,
@@ -1146,6 +1157,10 @@ async fn client_credentials_tokens_verify(app: TestApp) {
             "{e}"
         );
     }
+    // The right secret still passes after the misses.
+    let (status, _) = token(&app, json!({ "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret })).await;
+    assert_eq!(status, StatusCode::OK);
+
     let res = app
         .raw(Method::POST, "/oauth/token")
         .header(
