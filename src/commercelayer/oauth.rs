@@ -344,7 +344,14 @@ impl<'de> serde::de::Visitor<'de> for JsonParams<'_> {
         mut map: A,
     ) -> std::result::Result<(), A::Error> {
         use serde::de::Error as _;
+        let mut properties = 0;
         while let Some(name) = map.next_key::<String>()? {
+            // Nulls count too: the documented bound is on the object's properties.
+            properties += 1;
+            if properties > MAX_PARAMS {
+                *self.failed = Some(invalid_request("Too many parameters"));
+                return Err(A::Error::custom("too many parameters"));
+            }
             let Ok(value) = map.next_value::<Option<String>>() else {
                 *self.failed = Some(invalid_request(format!(
                     "{} must be a string",

@@ -1215,6 +1215,13 @@ async fn client_credentials_tokens_verify(app: TestApp) {
             .collect::<Vec<_>>()
             .join(",")
     );
+    let too_many_with_nulls = format!(
+        "{{\"grant_type\":\"client_credentials\",{}}}",
+        (0..32)
+            .map(|i| format!("\"p{i}\":null"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let bodies = [
         (
             "application/json",
@@ -1237,6 +1244,11 @@ async fn client_credentials_tokens_verify(app: TestApp) {
             "Too many parameters",
         ),
         ("application/json", too_many_json, "Too many parameters"),
+        (
+            "application/json",
+            too_many_with_nulls,
+            "Too many parameters",
+        ),
         (
             "application/json",
             r#"["grant_type"]"#.to_owned(),
