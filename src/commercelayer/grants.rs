@@ -14,7 +14,8 @@ use super::{
     CommerceLayer,
     authorize::SECRET_LEN,
     model::{Scope, WEBAPP},
-    oauth::{Params, client_event, invalid_grant, invalid_request, oauth_error},
+    oauth::{client_event, invalid_grant, invalid_request, oauth_error},
+    params::Params,
     store::{AuthorizationKey, AuthorizationRow, RefreshRow},
     verify::{LiveClient, OwnerClaim},
 };

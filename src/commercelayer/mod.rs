@@ -24,6 +24,7 @@ pub mod jsonapi;
 pub mod model;
 pub mod oauth;
 pub mod objects;
+mod params;
 pub mod provisioning;
 pub mod query;
 pub mod service;
